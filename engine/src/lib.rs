@@ -1,0 +1,29 @@
+//! garnet: a Gemma 4 inference engine.
+//!
+//! ```no_run
+//! use garnet::{Engine, LoadOptions, SessionOptions, Sampling};
+//! let engine = Engine::load("path/to/checkpoint", LoadOptions::default())?;
+//! let mut session = engine.session(SessionOptions::default())?;
+//! for token in session.generate("The capital of France is", &Sampling::greedy())? {
+//!     print!("{}", token?.text);
+//! }
+//! # Ok::<(), garnet::Error>(())
+//! ```
+//!
+//! Modules, in the order a token flows through them (docs/ARCHITECTURE.md):
+//! [`config`] → [`store`] (memory-mapped safetensors) → [`weights`] (typed, validated tensors) →
+//! [`model`] (the forward pass over a [`garnet_kernels::Backend`]) with its [`kv`] cache →
+//! [`sampling`] → [`tokenizer`] / [`chat`]; [`api`] ties them into `Engine` and `Session`.
+
+pub mod api;
+pub mod chat;
+pub mod config;
+pub mod error;
+pub mod kv;
+pub mod model;
+pub mod sampling;
+pub mod store;
+pub mod tokenizer;
+pub mod weights;
+
+pub use error::{Error, Result};

@@ -1,0 +1,143 @@
+//! Typed arguments of every op, one struct per op. Shapes are in elements; all activation
+//! buffers are f32, row-major, with the last dimension contiguous.
+//!
+//! The same structs are the parameters of the WGSL and CUDA kernels (mirrored there), so they
+//! hold only plain numbers.
+
+/// `out[t, j] = table[ids[t], col_offset + j] * scale` for `j < width`: token embedding and
+/// per-layer-embedding (PLE) row gather. `table` is `[rows, row_len]`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct EmbedArgs {
+    pub tokens: usize,
+    /// Columns gathered per row.
+    pub width: usize,
+    /// First gathered column of each table row (PLE: `layer * ple_dim`).
+    pub col_offset: usize,
+    pub scale: f32,
+}
+
+/// `out[m, n] = sum_k x[m, k] * w[n, k]`: a linear layer (`x W^T`), `w` stored `[n, k]`.
+/// `m == 1` is the decode matvec; `m > 1` is the prefill GEMM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MatmulArgs {
+    pub m: usize,
+    pub n: usize,
+    pub k: usize,
+}
+
+/// RMSNorm over each of `rows` rows of `dim`: `x * (mean(x^2) + eps)^-0.5 * w`, in f32. The weight
+/// is used as-is (Gemma 4), not `1 + w`; without a weight it is the scale-free norm.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RmsNormArgs {
+    pub rows: usize,
+    pub dim: usize,
+    pub eps: f32,
+}
+
+/// Rotary position embedding in place, rotate-half layout (dim `i` pairs with `i + head_dim/2`).
+/// Token `t` is at position `pos0 + t`. Pair `i < rotary_pairs` turns by
+/// `pos * theta^(-2i / head_dim)`; pairs `rotary_pairs..head_dim/2` are left as they are.
+/// Default RoPE: `rotary_pairs = head_dim / 2`; Gemma 4's proportional RoPE on full layers:
+/// `rotary_pairs = partial_rotary_factor * head_dim / 2` (the exponent keeps the full head_dim).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct RopeArgs {
+    pub tokens: usize,
+    pub heads: usize,
+    pub head_dim: usize,
+    pub rotary_pairs: usize,
+    pub theta: f32,
+    pub pos0: usize,
+}
+
+/// Writes the keys and values of tokens at positions `pos0..pos0 + tokens` into a layer's cache,
+/// slot `pos % capacity` (a ring when `capacity` is smaller than the context: sliding layers).
+/// `k`, `v`: `[tokens, kv_dim]`; caches: `[capacity, kv_dim]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct KvWriteArgs {
+    pub tokens: usize,
+    /// `n_kv_heads * head_dim`.
+    pub kv_dim: usize,
+    pub pos0: usize,
+    pub capacity: usize,
+}
+
+/// Causal attention of `tokens` queries at positions `pos0..pos0 + tokens`.
+/// - `q`, `out`: `[tokens, n_heads, head_dim]`
+/// - `k`, `v`: the new tokens' keys/values `[tokens, n_kv_heads, head_dim]`
+/// - caches: `[capacity, n_kv_heads, head_dim]`, position `p < pos0` in slot `p % capacity`
+///
+/// The query at `p` sees keys `j <= p` with `j > p - window` when `window` is set (sliding layers:
+/// `window` keys including itself); `j < pos0` come from the cache, the rest from `k`/`v`.
+/// GQA: query head `h` uses KV head `h / (n_heads / n_kv_heads)`. Softmax in f32.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AttentionArgs {
+    pub tokens: usize,
+    pub n_heads: usize,
+    pub n_kv_heads: usize,
+    pub head_dim: usize,
+    pub pos0: usize,
+    pub capacity: usize,
+    pub window: Option<usize>,
+    pub scale: f32,
+}
+
+impl AttentionArgs {
+    /// The first past (cached) position any query of this call reads.
+    pub fn first_past(&self) -> usize {
+        match self.window {
+            Some(w) => self.pos0.saturating_sub(w.saturating_sub(1)),
+            None => 0,
+        }
+    }
+}
+
+/// `out = gelu_tanh(gate) * up` elementwise over `rows x width` (GeGLU; also the PLE gate).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GegluArgs {
+    pub rows: usize,
+    pub width: usize,
+}
+
+/// `x = cap * tanh(x / cap)` over `len` elements (final logit softcap).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct SoftcapArgs {
+    pub len: usize,
+    pub cap: f32,
+}
+
+/// `x *= factor` over `len` elements (`layer_scalar`, the router's `H^-0.5`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ScaleArgs {
+    pub len: usize,
+    pub factor: f32,
+}
+
+/// `acc = (acc + x) * scale` over `len` elements (MoE branch sum, PLE combine).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct AddArgs {
+    pub len: usize,
+    pub scale: f32,
+}
+
+/// MoE router on precomputed scores `[tokens, n_experts]`: softmax (f32), top-k by probability
+/// (descending; ties to the lower expert id), renormalise the k weights to sum 1, multiply each by
+/// `per_expert_scale[e]`. Outputs `ids [tokens, top_k]` and `weights [tokens, top_k]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RouteArgs {
+    pub tokens: usize,
+    pub n_experts: usize,
+    pub top_k: usize,
+}
+
+/// Expert FFN over the selected experts only:
+/// `out[t] = sum_j weights[t, j] * down[e] (gelu_tanh(g) * u)` with `e = ids[t, j]` and
+/// `[g | u] = gate_up[e] x[t]`. `gate_up`: `[n_experts, 2 * inter, hidden]` (first `inter` rows
+/// gate), `down`: `[n_experts, hidden, inter]`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MoeArgs {
+    pub tokens: usize,
+    pub hidden: usize,
+    pub inter: usize,
+    pub n_experts: usize,
+    pub top_k: usize,
+}

@@ -1,0 +1,33 @@
+//! The kernels' error type: what an op or a buffer operation was asked that it cannot do.
+
+/// Errors raised by backends. Shapes are validated before any kernel runs, so a wrong size is
+/// an error here, never an out-of-bounds access.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    /// A buffer or weight is smaller (or of another shape) than the op's arguments require.
+    #[error("{op}: {what}")]
+    Shape { op: &'static str, what: String },
+    /// A weight dtype the op does not implement.
+    #[error("{op}: unsupported dtype {dtype}")]
+    DType { op: &'static str, dtype: &'static str },
+    /// A host tensor whose bytes do not fit its storage.
+    #[error("tensor bytes out of range: {0}")]
+    Bounds(String),
+    /// An id (token or expert) outside its table.
+    #[error("{op}: id {id} out of range (table has {len} rows)")]
+    IdOutOfRange { op: &'static str, id: u32, len: usize },
+    /// The backend cannot run here (no device, driver error, compiled out).
+    #[error("backend {backend} unavailable: {why}")]
+    Unavailable { backend: &'static str, why: String },
+}
+
+/// Result of a kernel or buffer operation.
+pub type Result<T, E = KernelError> = std::result::Result<T, E>;
+
+/// Fails with [`KernelError::Shape`] unless `have >= need` (a buffer holds at least what an op touches).
+pub fn check_len(op: &'static str, what: &str, have: usize, need: usize) -> Result<()> {
+    if have < need {
+        return Err(KernelError::Shape { op, what: format!("{what} has {have} elements, needs {need}") });
+    }
+    Ok(())
+}

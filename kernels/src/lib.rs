@@ -1,0 +1,18 @@
+//! garnet's kernels: the [`Backend`] trait (one method per op, typed argument structs) and the
+//! CPU reference backend ([`cpu::RefCpu`]), the oracle every other backend is tested against.
+//!
+//! Layering (see docs/ARCHITECTURE.md): the engine owns *what* to compute (the Gemma forward pass);
+//! a backend owns *where and how* (buffers on a device, resident weights, one kernel per op).
+//! All activations are f32; weights keep their storage dtype ([`DType`]) and are widened inside
+//! the kernels, so a backend never needs a host copy of the model.
+
+pub mod args;
+pub mod backend;
+pub mod cpu;
+pub mod error;
+pub mod tensor;
+
+pub use args::*;
+pub use backend::Backend;
+pub use error::{KernelError, Result};
+pub use tensor::{DType, HostTensor};
