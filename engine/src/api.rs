@@ -1,1 +1,390 @@
-//! (in progress)
+//! The public API: [`Engine`] (a loaded model, shared) and [`Session`] (a conversation with its
+//! own KV cache), plus the streaming [`Generation`] iterator.
+
+use crate::chat::{format_chat, Message};
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::model::{Forward, Logits, Model, Runner};
+use crate::sampling::{Sampler, Sampling};
+use crate::store::TensorStore;
+use crate::tokenizer::{StreamDecoder, Tokenizer};
+use garnet_kernels::cpu::RefCpu;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Which backend runs the model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BackendKind {
+    /// The CPU (today: the scalar reference backend).
+    #[default]
+    Cpu,
+    /// WGSL compute shaders through wgpu (not in this build yet).
+    Wgpu,
+    /// CUDA PTX through cudarc (not in this build yet).
+    Cuda,
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "cpu" => Ok(BackendKind::Cpu),
+            "wgpu" => Ok(BackendKind::Wgpu),
+            "cuda" => Ok(BackendKind::Cuda),
+            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, wgpu, cuda)"))),
+        }
+    }
+}
+
+/// Numerical mode of a loaded model.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Precision {
+    /// As the model runs natively: f32 activations, embedding scales rounded to the weight dtype.
+    #[default]
+    Native,
+    /// HF transformers' f32 reference: f32 activations and cache, scales kept in f32.
+    Reference,
+}
+
+/// Load progress callback: (bytes made resident so far, total bytes).
+pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
+
+/// How to load a model.
+#[derive(Clone, Default)]
+pub struct LoadOptions {
+    pub backend: BackendKind,
+    pub precision: Precision,
+    /// `tokenizer.json` to use instead of the one next to the weights.
+    pub tokenizer: Option<PathBuf>,
+    /// Called as weights become resident (a progress bar for large models).
+    pub progress: Option<Progress>,
+}
+
+/// How to open a session.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionOptions {
+    /// Positions of context (prompt + generation); capped at the model's maximum.
+    pub context: usize,
+    /// Prompt tokens per forward chunk (bounds scratch memory).
+    pub prefill_chunk: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        SessionOptions { context: 4096, prefill_chunk: 512 }
+    }
+}
+
+/// Facts about a loaded checkpoint.
+#[derive(Clone, Debug)]
+pub struct ModelInfo {
+    pub path: PathBuf,
+    /// Bytes of the weights the model uses.
+    pub weight_bytes: u64,
+    /// Parameters the model uses (the PLE table included).
+    pub params: u64,
+    /// Bytes of all tensors in the checkpoint files.
+    pub file_bytes: u64,
+    pub backend: &'static str,
+}
+
+/// A loaded model. Cheap to share (`Send + Sync`); sessions share its weights.
+pub struct Engine {
+    runner: Arc<dyn Runner>,
+    tokenizer: Option<Arc<Tokenizer>>,
+    info: ModelInfo,
+}
+
+impl Engine {
+    /// Loads a checkpoint directory (or `.safetensors` file): config, memory-mapped weights checked
+    /// against the config, and `tokenizer.json` when present. O(header) on the CPU.
+    pub fn load(path: impl AsRef<Path>, opts: LoadOptions) -> Result<Engine> {
+        let path = path.as_ref();
+        let cfg = ModelConfig::load(path)?;
+        let store = TensorStore::open(path)?;
+        let (host, ple_table) = crate::weights::load(&store, &cfg)?;
+        let (mut weight_bytes, mut params) = (0u64, 0u64);
+        host.for_each(&mut |t| {
+            weight_bytes += t.nbytes() as u64;
+            params += t.numel() as u64;
+        });
+        if let Some(t) = &ple_table {
+            weight_bytes += t.nbytes() as u64;
+            params += t.numel() as u64;
+        }
+        let reference = opts.precision == Precision::Reference;
+        let mut done = 0u64;
+        let mut progress = |n: usize| {
+            done += n as u64;
+            if let Some(p) = &opts.progress {
+                p(done, weight_bytes);
+            }
+        };
+        let runner: Arc<dyn Runner> = match opts.backend {
+            BackendKind::Cpu => Arc::new(Model::new(cfg, RefCpu::new(), &host, ple_table, reference, &mut progress)?),
+            other => {
+                return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
+                    backend: if other == BackendKind::Wgpu { "wgpu" } else { "cuda" },
+                    why: "not part of this build yet".into(),
+                }))
+            }
+        };
+        let tok_path = opts.tokenizer.clone().unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
+        let tokenizer = match (tok_path.exists(), opts.tokenizer.is_some()) {
+            (true, _) | (false, true) => Some(Arc::new(Tokenizer::from_file(&tok_path)?)),
+            (false, false) => None,
+        };
+        let info = ModelInfo {
+            path: path.to_path_buf(),
+            weight_bytes,
+            params,
+            file_bytes: store.total_bytes(),
+            backend: runner.backend_name(),
+        };
+        Ok(Engine { runner, tokenizer, info })
+    }
+
+    /// The resolved model configuration.
+    pub fn config(&self) -> &ModelConfig {
+        self.runner.config()
+    }
+
+    /// The tokenizer, if the checkpoint has one.
+    pub fn tokenizer(&self) -> Option<&Tokenizer> {
+        self.tokenizer.as_deref()
+    }
+
+    /// Sizes and backend of the loaded model.
+    pub fn info(&self) -> &ModelInfo {
+        &self.info
+    }
+
+    /// A new session with its own KV cache.
+    pub fn session(&self, opts: SessionOptions) -> Result<Session> {
+        let max = self.config().max_position_embeddings;
+        if opts.context == 0 || opts.prefill_chunk == 0 {
+            return Err(Error::Invalid("context and prefill_chunk must be positive".into()));
+        }
+        if opts.context > max {
+            return Err(Error::Invalid(format!("context {} exceeds the model's maximum {max}", opts.context)));
+        }
+        let context = opts.context;
+        let fwd = self.runner.clone().new_state(context, opts.prefill_chunk.min(context))?;
+        Ok(Session {
+            fwd,
+            runner: self.runner.clone(),
+            tokenizer: self.tokenizer.clone(),
+            context,
+            history: vec![],
+            pending: None,
+        })
+    }
+}
+
+fn dir_of(path: &Path) -> &Path {
+    if path.is_dir() {
+        path
+    } else {
+        path.parent().unwrap_or(Path::new("."))
+    }
+}
+
+/// A conversation with the model: its KV cache and the tokens consumed so far.
+pub struct Session {
+    fwd: Box<dyn Forward>,
+    runner: Arc<dyn Runner>,
+    tokenizer: Option<Arc<Tokenizer>>,
+    context: usize,
+    history: Vec<u32>,
+    /// A generated token not yet run through the model (it ended a generation).
+    pending: Option<u32>,
+}
+
+impl Session {
+    /// Positions this session can hold.
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    /// Tokens in the conversation so far (the next token's position).
+    pub fn position(&self) -> usize {
+        self.fwd.position() + self.pending.is_some() as usize
+    }
+
+    /// Every token consumed so far.
+    pub fn tokens(&self) -> &[u32] {
+        &self.history
+    }
+
+    /// Forgets the conversation.
+    pub fn reset(&mut self) {
+        self.fwd.reset();
+        self.history.clear();
+        self.pending = None;
+    }
+
+    /// Runs `ids` as one prompt (in chunks); returns the last token's logits `[vocab]`.
+    pub fn prefill(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.run(ids, Logits::Last)
+    }
+
+    /// Like [`Session::prefill`] but returns every token's logits, `[ids.len(), vocab]` row-major.
+    pub fn prefill_all(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        self.run(ids, Logits::All)
+    }
+
+    /// Feeds one token; returns its logits `[vocab]`.
+    pub fn step(&mut self, id: u32) -> Result<Vec<f32>> {
+        self.run(&[id], Logits::Last)
+    }
+
+    fn run(&mut self, ids: &[u32], want: Logits) -> Result<Vec<f32>> {
+        self.check(ids, 0)?;
+        let mut out = match self.pending.take() {
+            Some(p) => {
+                let all: Vec<u32> = std::iter::once(p).chain(ids.iter().copied()).collect();
+                self.fwd.forward(&all, want)
+            }
+            None => self.fwd.forward(ids, want),
+        }?;
+        // With a pending token in front, `All` has one row too many: keep the rows of `ids`.
+        let vocab = self.runner.config().vocab_size;
+        if out.len() > ids.len() * vocab {
+            out.drain(..out.len() - ids.len() * vocab);
+        }
+        self.history.extend_from_slice(ids);
+        Ok(out)
+    }
+
+    /// Checks ids against the vocabulary and `ids.len() + more` positions against the context.
+    fn check(&self, ids: &[u32], more: usize) -> Result<()> {
+        if ids.is_empty() {
+            return Err(Error::Invalid("empty token sequence".into()));
+        }
+        let vocab = self.runner.config().vocab_size;
+        if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
+            return Err(Error::TokenOutOfRange { id, vocab });
+        }
+        let need = self.position() + ids.len() + more;
+        if need > self.context {
+            return Err(Error::ContextOverflow { need, ctx: self.context });
+        }
+        Ok(())
+    }
+
+    fn tokenizer(&self) -> Result<Arc<Tokenizer>> {
+        self.tokenizer.clone().ok_or_else(|| Error::Tokenizer("this checkpoint has no tokenizer.json".into()))
+    }
+
+    /// Raw completion: `<bos>` (at the start of a session) + `prompt`, then sampled tokens.
+    pub fn generate(&mut self, prompt: &str, sampling: &Sampling) -> Result<Generation<'_>> {
+        let ids = self.tokenizer()?.encode(prompt, self.position() == 0)?;
+        self.generate_ids(&ids, sampling)
+    }
+
+    /// A chat turn in the Gemma 4 format; the model's reply streams back.
+    pub fn chat(&mut self, messages: &[Message], sampling: &Sampling) -> Result<Generation<'_>> {
+        let text = format_chat(messages, true);
+        let ids = self.tokenizer()?.encode(&text, self.position() == 0)?;
+        self.generate_ids(&ids, sampling)
+    }
+
+    /// Prefills `prompt` and returns an iterator over sampled tokens. Generation stops at a stop
+    /// token (not yielded), after `max_new_tokens`, or when the iterator is dropped.
+    pub fn generate_ids(&mut self, prompt: &[u32], sampling: &Sampling) -> Result<Generation<'_>> {
+        sampling.validate()?;
+        self.check(prompt, sampling.max_new_tokens)?;
+        let sampler = Sampler::new(sampling)?;
+        let cfg = self.runner.config();
+        let mut stop = sampling.stop_tokens.clone().unwrap_or_else(|| cfg.eos_token_ids.clone());
+        if sampling.stop_tokens.is_none() {
+            if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id("<turn|>")) {
+                stop.push(id);
+            }
+        }
+        let decoder = self.tokenizer.clone().map(StreamDecoder::new);
+        let start = Instant::now();
+        let logits = self.prefill(prompt)?;
+        Ok(Generation {
+            prefill_time: start.elapsed(),
+            prompt_tokens: prompt.len(),
+            session: self,
+            sampler,
+            logits,
+            stop,
+            remaining: sampling.max_new_tokens,
+            decoder,
+        })
+    }
+}
+
+/// One generated token.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Token {
+    pub id: u32,
+    /// The text this token completes (may be empty while a multi-byte character is incomplete).
+    pub text: String,
+    /// Log-probability of the token under the model's distribution.
+    pub logprob: f32,
+}
+
+/// Streaming generation: an iterator of tokens. Dropping it stops generation; the session keeps
+/// every token generated so far in its cache.
+pub struct Generation<'a> {
+    session: &'a mut Session,
+    sampler: Sampler,
+    logits: Vec<f32>,
+    stop: Vec<u32>,
+    remaining: usize,
+    decoder: Option<StreamDecoder>,
+    /// Tokens in the prompt.
+    pub prompt_tokens: usize,
+    /// Wall time of the prompt's prefill.
+    pub prefill_time: Duration,
+}
+
+impl Generation<'_> {
+    /// Text held back at the end (an incomplete UTF-8 sequence), decoded lossily.
+    pub fn finish(&mut self) -> Result<String> {
+        self.decoder.as_mut().map_or(Ok(String::new()), |d| d.finish())
+    }
+
+    fn next_token(&mut self) -> Result<Option<Token>> {
+        if self.remaining == 0 {
+            return Ok(None);
+        }
+        let (id, logprob) = self.sampler.sample(&self.logits, self.session.tokens())?;
+        if self.stop.contains(&id) {
+            self.remaining = 0;
+            return Ok(None);
+        }
+        self.remaining -= 1;
+        let text = match &mut self.decoder {
+            Some(d) => d.push(id)?,
+            None => String::new(),
+        };
+        if self.remaining > 0 {
+            self.logits = self.session.step(id)?;
+        } else {
+            // The last token belongs to the conversation; it runs with the next prompt.
+            self.session.pending = Some(id);
+            self.session.history.push(id);
+        }
+        Ok(Some(Token { id, text, logprob }))
+    }
+}
+
+impl Iterator for Generation<'_> {
+    type Item = Result<Token>;
+    fn next(&mut self) -> Option<Self::Item> {
+        match self.next_token() {
+            Ok(t) => t.map(Ok),
+            Err(e) => {
+                self.remaining = 0;
+                Some(Err(e))
+            }
+        }
+    }
+}
+

@@ -27,3 +27,6 @@ pub mod tokenizer;
 pub mod weights;
 
 pub use error::{Error, Result};
+pub use api::{BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions, Token};
+pub use chat::{Message, Role};
+pub use sampling::Sampling;

@@ -1,1 +1,366 @@
-//! (in progress)
+//! Text ⇄ token ids: a thin wrapper over the Hugging Face `tokenizers` crate reading a checkpoint's
+//! `tokenizer.json`, plus [`StreamDecoder`] for printing tokens as they are generated.
+//!
+//! Gemma's tokenizer is a SentencePiece-style BPE: spaces become "▁", there is no pre-tokenizer,
+//! characters outside the vocabulary fall back to byte tokens `<0x00>`..`<0xFF>`, and the decoder
+//! turns "▁" back into spaces and byte tokens back into UTF-8. Special tokens (`<|turn>`, ...)
+//! written in the text map to their ids. garnet adds `<bos>` itself (see [`Tokenizer::encode`]).
+
+use std::borrow::Borrow;
+use std::path::Path;
+use std::sync::Arc;
+
+use crate::{Error, Result};
+
+/// A loaded tokenizer. Cheap to share between threads (`Send + Sync`).
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    /// One past the largest id, added tokens included.
+    vocab_size: usize,
+    /// `is_byte[id]`: the token is a byte-fallback token `<0xHH>`.
+    is_byte: Vec<bool>,
+    bos: Option<u32>,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("vocab_size", &self.vocab_size)
+            .field("bos", &self.bos)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `token` is a byte-fallback token such as `<0xE2>` (the `ByteFallback` decoder's rule).
+fn is_byte_token(token: &str) -> bool {
+    token.len() == 6
+        && token.starts_with("<0x")
+        && token.ends_with('>')
+        && u8::from_str_radix(&token[3..5], 16).is_ok()
+}
+
+impl Tokenizer {
+    /// Loads a `tokenizer.json`. Fails with [`Error::Tokenizer`] naming `path` if the file is
+    /// missing or not a tokenizer the `tokenizers` crate understands.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let inner = tokenizers::Tokenizer::from_file(path)
+            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let vocab = inner.get_vocab(true);
+        let vocab_size = vocab.values().max().map_or(0, |&m| m as usize + 1);
+        if vocab_size == 0 {
+            return Err(Error::Tokenizer(format!("{}: empty vocabulary", path.display())));
+        }
+        let mut is_byte = vec![false; vocab_size];
+        for (token, &id) in &vocab {
+            is_byte[id as usize] = is_byte_token(token);
+        }
+        let bos = inner.token_to_id("<bos>");
+        Ok(Self { inner, vocab_size, is_byte, bos })
+    }
+
+    /// Encodes `text` into ids. Special-token strings inside `text` (e.g. `"<|turn>"`) become their
+    /// ids. With `add_bos`, `<bos>` is prepended (an error if the vocabulary has none); the
+    /// tokenizer's own post-processor is never applied.
+    pub fn encode(&self, text: &str, add_bos: bool) -> Result<Vec<u32>> {
+        let bos = match (add_bos, self.bos) {
+            (false, _) => None,
+            (true, Some(bos)) => Some(bos),
+            (true, None) => {
+                return Err(Error::Tokenizer("add_bos: the vocabulary has no <bos>".into()))
+            }
+        };
+        let encoding = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+        let mut ids = Vec::with_capacity(encoding.len() + 1);
+        ids.extend(bos);
+        ids.extend_from_slice(encoding.get_ids());
+        Ok(ids)
+    }
+
+    /// Decodes ids to text, special tokens included. Invalid UTF-8 from byte-fallback tokens
+    /// becomes U+FFFD. An id outside the vocabulary is [`Error::TokenOutOfRange`].
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.check_ids(ids)?;
+        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
+    }
+
+    /// The id of a token string (ordinary or added), if it exists.
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The token string of an id (raw, e.g. `"▁the"` or `"<0xE2>"`), if it exists.
+    pub fn token_str(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Number of ids (one past the largest id), added tokens included.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab_size
+    }
+
+    /// The id of `<bos>`, if the vocabulary has one.
+    pub fn bos_id(&self) -> Option<u32> {
+        self.bos
+    }
+
+    /// Starts an incremental decoder for generated tokens, borrowing this tokenizer (use
+    /// [`StreamDecoder::new`] with an `Arc<Tokenizer>` for one that owns a handle).
+    pub fn stream(&self) -> StreamDecoder<&Tokenizer> {
+        StreamDecoder::new(self)
+    }
+
+    fn check_ids(&self, ids: &[u32]) -> Result<()> {
+        match ids.iter().find(|&&id| id as usize >= self.vocab_size) {
+            Some(&id) => Err(Error::TokenOutOfRange { id, vocab: self.vocab_size }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Incremental decoder: feed ids one at a time, get back the text they complete.
+///
+/// Concatenating every [`push`](Self::push) result and the final [`finish`](Self::finish) gives
+/// exactly [`Tokenizer::decode`] of all ids, and `push` only returns whole characters. It keeps a
+/// window of ids starting at the last emitted chunk (`prefix..read` was emitted, `read..` is
+/// pending), decodes `prefix..read` and `prefix..` and emits the difference, so decoders that
+/// treat the start of a text specially cannot drop a leading "▁" space. Text is held back while
+/// the newest id is a byte-fallback token (the `ByteFallback` decoder decodes a run of byte
+/// tokens as a whole, and one invalid byte turns the whole run into U+FFFDs, so a run is only
+/// settled once a non-byte token ends it) or while the text ends in U+FFFD.
+#[derive(Debug)]
+pub struct StreamDecoder<T: Borrow<Tokenizer> = Arc<Tokenizer>> {
+    tok: T,
+    ids: Vec<u32>,
+    /// Start of the decode window: the first id of the last emitted chunk.
+    prefix: usize,
+    /// Ids before `read` have been emitted.
+    read: usize,
+}
+
+/// Keep at most this many already-emitted ids before the window (bounds memory on long streams).
+const STREAM_TRIM: usize = 256;
+
+impl<T: Borrow<Tokenizer>> StreamDecoder<T> {
+    /// A decoder over `tok`: a `&Tokenizer` or (the default) an `Arc<Tokenizer>`.
+    pub fn new(tok: T) -> Self {
+        Self { tok, ids: Vec::new(), prefix: 0, read: 0 }
+    }
+
+    fn tok(&self) -> &Tokenizer {
+        self.tok.borrow()
+    }
+
+    /// Adds one id; returns the text it completes (often empty while a character is split across
+    /// byte tokens). An id outside the vocabulary is [`Error::TokenOutOfRange`].
+    pub fn push(&mut self, id: u32) -> Result<String> {
+        self.tok().check_ids(&[id])?;
+        self.ids.push(id);
+        if self.tok().is_byte[id as usize] {
+            return Ok(String::new());
+        }
+        match self.pending_text()? {
+            Some(text) if !text.is_empty() && !text.ends_with('\u{FFFD}') => {
+                self.advance();
+                Ok(text)
+            }
+            _ => Ok(String::new()),
+        }
+    }
+
+    /// Flushes whatever is held back (incomplete bytes become U+FFFD) and resets the decoder, so
+    /// it can start a new stream.
+    pub fn finish(&mut self) -> Result<String> {
+        let text = if self.read < self.ids.len() {
+            match self.pending_text()? {
+                Some(text) => text,
+                // The window's decoding is not an extension of what was emitted: give up on
+                // exactness and emit the pending ids decoded alone.
+                None => self.tok().decode(&self.ids[self.read..])?,
+            }
+        } else {
+            String::new()
+        };
+        self.ids.clear();
+        self.prefix = 0;
+        self.read = 0;
+        Ok(text)
+    }
+
+    /// Decoded text of the pending ids: `decode(prefix..)` minus `decode(prefix..read)`, or `None`
+    /// when the former does not extend the latter.
+    fn pending_text(&self) -> Result<Option<String>> {
+        let window = &self.ids[self.prefix..];
+        let emitted = self.tok().decode(&window[..self.read - self.prefix])?;
+        let full = self.tok().decode(window)?;
+        Ok(full.strip_prefix(emitted.as_str()).map(str::to_owned))
+    }
+
+    /// Marks every id as emitted and drops ids no window will need again.
+    fn advance(&mut self) {
+        self.prefix = self.read;
+        self.read = self.ids.len();
+        if self.prefix >= STREAM_TRIM {
+            self.ids.drain(..self.prefix);
+            self.read -= self.prefix;
+            self.prefix = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> Tokenizer {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../testdata/gemma4-tiny/dense_31b_like/bf16/tokenizer.json"
+        );
+        Tokenizer::from_file(Path::new(path)).unwrap()
+    }
+
+    const TEXTS: &[&str] = &[
+        "The cat sat on the mat.",
+        " leading space, trailing space ",
+        "two  spaces\tand a tab\nnew line\n\nparagraph",
+        "Café crème, naïve façade.",
+        "日本語のテキスト",
+        "emoji 😀 and 👍🏽 and €100",
+        "mixed: Привет, мир! αβγ 🚀x",
+        "",
+        "<|turn>user\nHi<turn|>\n",
+        "a▁b is not a round trip, so it is not here",
+    ];
+
+    #[test]
+    fn shape_of_the_tiny_vocabulary() {
+        let tok = tiny();
+        assert_eq!(tok.vocab_size(), 512);
+        assert_eq!(tok.bos_id(), Some(2));
+        for (s, id) in [("<pad>", 0), ("<eos>", 1), ("<bos>", 2), ("<unk>", 3), ("<|think|>", 98)] {
+            assert_eq!(tok.token_id(s), Some(id), "{s}");
+        }
+        for (s, id) in
+            [("<|channel>", 100), ("<channel|>", 101), ("<|turn>", 105), ("<turn|>", 106)]
+        {
+            assert_eq!(tok.token_id(s), Some(id), "{s}");
+            assert_eq!(tok.token_str(id).as_deref(), Some(s));
+        }
+        assert!(tok.token_id("<0xE2>").is_some());
+        assert_eq!(tok.token_str(512), None);
+    }
+
+    #[test]
+    fn round_trip() {
+        let tok = tiny();
+        for text in TEXTS.iter().filter(|t| !t.contains('▁')) {
+            let ids = tok.encode(text, false).unwrap();
+            assert_eq!(tok.decode(&ids).unwrap(), *text);
+        }
+        // Non-ASCII goes through byte fallback: "é" is two byte tokens.
+        let ids = tok.encode("é", false).unwrap();
+        let strs: Vec<_> = ids.iter().map(|&i| tok.token_str(i).unwrap()).collect();
+        assert_eq!(strs, ["<0xC3>", "<0xA9>"]);
+        // Merges apply: " the" is one token.
+        assert_eq!(tok.encode(" the", false).unwrap(), [tok.token_id("▁the").unwrap()]);
+    }
+
+    #[test]
+    fn special_tokens_and_bos() {
+        let tok = tiny();
+        let ids = tok.encode("<|turn>user\nHi<turn|>", true).unwrap();
+        assert_eq!(ids[0], 2);
+        assert_eq!(ids[1], 105);
+        assert_eq!(*ids.last().unwrap(), 106);
+        assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 1);
+        let plain = tok.encode("<|turn>user\nHi<turn|>", false).unwrap();
+        assert_eq!(plain, ids[1..]);
+        assert_eq!(tok.encode("", true).unwrap(), [2]);
+        assert!(tok.encode("", false).unwrap().is_empty());
+        assert_eq!(tok.decode(&[2, 105]).unwrap(), "<bos><|turn>");
+    }
+
+    fn streamed(tok: &Tokenizer, ids: &[u32]) -> String {
+        let mut stream = tok.stream();
+        let mut out = String::new();
+        for &id in ids {
+            out += &stream.push(id).unwrap();
+        }
+        out + &stream.finish().unwrap()
+    }
+
+    #[test]
+    fn stream_equals_decode() {
+        let tok = tiny();
+        for text in TEXTS {
+            let ids = tok.encode(text, true).unwrap();
+            assert_eq!(streamed(&tok, &ids), tok.decode(&ids).unwrap(), "{text:?}");
+        }
+        // Arbitrary id sequences, including invalid byte runs and long streams (trimming).
+        let mut state = 12345u64;
+        for len in [1, 2, 5, 40, 700] {
+            let ids: Vec<u32> = (0..len)
+                .map(|_| {
+                    state =
+                        state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 33) % 512) as u32
+                })
+                .collect();
+            assert_eq!(streamed(&tok, &ids), tok.decode(&ids).unwrap(), "len {len}");
+        }
+    }
+
+    #[test]
+    fn stream_holds_split_characters() {
+        let tok = tiny();
+        let ids = tok.encode("a€ x", false).unwrap(); // a <0xE2> <0x82> <0xAC> ▁ x
+        let mut stream = tok.stream();
+        let pieces: Vec<String> = ids.iter().map(|&id| stream.push(id).unwrap()).collect();
+        assert_eq!(pieces, ["a", "", "", "", "€ ", "x"]);
+        assert_eq!(stream.finish().unwrap(), "");
+        // An incomplete character at the end is flushed lossily by finish.
+        let mut stream = tok.stream();
+        assert_eq!(stream.push(tok.token_id("<0xE2>").unwrap()).unwrap(), "");
+        assert_eq!(stream.finish().unwrap(), "\u{FFFD}");
+        // A leading "▁" keeps its space.
+        let mut stream = tok.stream();
+        assert_eq!(stream.push(tok.token_id("▁the").unwrap()).unwrap(), " the");
+    }
+
+    #[test]
+    fn errors() {
+        let tok = tiny();
+        assert!(matches!(
+            tok.decode(&[1, 512]),
+            Err(Error::TokenOutOfRange { id: 512, vocab: 512 })
+        ));
+        assert!(tok.stream().push(9999).is_err());
+        let missing = Path::new("/nonexistent/tokenizer.json");
+        let err = Tokenizer::from_file(missing).unwrap_err();
+        assert!(matches!(&err, Error::Tokenizer(m) if m.contains("/nonexistent/tokenizer.json")));
+        let garbage =
+            std::env::temp_dir().join(format!("garnet-garbage-{}.json", std::process::id()));
+        std::fs::write(&garbage, "{ not a tokenizer").unwrap();
+        let err = Tokenizer::from_file(&garbage);
+        std::fs::remove_file(&garbage).ok();
+        assert!(matches!(err, Err(Error::Tokenizer(_))));
+    }
+
+    #[test]
+    fn owned_stream_and_thread_safety() {
+        fn check<T: Send + Sync>() {}
+        check::<Tokenizer>();
+        check::<StreamDecoder>();
+        let tok = Arc::new(tiny());
+        let ids = tok.encode("owned 😀 stream", false).unwrap();
+        let mut stream: StreamDecoder = StreamDecoder::new(tok.clone());
+        let mut out = String::new();
+        for &id in &ids {
+            out += &stream.push(id).unwrap();
+        }
+        assert_eq!(out + &stream.finish().unwrap(), "owned 😀 stream");
+    }
+}

@@ -1,1 +1,234 @@
-//! (in progress)
+//! The model's tensors by role, each checked against the config (name, dtype, shape) at load.
+//!
+//! [`Weights<W>`] is generic over the weight handle: the loader builds `Weights<HostTensor>`
+//! (views into the memory-mapped checkpoint, nothing read yet), and [`Weights::map`] turns it into
+//! `Weights<B::Weight>` for a backend (the CPU keeps the mapped bytes; a GPU uploads them). The PLE
+//! table never becomes a backend weight: it stays in the map and only the current tokens' rows are
+//! read. Vision/audio tensors and the unused K/V weights of KV-shared layers are ignored.
+
+use crate::config::ModelConfig;
+use crate::error::{Error, Result};
+use crate::store::TensorStore;
+use garnet_kernels::HostTensor;
+
+/// Attention weights of a layer that computes its own keys and values.
+#[derive(Debug)]
+pub struct KvWeights<W> {
+    pub k_proj: W,
+    /// `None` on K=V full layers: values are the raw `k_proj` output.
+    pub v_proj: Option<W>,
+    pub k_norm: W,
+}
+
+/// The mixture-of-experts block.
+#[derive(Debug)]
+pub struct MoeWeights<W> {
+    pub router_proj: W,
+    pub router_scale: W,
+    pub per_expert_scale: W,
+    pub gate_up: W,
+    pub down: W,
+    pub pre_norm_2: W,
+    pub post_norm_1: W,
+    pub post_norm_2: W,
+}
+
+/// Per-layer-embedding weights of one layer.
+#[derive(Debug)]
+pub struct PleLayerWeights<W> {
+    pub input_gate: W,
+    pub projection: W,
+    pub post_norm: W,
+    /// This layer's rows of `per_layer_model_projection` ([ple_dim, hidden]).
+    pub model_projection: W,
+}
+
+/// One decoder layer.
+#[derive(Debug)]
+pub struct LayerWeights<W> {
+    pub input_norm: W,
+    pub q_proj: W,
+    pub q_norm: W,
+    /// `None` on KV-shared layers.
+    pub kv: Option<KvWeights<W>>,
+    pub o_proj: W,
+    pub post_attn_norm: W,
+    pub pre_ff_norm: W,
+    pub gate_proj: W,
+    pub up_proj: W,
+    pub down_proj: W,
+    pub post_ff_norm: W,
+    pub moe: Option<MoeWeights<W>>,
+    pub ple: Option<PleLayerWeights<W>>,
+    /// The layer's output multiplier, read once at load.
+    pub layer_scalar: f32,
+}
+
+/// The whole decoder.
+#[derive(Debug)]
+pub struct Weights<W> {
+    /// `[vocab, hidden]`: the input embedding and (tied) the LM head.
+    pub embed: W,
+    pub final_norm: W,
+    /// `per_layer_projection_norm` ([ple_dim]) on PLE models.
+    pub ple_norm: Option<W>,
+    pub layers: Vec<LayerWeights<W>>,
+}
+
+/// Reads the checkpoint's tensors by role. Returns the weights and, on PLE models, the PLE table
+/// (`[ple_vocab, layers * ple_dim]`, left in the map).
+pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTensor>, Option<HostTensor>)> {
+    let p = prefix(store);
+    let get = |name: &str, shape: &[usize]| store.get(&format!("{p}{name}"), shape);
+    let (h, nh, v) = (cfg.hidden_size, cfg.n_heads, cfg.vocab_size);
+    let (l_count, pd) = (cfg.n_layers(), cfg.ple_dim);
+
+    let (ple_table, ple_proj) = if pd > 0 {
+        let table = get("embed_tokens_per_layer.weight", &[cfg.ple_vocab_size, l_count * pd])?;
+        (Some(table), Some(get("per_layer_model_projection.weight", &[l_count * pd, h])?))
+    } else {
+        (None, None)
+    };
+
+    let mut layers = Vec::with_capacity(l_count);
+    for (i, lc) in cfg.layers.iter().enumerate() {
+        let ln = |n: &str, shape: &[usize]| get(&format!("layers.{i}.{n}"), shape);
+        let (hd, kvd) = (lc.head_dim, lc.n_kv_heads * lc.head_dim);
+        let kv = match lc.kv_source {
+            Some(_) => None,
+            None => Some(KvWeights {
+                k_proj: ln("self_attn.k_proj.weight", &[kvd, h])?,
+                v_proj: if lc.k_eq_v { None } else { Some(ln("self_attn.v_proj.weight", &[kvd, h])?) },
+                k_norm: ln("self_attn.k_norm.weight", &[hd])?,
+            }),
+        };
+        let moe = match cfg.moe {
+            None => None,
+            Some(m) => Some(MoeWeights {
+                router_proj: ln("router.proj.weight", &[m.n_experts, h])?,
+                router_scale: ln("router.scale", &[h])?,
+                per_expert_scale: ln("router.per_expert_scale", &[m.n_experts])?,
+                gate_up: ln("experts.gate_up_proj", &[m.n_experts, 2 * m.inter, h])?,
+                down: ln("experts.down_proj", &[m.n_experts, h, m.inter])?,
+                pre_norm_2: ln("pre_feedforward_layernorm_2.weight", &[h])?,
+                post_norm_1: ln("post_feedforward_layernorm_1.weight", &[h])?,
+                post_norm_2: ln("post_feedforward_layernorm_2.weight", &[h])?,
+            }),
+        };
+        let ple = match &ple_proj {
+            None => None,
+            Some(proj) => Some(PleLayerWeights {
+                input_gate: ln("per_layer_input_gate.weight", &[pd, h])?,
+                projection: ln("per_layer_projection.weight", &[h, pd])?,
+                post_norm: ln("post_per_layer_input_norm.weight", &[h])?,
+                model_projection: proj.rows(i * pd, pd)?,
+            }),
+        };
+        let scalar_name = format!("{p}layers.{i}.layer_scalar");
+        let layer_scalar = if store.contains(&scalar_name) { get(&format!("layers.{i}.layer_scalar"), &[1])?.get(0) } else { 1.0 };
+        if !layer_scalar.is_finite() {
+            return Err(Error::Invalid(format!("{scalar_name} is not finite")));
+        }
+        layers.push(LayerWeights {
+            input_norm: ln("input_layernorm.weight", &[h])?,
+            q_proj: ln("self_attn.q_proj.weight", &[nh * hd, h])?,
+            q_norm: ln("self_attn.q_norm.weight", &[hd])?,
+            kv,
+            o_proj: ln("self_attn.o_proj.weight", &[h, nh * hd])?,
+            post_attn_norm: ln("post_attention_layernorm.weight", &[h])?,
+            pre_ff_norm: ln("pre_feedforward_layernorm.weight", &[h])?,
+            gate_proj: ln("mlp.gate_proj.weight", &[lc.mlp_inter, h])?,
+            up_proj: ln("mlp.up_proj.weight", &[lc.mlp_inter, h])?,
+            down_proj: ln("mlp.down_proj.weight", &[h, lc.mlp_inter])?,
+            post_ff_norm: ln("post_feedforward_layernorm.weight", &[h])?,
+            moe,
+            ple,
+            layer_scalar,
+        });
+    }
+    let weights = Weights {
+        embed: get("embed_tokens.weight", &[v, h])?,
+        final_norm: get("norm.weight", &[h])?,
+        ple_norm: if pd > 0 { Some(get("per_layer_projection_norm.weight", &[pd])?) } else { None },
+        layers,
+    };
+    Ok((weights, ple_table))
+}
+
+/// `model.language_model.` (released multimodal checkpoints) or `model.` (text-only saves).
+fn prefix(store: &TensorStore) -> &'static str {
+    if store.contains("model.language_model.embed_tokens.weight") {
+        "model.language_model."
+    } else {
+        "model."
+    }
+}
+
+impl<W> Weights<W> {
+    /// The same weights with every handle converted by `f` (e.g. made resident on a backend).
+    pub fn map<U>(&self, f: &mut impl FnMut(&W) -> Result<U>) -> Result<Weights<U>> {
+        Ok(Weights {
+            embed: f(&self.embed)?,
+            final_norm: f(&self.final_norm)?,
+            ple_norm: self.ple_norm.as_ref().map(&mut *f).transpose()?,
+            layers: self.layers.iter().map(|l| l.map(f)).collect::<Result<_>>()?,
+        })
+    }
+
+    /// Every handle, in a fixed order (for counting bytes and parameters).
+    pub fn for_each(&self, f: &mut impl FnMut(&W)) {
+        // `map` visits every handle exactly once; reuse it rather than listing the fields twice.
+        let _ = self.map(&mut |w| {
+            f(w);
+            Ok(())
+        });
+    }
+}
+
+impl<W> LayerWeights<W> {
+    fn map<U>(&self, f: &mut impl FnMut(&W) -> Result<U>) -> Result<LayerWeights<U>> {
+        Ok(LayerWeights {
+            input_norm: f(&self.input_norm)?,
+            q_proj: f(&self.q_proj)?,
+            q_norm: f(&self.q_norm)?,
+            kv: match &self.kv {
+                None => None,
+                Some(kv) => Some(KvWeights {
+                    k_proj: f(&kv.k_proj)?,
+                    v_proj: kv.v_proj.as_ref().map(&mut *f).transpose()?,
+                    k_norm: f(&kv.k_norm)?,
+                }),
+            },
+            o_proj: f(&self.o_proj)?,
+            post_attn_norm: f(&self.post_attn_norm)?,
+            pre_ff_norm: f(&self.pre_ff_norm)?,
+            gate_proj: f(&self.gate_proj)?,
+            up_proj: f(&self.up_proj)?,
+            down_proj: f(&self.down_proj)?,
+            post_ff_norm: f(&self.post_ff_norm)?,
+            moe: match &self.moe {
+                None => None,
+                Some(m) => Some(MoeWeights {
+                    router_proj: f(&m.router_proj)?,
+                    router_scale: f(&m.router_scale)?,
+                    per_expert_scale: f(&m.per_expert_scale)?,
+                    gate_up: f(&m.gate_up)?,
+                    down: f(&m.down)?,
+                    pre_norm_2: f(&m.pre_norm_2)?,
+                    post_norm_1: f(&m.post_norm_1)?,
+                    post_norm_2: f(&m.post_norm_2)?,
+                }),
+            },
+            ple: match &self.ple {
+                None => None,
+                Some(p) => Some(PleLayerWeights {
+                    input_gate: f(&p.input_gate)?,
+                    projection: f(&p.projection)?,
+                    post_norm: f(&p.post_norm)?,
+                    model_projection: f(&p.model_projection)?,
+                }),
+            },
+            layer_scalar: self.layer_scalar,
+        })
+    }
+}

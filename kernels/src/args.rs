@@ -141,3 +141,11 @@ pub struct MoeArgs {
     pub n_experts: usize,
     pub top_k: usize,
 }
+
+/// `dst[dst_offset..][..len] = src[src_offset..][..len]` (e.g. the last row of a prefill for the LM head).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CopyArgs {
+    pub len: usize,
+    pub src_offset: usize,
+    pub dst_offset: usize,
+}

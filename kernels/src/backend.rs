@@ -80,6 +80,17 @@ pub trait Backend: Send + Sync + 'static {
     ) -> Result<()>;
     /// `out = gelu_tanh(gate) * up` (see [`GegluArgs`]).
     fn geglu(&self, a: &GegluArgs, gate: &Self::Buf, up: &Self::Buf, out: &mut Self::Buf) -> Result<()>;
+    /// Copies a range of one buffer into another (see [`CopyArgs`]). The default goes through the
+    /// host; device backends override it.
+    fn copy(&self, a: &CopyArgs, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()> {
+        let mut tmp = vec![0.0; a.len];
+        self.download(src, a.src_offset, &mut tmp)?;
+        let mut whole = vec![0.0; self.buf_len(dst)];
+        crate::error::check_len("copy", "dst", whole.len(), a.dst_offset.saturating_add(a.len))?;
+        self.download(dst, 0, &mut whole)?;
+        whole[a.dst_offset..a.dst_offset + a.len].copy_from_slice(&tmp);
+        self.upload(&whole, dst)
+    }
     /// `x = cap * tanh(x / cap)` in place.
     fn softcap(&self, a: &SoftcapArgs, x: &mut Self::Buf) -> Result<()>;
     /// `x *= factor` in place.

@@ -15,4 +15,4 @@ pub mod tensor;
 pub use args::*;
 pub use backend::Backend;
 pub use error::{KernelError, Result};
-pub use tensor::{DType, HostTensor};
+pub use tensor::{DType, HostTensor, Storage};

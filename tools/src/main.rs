@@ -1,1 +1,68 @@
-fn main() {}
+//! `garnet`: the command line. `run` generates text, `logits` writes verification logits in the
+//! golden files' format, `info` describes a checkpoint. Errors print one line on stderr and exit
+//! non-zero.
+
+mod info;
+mod logits;
+mod run;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser)]
+#[command(name = "garnet", version, about = "Gemma 4 inference engine")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate text: a raw completion of --prompt, or an interactive chat with --chat.
+    Run(run::Args),
+    /// Prefill ids, decode N greedy steps, write the logits as safetensors (golden-file format).
+    Logits(logits::Args),
+    /// Describe a checkpoint: variant, layers, parameters, bytes, KV cache cost.
+    Info(info::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.cmd {
+        Cmd::Run(a) => run::main(a),
+        Cmd::Logits(a) => logits::main(a),
+        Cmd::Info(a) => info::main(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("garnet: error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Loads a model with a progress bar on stderr for checkpoints over 1 GiB.
+pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) -> garnet::Result<garnet::api::Engine> {
+    use indicatif::{ProgressBar, ProgressStyle};
+    use std::sync::{Arc, OnceLock};
+    let bar: Arc<OnceLock<ProgressBar>> = Arc::default();
+    let b = bar.clone();
+    opts.progress = Some(Arc::new(move |done, total| {
+        if total < 1 << 30 {
+            return;
+        }
+        let pb = b.get_or_init(|| {
+            let pb = ProgressBar::new(total);
+            let style = ProgressStyle::with_template("loading {bar:40} {bytes}/{total_bytes} {elapsed}");
+            pb.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
+            pb
+        });
+        pb.set_position(done);
+    }));
+    let engine = garnet::api::Engine::load(model, opts);
+    if let Some(pb) = bar.get() {
+        pb.finish_and_clear();
+    }
+    engine
+}

@@ -1,0 +1,155 @@
+//! Golden tests: every tiny Gemma 4 variant against HF transformers 5.23.0's logits
+//! (testdata/gemma4-tiny, computed in f32 from the same weights). Tolerance 2e-3 absolute on
+//! logits of magnitude ~25; greedy ids must be identical.
+//!
+//! Checked per variant and layout: the prefill (one forward over the prompt), 20 greedy steps
+//! through the KV cache, the teacher-forced forward over prompt + generation, the same forward in
+//! small chunks (sliding-window rings wrap inside a chunk and across chunks), and token-by-token.
+
+use garnet::api::{Engine, LoadOptions, Precision, SessionOptions};
+use safetensors::SafeTensors;
+use std::path::PathBuf;
+
+const TOL: f32 = 2e-3;
+const VARIANTS: [&str; 4] = ["dense_31b_like", "moe_26b_a4b_like", "edge_e2b_like", "edge_e4b_like"];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny")
+}
+
+struct Golden {
+    prompt: Vec<u32>,
+    gen: Vec<u32>,
+    full: Vec<u32>,
+    prefill: Vec<f32>,
+    steps: Vec<f32>,
+    full_logits: Vec<f32>,
+}
+
+fn golden(variant: &str, file: &str) -> Golden {
+    let bytes = std::fs::read(root().join(variant).join(file)).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let f32s = |name: &str| -> Vec<f32> {
+        st.tensor(name).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
+    };
+    let ids = |name: &str| -> Vec<u32> {
+        st.tensor(name).unwrap().data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap()) as u32).collect()
+    };
+    Golden {
+        prompt: ids("prompt_ids"),
+        gen: ids("gen_ids"),
+        full: ids("full_ids"),
+        prefill: f32s("prefill_logits"),
+        steps: f32s("step_logits"),
+        full_logits: f32s("full_logits"),
+    }
+}
+
+fn load(variant: &str, layout: &str) -> Engine {
+    let opts = LoadOptions { precision: Precision::Reference, ..Default::default() };
+    Engine::load(root().join(variant).join(layout), opts).unwrap()
+}
+
+fn max_err(a: &[f32], b: &[f32]) -> f32 {
+    assert_eq!(a.len(), b.len(), "length mismatch");
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+}
+
+fn argmax(x: &[f32]) -> u32 {
+    garnet::sampling::argmax(x)
+}
+
+/// Checks one variant in one weight layout against one golden file; returns the worst errors
+/// (prefill, steps, full, chunked) for the report.
+fn check(variant: &str, layout: &str, golden_file: &str) -> [f32; 4] {
+    let g = golden(variant, golden_file);
+    let engine = load(variant, layout);
+    let v = engine.config().vocab_size;
+    let opts = SessionOptions { context: 64, prefill_chunk: 64 };
+
+    let mut s = engine.session(opts).unwrap();
+    let prefill = s.prefill_all(&g.prompt).unwrap();
+    let e_prefill = max_err(&prefill, &g.prefill);
+
+    let mut row = prefill[prefill.len() - v..].to_vec();
+    let mut e_steps = 0f32;
+    for (i, &want) in g.gen.iter().enumerate() {
+        e_steps = e_steps.max(max_err(&row, &g.steps[i * v..(i + 1) * v]));
+        assert_eq!(argmax(&row), want, "{variant}/{layout}: greedy step {i}");
+        if i + 1 < g.gen.len() {
+            row = s.step(want).unwrap();
+        }
+    }
+
+    let mut s = engine.session(opts).unwrap();
+    let e_full = max_err(&s.prefill_all(&g.full).unwrap(), &g.full_logits);
+
+    // Chunks of 5 (< window 8) and 13 (> window): rings wrap within and across chunks.
+    let mut e_chunked = 0f32;
+    for chunk in [5, 13] {
+        let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: chunk }).unwrap();
+        e_chunked = e_chunked.max(max_err(&s.prefill_all(&g.full).unwrap(), &g.full_logits));
+    }
+    let errs = [e_prefill, e_steps, e_full, e_chunked];
+    eprintln!("{variant:18} {layout:8} prefill {e_prefill:.2e} steps {e_steps:.2e} full {e_full:.2e} chunked {e_chunked:.2e}");
+    for (what, e) in ["prefill", "steps", "full", "chunked"].iter().zip(errs) {
+        assert!(e < TOL, "{variant}/{layout}: {what} max abs error {e} >= {TOL}");
+    }
+    errs
+}
+
+#[test]
+fn bf16_weights_text_only_layout() {
+    for v in VARIANTS {
+        check(v, "bf16", "golden_bf16w_f32.safetensors");
+    }
+}
+
+#[test]
+fn bf16_weights_released_layout() {
+    for v in VARIANTS {
+        check(v, "bf16_cg", "golden_bf16w_f32.safetensors");
+    }
+}
+
+#[test]
+fn f32_weights() {
+    for v in VARIANTS {
+        check(v, "f32", "golden_f32.safetensors");
+    }
+}
+
+#[test]
+fn token_by_token_decode_matches_full_forward() {
+    for v in VARIANTS {
+        let g = golden(v, "golden_bf16w_f32.safetensors");
+        let engine = load(v, "bf16");
+        let n = engine.config().vocab_size;
+        let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: 1 }).unwrap();
+        for (i, &id) in g.full.iter().enumerate() {
+            let row = s.step(id).unwrap();
+            let e = max_err(&row, &g.full_logits[i * n..(i + 1) * n]);
+            assert!(e < TOL, "{v}: position {i} error {e}");
+        }
+    }
+}
+
+#[test]
+fn sessions_share_one_engine_across_threads() {
+    let engine = std::sync::Arc::new(load("edge_e2b_like", "bf16"));
+    let g = golden("edge_e2b_like", "golden_bf16w_f32.safetensors");
+    let v = engine.config().vocab_size;
+    let want = g.prefill[g.prefill.len() - v..].to_vec();
+    let handles: Vec<_> = (0..2)
+        .map(|_| {
+            let (engine, prompt, want) = (engine.clone(), g.prompt.clone(), want.clone());
+            std::thread::spawn(move || {
+                let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: 16 }).unwrap();
+                assert!(max_err(&s.prefill(&prompt).unwrap(), &want) < TOL);
+            })
+        })
+        .collect();
+    for h in handles {
+        h.join().unwrap();
+    }
+}

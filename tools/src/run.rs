@@ -1,0 +1,103 @@
+//! `garnet run`: streamed generation. stdout carries only the generated text; timings go to stderr.
+
+use garnet::api::{BackendKind, Generation, LoadOptions, SessionOptions};
+use garnet::chat::{Message, Role};
+use garnet::sampling::Sampling;
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Checkpoint directory or .safetensors file.
+    #[arg(long)]
+    model: PathBuf,
+    /// Raw completion of this text (bos + text, no chat template).
+    #[arg(long, conflicts_with = "chat", required_unless_present = "chat")]
+    prompt: Option<String>,
+    /// Interactive chat: each line on stdin is a user turn.
+    #[arg(long)]
+    chat: bool,
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// Sampling temperature; 0 = greedy.
+    #[arg(long, default_value_t = 1.0)]
+    temperature: f32,
+    /// Keep the k most likely tokens (0 = off).
+    #[arg(long, default_value_t = 64)]
+    top_k: usize,
+    /// Nucleus sampling mass (1 = off).
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    /// Drop tokens below min_p * p_max (0 = off).
+    #[arg(long, default_value_t = 0.0)]
+    min_p: f32,
+    /// Repetition penalty (1 = off).
+    #[arg(long, default_value_t = 1.0)]
+    repeat_penalty: f32,
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Context length of the session (prompt + generation) [default: 4096 or the model's maximum].
+    #[arg(long)]
+    ctx: Option<usize>,
+    #[arg(long, default_value = "cpu")]
+    backend: BackendKind,
+}
+
+pub fn main(a: Args) -> garnet::Result<()> {
+    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, ..Default::default() })?;
+    let ctx = a.ctx.unwrap_or(engine.config().max_position_embeddings.min(4096));
+    let mut session = engine.session(SessionOptions { context: ctx, ..Default::default() })?;
+    let sampling = Sampling {
+        temperature: a.temperature,
+        top_k: a.top_k,
+        top_p: a.top_p,
+        min_p: a.min_p,
+        repetition_penalty: a.repeat_penalty,
+        seed: a.seed,
+        max_new_tokens: a.max_tokens,
+        stop_tokens: None,
+    };
+    if let Some(prompt) = &a.prompt {
+        return stream(session.generate(prompt, &sampling)?);
+    }
+    for line in std::io::stdin().lock().lines() {
+        let line = line.map_err(|e| garnet::Error::Invalid(format!("reading stdin: {e}")))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let turn = [Message { role: Role::User, content: line }];
+        stream(session.chat(&turn, &sampling)?)?;
+        println!();
+    }
+    Ok(())
+}
+
+/// Prints tokens as they come; reports prompt and generation speed on stderr.
+fn stream(mut gen: Generation<'_>) -> garnet::Result<()> {
+    let start = Instant::now();
+    let mut out = std::io::stdout().lock();
+    let mut n = 0usize;
+    while let Some(tok) = gen.next() {
+        let tok = tok?;
+        n += 1;
+        // A closed stdout (e.g. piped into `head`) ends generation quietly.
+        if write!(out, "{}", tok.text).and_then(|_| out.flush()).is_err() {
+            return Ok(());
+        }
+    }
+    let _ = write!(out, "{}", gen.finish()?);
+    let _ = out.flush();
+    let decode = start.elapsed().as_secs_f64();
+    let pre = gen.prefill_time.as_secs_f64();
+    eprintln!(
+        "\nprompt: {} tokens in {:.2} s ({:.1} tok/s); generation: {} tokens in {:.2} s ({:.1} tok/s)",
+        gen.prompt_tokens,
+        pre,
+        gen.prompt_tokens as f64 / pre.max(1e-9),
+        n,
+        decode,
+        n as f64 / decode.max(1e-9)
+    );
+    Ok(())
+}
