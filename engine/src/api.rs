@@ -32,7 +32,9 @@ impl std::str::FromStr for BackendKind {
             "cpu" => Ok(BackendKind::Cpu),
             "wgpu" => Ok(BackendKind::Wgpu),
             "cuda" => Ok(BackendKind::Cuda),
-            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, wgpu, cuda)"))),
+            _ => Err(Error::Invalid(format!(
+                "unknown backend {s:?} (cpu, wgpu, cuda)"
+            ))),
         }
     }
 }
@@ -53,7 +55,9 @@ pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
 /// How to load a model.
 #[derive(Clone, Default)]
 pub struct LoadOptions {
+    /// Which backend runs the model.
     pub backend: BackendKind,
+    /// Numerical mode.
     pub precision: Precision,
     /// `tokenizer.json` to use instead of the one next to the weights.
     pub tokenizer: Option<PathBuf>,
@@ -72,13 +76,17 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions { context: 4096, prefill_chunk: 512 }
+        SessionOptions {
+            context: 4096,
+            prefill_chunk: 512,
+        }
     }
 }
 
 /// Facts about a loaded checkpoint.
 #[derive(Clone, Debug)]
 pub struct ModelInfo {
+    /// The file or directory.
     pub path: PathBuf,
     /// Bytes of the weights the model uses.
     pub weight_bytes: u64,
@@ -86,6 +94,7 @@ pub struct ModelInfo {
     pub params: u64,
     /// Bytes of all tensors in the checkpoint files.
     pub file_bytes: u64,
+    /// Which backend runs the model.
     pub backend: &'static str,
 }
 
@@ -122,15 +131,29 @@ impl Engine {
             }
         };
         let runner: Arc<dyn Runner> = match opts.backend {
-            BackendKind::Cpu => Arc::new(Model::new(cfg, RefCpu::new(), &host, ple_table, reference, &mut progress)?),
+            BackendKind::Cpu => Arc::new(Model::new(
+                cfg,
+                RefCpu::new(),
+                &host,
+                ple_table,
+                reference,
+                &mut progress,
+            )?),
             other => {
                 return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
-                    backend: if other == BackendKind::Wgpu { "wgpu" } else { "cuda" },
+                    backend: if other == BackendKind::Wgpu {
+                        "wgpu"
+                    } else {
+                        "cuda"
+                    },
                     why: "not part of this build yet".into(),
                 }))
             }
         };
-        let tok_path = opts.tokenizer.clone().unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
+        let tok_path = opts
+            .tokenizer
+            .clone()
+            .unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
         let tokenizer = match (tok_path.exists(), opts.tokenizer.is_some()) {
             (true, _) | (false, true) => Some(Arc::new(Tokenizer::from_file(&tok_path)?)),
             (false, false) => None,
@@ -142,7 +165,11 @@ impl Engine {
             file_bytes: store.total_bytes(),
             backend: runner.backend_name(),
         };
-        Ok(Engine { runner, tokenizer, info })
+        Ok(Engine {
+            runner,
+            tokenizer,
+            info,
+        })
     }
 
     /// The resolved model configuration.
@@ -164,13 +191,21 @@ impl Engine {
     pub fn session(&self, opts: SessionOptions) -> Result<Session> {
         let max = self.config().max_position_embeddings;
         if opts.context == 0 || opts.prefill_chunk == 0 {
-            return Err(Error::Invalid("context and prefill_chunk must be positive".into()));
+            return Err(Error::Invalid(
+                "context and prefill_chunk must be positive".into(),
+            ));
         }
         if opts.context > max {
-            return Err(Error::Invalid(format!("context {} exceeds the model's maximum {max}", opts.context)));
+            return Err(Error::Invalid(format!(
+                "context {} exceeds the model's maximum {max}",
+                opts.context
+            )));
         }
         let context = opts.context;
-        let fwd = self.runner.clone().new_state(context, opts.prefill_chunk.min(context))?;
+        let fwd = self
+            .runner
+            .clone()
+            .new_state(context, opts.prefill_chunk.min(context))?;
         Ok(Session {
             fwd,
             runner: self.runner.clone(),
@@ -268,13 +303,18 @@ impl Session {
         }
         let need = self.position() + ids.len() + more;
         if need > self.context {
-            return Err(Error::ContextOverflow { need, ctx: self.context });
+            return Err(Error::ContextOverflow {
+                need,
+                ctx: self.context,
+            });
         }
         Ok(())
     }
 
     fn tokenizer(&self) -> Result<Arc<Tokenizer>> {
-        self.tokenizer.clone().ok_or_else(|| Error::Tokenizer("this checkpoint has no tokenizer.json".into()))
+        self.tokenizer
+            .clone()
+            .ok_or_else(|| Error::Tokenizer("this checkpoint has no tokenizer.json".into()))
     }
 
     /// Raw completion: `<bos>` (at the start of a session) + `prompt`, then sampled tokens.
@@ -297,7 +337,10 @@ impl Session {
         self.check(prompt, sampling.max_new_tokens)?;
         let sampler = Sampler::new(sampling)?;
         let cfg = self.runner.config();
-        let mut stop = sampling.stop_tokens.clone().unwrap_or_else(|| cfg.eos_token_ids.clone());
+        let mut stop = sampling
+            .stop_tokens
+            .clone()
+            .unwrap_or_else(|| cfg.eos_token_ids.clone());
         if sampling.stop_tokens.is_none() {
             if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id("<turn|>")) {
                 stop.push(id);
@@ -322,6 +365,7 @@ impl Session {
 /// One generated token.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Token {
+    /// The offending id.
     pub id: u32,
     /// The text this token completes (may be empty while a multi-byte character is incomplete).
     pub text: String,
@@ -347,7 +391,9 @@ pub struct Generation<'a> {
 impl Generation<'_> {
     /// Text held back at the end (an incomplete UTF-8 sequence), decoded lossily.
     pub fn finish(&mut self) -> Result<String> {
-        self.decoder.as_mut().map_or(Ok(String::new()), |d| d.finish())
+        self.decoder
+            .as_mut()
+            .map_or(Ok(String::new()), |d| d.finish())
     }
 
     fn next_token(&mut self) -> Result<Option<Token>> {
@@ -387,4 +433,3 @@ impl Iterator for Generation<'_> {
         }
     }
 }
-

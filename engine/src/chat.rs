@@ -38,7 +38,10 @@ pub struct Message {
 impl Message {
     /// A message from `role` with `content`.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: content.into() }
+        Self {
+            role,
+            content: content.into(),
+        }
     }
 }
 
@@ -84,7 +87,10 @@ mod tests {
     #[test]
     fn exact_strings() {
         let one = [Message::new(Role::User, "Hello")];
-        assert_eq!(format_chat(&one, true), "<|turn>user\nHello<turn|>\n<|turn>model\n");
+        assert_eq!(
+            format_chat(&one, true),
+            "<|turn>user\nHello<turn|>\n<|turn>model\n"
+        );
         assert_eq!(format_chat(&one, false), "<|turn>user\nHello<turn|>\n");
         assert_eq!(format_chat(&[], true), "<|turn>model\n");
         assert_eq!(format_chat(&[], false), "");
@@ -115,7 +121,9 @@ mod tests {
         assert_eq!(ids, want);
         assert_eq!(tok.decode(&ids).unwrap(), format!("<bos>{text}"));
 
-        let ids = tok.encode(&format_chat(&conversation(), true), true).unwrap();
+        let ids = tok
+            .encode(&format_chat(&conversation(), true), true)
+            .unwrap();
         let count = |id| ids.iter().filter(|&&i| i == id).count();
         assert_eq!((count(105), count(106)), (5, 4));
         assert_eq!(ids[..2], [2, 105]);

@@ -8,28 +8,70 @@ use std::path::PathBuf;
 pub enum Error {
     /// A file could not be opened, mapped or read.
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
     /// A weights file is malformed (header, offsets, sizes).
     #[error("{path}: invalid weights file: {why}")]
-    Format { path: PathBuf, why: String },
+    Format {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// The model configuration is missing, malformed or describes an unsupported model.
     #[error("{path}: bad config: {why}")]
-    Config { path: PathBuf, why: String },
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// What is wrong with it.
+        why: String,
+    },
     /// A tensor the model needs is not in the checkpoint.
     #[error("tensor {name}: missing from the checkpoint")]
-    MissingTensor { name: String },
+    MissingTensor {
+        /// The tensor the model needs.
+        name: String,
+    },
     /// A tensor has another shape than the config implies.
     #[error("tensor {name}: shape {got:?}, expected {want:?}")]
-    Shape { name: String, got: Vec<usize>, want: Vec<usize> },
+    Shape {
+        /// The tensor.
+        name: String,
+        /// Its shape in the file.
+        got: Vec<usize>,
+        /// The shape the config implies.
+        want: Vec<usize>,
+    },
     /// A tensor has a dtype garnet cannot use there.
     #[error("tensor {name}: dtype {got}, expected {want}")]
-    DType { name: String, got: String, want: String },
+    DType {
+        /// The tensor.
+        name: String,
+        /// Its dtype in the file.
+        got: String,
+        /// The dtypes garnet accepts there.
+        want: String,
+    },
     /// A token id is not in the vocabulary.
     #[error("token id {id} out of range (vocabulary has {vocab} tokens)")]
-    TokenOutOfRange { id: u32, vocab: usize },
+    TokenOutOfRange {
+        /// The offending id.
+        id: u32,
+        /// Tokens in the vocabulary.
+        vocab: usize,
+    },
     /// The prompt plus generation does not fit the session's context.
     #[error("context overflow: {need} positions needed, the session's context is {ctx}")]
-    ContextOverflow { need: usize, ctx: usize },
+    ContextOverflow {
+        /// Positions the request needs.
+        need: usize,
+        /// Positions the session holds.
+        ctx: usize,
+    },
     /// Tokenizer missing, malformed, or failing on the input.
     #[error("tokenizer: {0}")]
     Tokenizer(String),

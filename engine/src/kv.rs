@@ -11,7 +11,9 @@ use garnet_kernels::Backend;
 
 /// Keys and values of one layer.
 pub struct LayerCache<B: Backend> {
+    /// Keys `[capacity, kv_dim]`.
     pub k: B::Buf,
+    /// Values `[capacity, kv_dim]`.
     pub v: B::Buf,
     /// Slots in the ring (`sliding_window`, or the context on full layers).
     pub capacity: usize,
@@ -36,7 +38,11 @@ impl<B: Backend> KvCache<B> {
                         LayerKind::Full => context,
                     };
                     let len = capacity * l.n_kv_heads * l.head_dim;
-                    Some(LayerCache { k: b.alloc(len)?, v: b.alloc(len)?, capacity })
+                    Some(LayerCache {
+                        k: b.alloc(len)?,
+                        v: b.alloc(len)?,
+                        capacity,
+                    })
                 }
             });
         }
@@ -50,7 +56,11 @@ pub fn cache_bytes(cfg: &ModelConfig, context: usize) -> usize {
         .iter()
         .filter(|l| l.kv_source.is_none())
         .map(|l| {
-            let cap = if l.kind == LayerKind::Sliding { l.window.unwrap_or(context).min(context) } else { context };
+            let cap = if l.kind == LayerKind::Sliding {
+                l.window.unwrap_or(context).min(context)
+            } else {
+                context
+            };
             2 * cap * l.n_kv_heads * l.head_dim * 4
         })
         .sum()

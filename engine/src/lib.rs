@@ -15,6 +15,8 @@
 //! [`model`] (the forward pass over a [`garnet_kernels::Backend`]) with its [`kv`] cache →
 //! [`sampling`] → [`tokenizer`] / [`chat`]; [`api`] ties them into `Engine` and `Session`.
 
+#![warn(missing_docs)]
+
 pub mod api;
 pub mod chat;
 pub mod config;
@@ -26,7 +28,10 @@ pub mod store;
 pub mod tokenizer;
 pub mod weights;
 
-pub use error::{Error, Result};
-pub use api::{BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions, Token};
+pub use api::{
+    BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions,
+    Token,
+};
 pub use chat::{Message, Role};
+pub use error::{Error, Result};
 pub use sampling::Sampling;

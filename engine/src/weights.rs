@@ -14,30 +14,43 @@ use garnet_kernels::HostTensor;
 /// Attention weights of a layer that computes its own keys and values.
 #[derive(Debug)]
 pub struct KvWeights<W> {
+    /// `[kv_heads * head_dim, H]`.
     pub k_proj: W,
     /// `None` on K=V full layers: values are the raw `k_proj` output.
     pub v_proj: Option<W>,
+    /// `[head_dim]`.
     pub k_norm: W,
 }
 
 /// The mixture-of-experts block.
 #[derive(Debug)]
 pub struct MoeWeights<W> {
+    /// `[experts, H]`.
     pub router_proj: W,
+    /// `[H]`, scales the router input.
     pub router_scale: W,
+    /// `[experts]`.
     pub per_expert_scale: W,
+    /// `[experts, 2 * inter, H]`: gate rows then up rows.
     pub gate_up: W,
+    /// `[experts, H, inter]`.
     pub down: W,
+    /// Norm of the experts' input.
     pub pre_norm_2: W,
+    /// Norm of the dense MLP's output.
     pub post_norm_1: W,
+    /// Norm of the experts' output.
     pub post_norm_2: W,
 }
 
 /// Per-layer-embedding weights of one layer.
 #[derive(Debug)]
 pub struct PleLayerWeights<W> {
+    /// `[ple_dim, H]`.
     pub input_gate: W,
+    /// `[H, ple_dim]`.
     pub projection: W,
+    /// `[H]`.
     pub post_norm: W,
     /// This layer's rows of `per_layer_model_projection` ([ple_dim, hidden]).
     pub model_projection: W,
@@ -46,19 +59,31 @@ pub struct PleLayerWeights<W> {
 /// One decoder layer.
 #[derive(Debug)]
 pub struct LayerWeights<W> {
+    /// `input_layernorm`.
     pub input_norm: W,
+    /// `[heads * head_dim, H]`.
     pub q_proj: W,
+    /// `[head_dim]`.
     pub q_norm: W,
     /// `None` on KV-shared layers.
     pub kv: Option<KvWeights<W>>,
+    /// `[H, heads * head_dim]`.
     pub o_proj: W,
+    /// `post_attention_layernorm`.
     pub post_attn_norm: W,
+    /// `pre_feedforward_layernorm`.
     pub pre_ff_norm: W,
+    /// `[inter, H]`.
     pub gate_proj: W,
+    /// `[inter, H]`.
     pub up_proj: W,
+    /// `[H, inter]`.
     pub down_proj: W,
+    /// `post_feedforward_layernorm`.
     pub post_ff_norm: W,
+    /// The MoE block, on MoE models.
     pub moe: Option<MoeWeights<W>>,
+    /// Per-layer-embedding weights, on PLE models.
     pub ple: Option<PleLayerWeights<W>>,
     /// The layer's output multiplier, read once at load.
     pub layer_scalar: f32,
@@ -69,23 +94,37 @@ pub struct LayerWeights<W> {
 pub struct Weights<W> {
     /// `[vocab, hidden]`: the input embedding and (tied) the LM head.
     pub embed: W,
+    /// `norm` before the LM head.
     pub final_norm: W,
     /// `per_layer_projection_norm` ([ple_dim]) on PLE models.
     pub ple_norm: Option<W>,
+    /// One entry per decoder layer.
     pub layers: Vec<LayerWeights<W>>,
 }
 
 /// Reads the checkpoint's tensors by role. Returns the weights and, on PLE models, the PLE table
 /// (`[ple_vocab, layers * ple_dim]`, left in the map).
-pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTensor>, Option<HostTensor>)> {
+pub fn load(
+    store: &TensorStore,
+    cfg: &ModelConfig,
+) -> Result<(Weights<HostTensor>, Option<HostTensor>)> {
     let p = prefix(store);
     let get = |name: &str, shape: &[usize]| store.get(&format!("{p}{name}"), shape);
     let (h, nh, v) = (cfg.hidden_size, cfg.n_heads, cfg.vocab_size);
     let (l_count, pd) = (cfg.n_layers(), cfg.ple_dim);
 
     let (ple_table, ple_proj) = if pd > 0 {
-        let table = get("embed_tokens_per_layer.weight", &[cfg.ple_vocab_size, l_count * pd])?;
-        (Some(table), Some(get("per_layer_model_projection.weight", &[l_count * pd, h])?))
+        let table = get(
+            "embed_tokens_per_layer.weight",
+            &[cfg.ple_vocab_size, l_count * pd],
+        )?;
+        (
+            Some(table),
+            Some(get(
+                "per_layer_model_projection.weight",
+                &[l_count * pd, h],
+            )?),
+        )
     } else {
         (None, None)
     };
@@ -98,7 +137,11 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
             Some(_) => None,
             None => Some(KvWeights {
                 k_proj: ln("self_attn.k_proj.weight", &[kvd, h])?,
-                v_proj: if lc.k_eq_v { None } else { Some(ln("self_attn.v_proj.weight", &[kvd, h])?) },
+                v_proj: if lc.k_eq_v {
+                    None
+                } else {
+                    Some(ln("self_attn.v_proj.weight", &[kvd, h])?)
+                },
                 k_norm: ln("self_attn.k_norm.weight", &[hd])?,
             }),
         };
@@ -125,7 +168,11 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
             }),
         };
         let scalar_name = format!("{p}layers.{i}.layer_scalar");
-        let layer_scalar = if store.contains(&scalar_name) { get(&format!("layers.{i}.layer_scalar"), &[1])?.get(0) } else { 1.0 };
+        let layer_scalar = if store.contains(&scalar_name) {
+            get(&format!("layers.{i}.layer_scalar"), &[1])?.get(0)
+        } else {
+            1.0
+        };
         if !layer_scalar.is_finite() {
             return Err(Error::Invalid(format!("{scalar_name} is not finite")));
         }
@@ -149,7 +196,11 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
     let weights = Weights {
         embed: get("embed_tokens.weight", &[v, h])?,
         final_norm: get("norm.weight", &[h])?,
-        ple_norm: if pd > 0 { Some(get("per_layer_projection_norm.weight", &[pd])?) } else { None },
+        ple_norm: if pd > 0 {
+            Some(get("per_layer_projection_norm.weight", &[pd])?)
+        } else {
+            None
+        },
         layers,
     };
     Ok((weights, ple_table))
@@ -171,7 +222,11 @@ impl<W> Weights<W> {
             embed: f(&self.embed)?,
             final_norm: f(&self.final_norm)?,
             ple_norm: self.ple_norm.as_ref().map(&mut *f).transpose()?,
-            layers: self.layers.iter().map(|l| l.map(f)).collect::<Result<_>>()?,
+            layers: self
+                .layers
+                .iter()
+                .map(|l| l.map(f))
+                .collect::<Result<_>>()?,
         })
     }
 

@@ -8,11 +8,13 @@
 /// per-layer-embedding (PLE) row gather. `table` is `[rows, row_len]`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct EmbedArgs {
+    /// Tokens (rows) in the call.
     pub tokens: usize,
     /// Columns gathered per row.
     pub width: usize,
     /// First gathered column of each table row (PLE: `layer * ple_dim`).
     pub col_offset: usize,
+    /// Multiplier.
     pub scale: f32,
 }
 
@@ -20,8 +22,11 @@ pub struct EmbedArgs {
 /// `m == 1` is the decode matvec; `m > 1` is the prefill GEMM.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MatmulArgs {
+    /// Rows of `x` and `out` (tokens).
     pub m: usize,
+    /// Output features (rows of the weight).
     pub n: usize,
+    /// Keys `[capacity, kv_dim]`.
     pub k: usize,
 }
 
@@ -29,8 +34,11 @@ pub struct MatmulArgs {
 /// is used as-is (Gemma 4), not `1 + w`; without a weight it is the scale-free norm.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RmsNormArgs {
+    /// Rows normalised independently.
     pub rows: usize,
+    /// Elements per row.
     pub dim: usize,
+    /// Added to the mean square.
     pub eps: f32,
 }
 
@@ -41,11 +49,17 @@ pub struct RmsNormArgs {
 /// `rotary_pairs = partial_rotary_factor * head_dim / 2` (the exponent keeps the full head_dim).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RopeArgs {
+    /// Tokens (rows) in the call.
     pub tokens: usize,
+    /// Heads per token.
     pub heads: usize,
+    /// Elements per head.
     pub head_dim: usize,
+    /// Dimension pairs that rotate (the rest pass through).
     pub rotary_pairs: usize,
+    /// RoPE base.
     pub theta: f32,
+    /// Position of the first token.
     pub pos0: usize,
 }
 
@@ -54,10 +68,13 @@ pub struct RopeArgs {
 /// `k`, `v`: `[tokens, kv_dim]`; caches: `[capacity, kv_dim]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KvWriteArgs {
+    /// Tokens (rows) in the call.
     pub tokens: usize,
     /// `n_kv_heads * head_dim`.
     pub kv_dim: usize,
+    /// Position of the first token.
     pub pos0: usize,
+    /// Slots in the cache ring.
     pub capacity: usize,
 }
 
@@ -71,13 +88,21 @@ pub struct KvWriteArgs {
 /// GQA: query head `h` uses KV head `h / (n_heads / n_kv_heads)`. Softmax in f32.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionArgs {
+    /// Tokens (rows) in the call.
     pub tokens: usize,
+    /// Query heads.
     pub n_heads: usize,
+    /// Key/value heads (GQA groups).
     pub n_kv_heads: usize,
+    /// Elements per head.
     pub head_dim: usize,
+    /// Position of the first token.
     pub pos0: usize,
+    /// Slots in the cache ring.
     pub capacity: usize,
+    /// Keys a query sees including itself (sliding layers); `None` = all.
     pub window: Option<usize>,
+    /// Multiplier.
     pub scale: f32,
 }
 
@@ -94,28 +119,36 @@ impl AttentionArgs {
 /// `out = gelu_tanh(gate) * up` elementwise over `rows x width` (GeGLU; also the PLE gate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GegluArgs {
+    /// Rows normalised independently.
     pub rows: usize,
+    /// Columns per row.
     pub width: usize,
 }
 
 /// `x = cap * tanh(x / cap)` over `len` elements (final logit softcap).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SoftcapArgs {
+    /// Elements.
     pub len: usize,
+    /// Softcap value (30 for Gemma 4).
     pub cap: f32,
 }
 
 /// `x *= factor` over `len` elements (`layer_scalar`, the router's `H^-0.5`).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScaleArgs {
+    /// Elements.
     pub len: usize,
+    /// Multiplier.
     pub factor: f32,
 }
 
 /// `acc = (acc + x) * scale` over `len` elements (MoE branch sum, PLE combine).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AddArgs {
+    /// Elements.
     pub len: usize,
+    /// Multiplier.
     pub scale: f32,
 }
 
@@ -124,8 +157,11 @@ pub struct AddArgs {
 /// `per_expert_scale[e]`. Outputs `ids [tokens, top_k]` and `weights [tokens, top_k]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RouteArgs {
+    /// Tokens (rows) in the call.
     pub tokens: usize,
+    /// Experts in the layer.
     pub n_experts: usize,
+    /// Experts chosen per token.
     pub top_k: usize,
 }
 
@@ -135,17 +171,25 @@ pub struct RouteArgs {
 /// gate), `down`: `[n_experts, hidden, inter]`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MoeArgs {
+    /// Tokens (rows) in the call.
     pub tokens: usize,
+    /// Model width.
     pub hidden: usize,
+    /// Expert FFN width.
     pub inter: usize,
+    /// Experts in the layer.
     pub n_experts: usize,
+    /// Experts chosen per token.
     pub top_k: usize,
 }
 
 /// `dst[dst_offset..][..len] = src[src_offset..][..len]` (e.g. the last row of a prefill for the LM head).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct CopyArgs {
+    /// Elements.
     pub len: usize,
+    /// First element read.
     pub src_offset: usize,
+    /// First element written.
     pub dst_offset: usize,
 }

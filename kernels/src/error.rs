@@ -6,19 +6,41 @@
 pub enum KernelError {
     /// A buffer or weight is smaller (or of another shape) than the op's arguments require.
     #[error("{op}: {what}")]
-    Shape { op: &'static str, what: String },
+    Shape {
+        /// The op.
+        op: &'static str,
+        /// What does not fit.
+        what: String,
+    },
     /// A weight dtype the op does not implement.
     #[error("{op}: unsupported dtype {dtype}")]
-    DType { op: &'static str, dtype: &'static str },
+    DType {
+        /// The op.
+        op: &'static str,
+        /// The weight's dtype.
+        dtype: &'static str,
+    },
     /// A host tensor whose bytes do not fit its storage.
     #[error("tensor bytes out of range: {0}")]
     Bounds(String),
     /// An id (token or expert) outside its table.
     #[error("{op}: id {id} out of range (table has {len} rows)")]
-    IdOutOfRange { op: &'static str, id: u32, len: usize },
+    IdOutOfRange {
+        /// The op.
+        op: &'static str,
+        /// The offending id.
+        id: u32,
+        /// Rows in the table.
+        len: usize,
+    },
     /// The backend cannot run here (no device, driver error, compiled out).
     #[error("backend {backend} unavailable: {why}")]
-    Unavailable { backend: &'static str, why: String },
+    Unavailable {
+        /// The backend.
+        backend: &'static str,
+        /// Why it cannot run.
+        why: String,
+    },
 }
 
 /// Result of a kernel or buffer operation.
@@ -27,7 +49,10 @@ pub type Result<T, E = KernelError> = std::result::Result<T, E>;
 /// Fails with [`KernelError::Shape`] unless `have >= need` (a buffer holds at least what an op touches).
 pub fn check_len(op: &'static str, what: &str, have: usize, need: usize) -> Result<()> {
     if have < need {
-        return Err(KernelError::Shape { op, what: format!("{what} has {have} elements, needs {need}") });
+        return Err(KernelError::Shape {
+            op,
+            what: format!("{what} has {have} elements, needs {need}"),
+        });
     }
     Ok(())
 }

@@ -6,6 +6,8 @@
 //! All activations are f32; weights keep their storage dtype ([`DType`]) and are widened inside
 //! the kernels, so a backend never needs a host copy of the model.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod backend;
 pub mod cpu;

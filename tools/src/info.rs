@@ -15,7 +15,9 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let (c, i) = (engine.config(), engine.info());
     let embed = (c.vocab_size * c.hidden_size) as u64;
     let ple = (c.ple_vocab_size * c.n_layers() * c.ple_dim) as u64;
-    let experts = c.moe.map_or(0, |m| (c.n_layers() * m.n_experts * 3 * m.inter * c.hidden_size) as u64);
+    let experts = c.moe.map_or(0, |m| {
+        (c.n_layers() * m.n_experts * 3 * m.inter * c.hidden_size) as u64
+    });
     let active = match c.moe {
         Some(m) => i.params - ple - experts + experts * m.top_k as u64 / m.n_experts as u64,
         None => i.params - ple,
@@ -24,24 +26,58 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let sliding_kv = c.kv_floats_per_position(LayerKind::Sliding) * 4 * c.sliding_window;
     let shared = c.layers.iter().filter(|l| l.kv_source.is_some()).count();
     println!("model        {}", i.path.display());
-    println!("variant      Gemma 4 {} ({} layers, hidden {}, vocab {})", c.variant(), c.n_layers(), c.hidden_size, c.vocab_size);
+    println!(
+        "variant      Gemma 4 {} ({} layers, hidden {}, vocab {})",
+        c.variant(),
+        c.n_layers(),
+        c.hidden_size,
+        c.vocab_size
+    );
     println!("layers       {}", c.layer_pattern());
-    println!("attention    {} heads; sliding: {} KV heads x {}, window {}; full: {} KV heads x {}{}",
-        c.n_heads, c.layers[0].n_kv_heads, c.layers[0].head_dim, c.sliding_window,
-        c.layers.last().map_or(0, |l| l.n_kv_heads), c.layers.last().map_or(0, |l| l.head_dim),
-        if c.layers.iter().any(|l| l.k_eq_v) { ", K=V" } else { "" });
+    println!(
+        "attention    {} heads; sliding: {} KV heads x {}, window {}; full: {} KV heads x {}{}",
+        c.n_heads,
+        c.layers[0].n_kv_heads,
+        c.layers[0].head_dim,
+        c.sliding_window,
+        c.layers.last().map_or(0, |l| l.n_kv_heads),
+        c.layers.last().map_or(0, |l| l.head_dim),
+        if c.layers.iter().any(|l| l.k_eq_v) {
+            ", K=V"
+        } else {
+            ""
+        }
+    );
     if shared > 0 {
         println!("kv sharing   last {shared} layers reuse earlier K/V");
     }
     if let Some(m) = c.moe {
-        println!("moe          {} experts, top-{}, expert width {}", m.n_experts, m.top_k, m.inter);
+        println!(
+            "moe          {} experts, top-{}, expert width {}",
+            m.n_experts, m.top_k, m.inter
+        );
     }
     if c.ple_dim > 0 {
-        println!("ple          {} per layer ({:.2} B params in the table, memory-mapped)", c.ple_dim, ple as f64 / 1e9);
+        println!(
+            "ple          {} per layer ({:.2} B params in the table, memory-mapped)",
+            c.ple_dim,
+            ple as f64 / 1e9
+        );
     }
-    println!("parameters   {:.3} B total, {:.3} B embedding (tied), {:.3} B active per token",
-        i.params as f64 / 1e9, embed as f64 / 1e9, active as f64 / 1e9);
-    println!("weights      {:.3} GB used, {:.3} GB in the files", i.weight_bytes as f64 / 1e9, i.file_bytes as f64 / 1e9);
-    println!("kv cache     {} bytes per position (full layers) + {} bytes fixed (sliding rings), f32", full_kv, sliding_kv);
+    println!(
+        "parameters   {:.3} B total, {:.3} B embedding (tied), {:.3} B active per token",
+        i.params as f64 / 1e9,
+        embed as f64 / 1e9,
+        active as f64 / 1e9
+    );
+    println!(
+        "weights      {:.3} GB used, {:.3} GB in the files",
+        i.weight_bytes as f64 / 1e9,
+        i.file_bytes as f64 / 1e9
+    );
+    println!(
+        "kv cache     {} bytes per position (full layers) + {} bytes fixed (sliding rings), f32",
+        full_kv, sliding_kv
+    );
     Ok(())
 }

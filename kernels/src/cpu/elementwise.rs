@@ -14,7 +14,8 @@ use crate::args::{AddArgs, GegluArgs, ScaleArgs, SoftcapArgs};
 use crate::error::{check_len, Result};
 
 /// `sqrt(2 / pi)`, computed in f64 and rounded once (PyTorch's `kBeta`).
-const SQRT_2_OVER_PI: f32 = (std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5) as f32;
+const SQRT_2_OVER_PI: f32 =
+    (std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5) as f32;
 
 /// `0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`, in this order of f32 operations.
 pub(crate) fn gelu_tanh(x: f32) -> f32 {

@@ -22,16 +22,32 @@ pub fn gather_rows(a: &EmbedArgs, table: &HostTensor, ids: &[u32]) -> Result<Vec
 pub(crate) fn embed(a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut [f32]) -> Result<()> {
     const OP: &str = "embed";
     let Some(&rows) = table.shape().first() else {
-        return Err(bad_arg(OP, "table is a scalar, needs [rows, row_len]".into()));
+        return Err(bad_arg(
+            OP,
+            "table is a scalar, needs [rows, row_len]".into(),
+        ));
     };
     let row_len = table.row_len();
-    if a.col_offset.checked_add(a.width).is_none_or(|end| end > row_len) {
-        return Err(bad_arg(OP, format!("columns {}+{} exceed table rows of {row_len}", a.col_offset, a.width)));
+    if a.col_offset
+        .checked_add(a.width)
+        .is_none_or(|end| end > row_len)
+    {
+        return Err(bad_arg(
+            OP,
+            format!(
+                "columns {}+{} exceed table rows of {row_len}",
+                a.col_offset, a.width
+            ),
+        ));
     }
     check_len(OP, "ids", ids.len(), a.tokens)?;
     check_len(OP, "out", out.len(), numel(OP, &[a.tokens, a.width])?)?;
     if let Some(&id) = ids[..a.tokens].iter().find(|&&id| id as usize >= rows) {
-        return Err(KernelError::IdOutOfRange { op: OP, id, len: rows });
+        return Err(KernelError::IdOutOfRange {
+            op: OP,
+            id,
+            len: rows,
+        });
     }
 
     for (t, &id) in ids[..a.tokens].iter().enumerate() {

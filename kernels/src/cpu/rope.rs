@@ -24,12 +24,23 @@ pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
     }
     let half = a.head_dim / 2;
     if a.rotary_pairs > half {
-        return Err(bad_arg(OP, format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs)));
+        return Err(bad_arg(
+            OP,
+            format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs),
+        ));
     }
     if a.pos0.checked_add(a.tokens).is_none() {
-        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
+        return Err(bad_arg(
+            OP,
+            format!("positions {}+{} overflow", a.pos0, a.tokens),
+        ));
     }
-    check_len(OP, "x", x.len(), numel(OP, &[a.tokens, a.heads, a.head_dim])?)?;
+    check_len(
+        OP,
+        "x",
+        x.len(),
+        numel(OP, &[a.tokens, a.heads, a.head_dim])?,
+    )?;
 
     let inv_freq = inverse_frequencies(a);
     let (mut cos, mut sin) = (vec![0.0f32; a.rotary_pairs], vec![0.0f32; a.rotary_pairs]);
