@@ -1,7 +1,7 @@
 //! The public API: [`Engine`] (a loaded model, shared) and [`Session`] (a conversation with its
 //! own KV cache), plus the streaming [`Generation`] iterator.
 
-use crate::chat::{format_chat, Message};
+use crate::chat::{format_chat, Message, TURN_END};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::model::{Forward, Logits, Model, Runner};
@@ -323,10 +323,23 @@ impl Session {
         self.generate_ids(&ids, sampling)
     }
 
-    /// A chat turn in the Gemma 4 format; the model's reply streams back.
+    /// A chat turn in the Gemma 4 format; the model's reply streams back. Later turns continue
+    /// the conversation: the model's previous turn is closed with `<turn|>` if it did not end so.
     pub fn chat(&mut self, messages: &[Message], sampling: &Sampling) -> Result<Generation<'_>> {
-        let text = format_chat(messages, true);
-        let ids = self.tokenizer()?.encode(&text, self.position() == 0)?;
+        let tok = self.tokenizer()?;
+        let mut text = format_chat(messages, true);
+        if self.position() > 0 {
+            let closed = tok
+                .token_id(TURN_END)
+                .is_some_and(|id| self.history.last() == Some(&id));
+            let close = if closed {
+                String::new()
+            } else {
+                TURN_END.to_string()
+            };
+            text.insert_str(0, &format!("{close}\n"));
+        }
+        let ids = tok.encode(&text, self.position() == 0)?;
         self.generate_ids(&ids, sampling)
     }
 
@@ -342,7 +355,7 @@ impl Session {
             .clone()
             .unwrap_or_else(|| cfg.eos_token_ids.clone());
         if sampling.stop_tokens.is_none() {
-            if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id("<turn|>")) {
+            if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id(TURN_END)) {
                 stop.push(id);
             }
         }
@@ -357,6 +370,7 @@ impl Session {
             logits,
             stop,
             remaining: sampling.max_new_tokens,
+            repeat_last_n: sampling.repeat_last_n,
             decoder,
         })
     }
@@ -381,6 +395,7 @@ pub struct Generation<'a> {
     logits: Vec<f32>,
     stop: Vec<u32>,
     remaining: usize,
+    repeat_last_n: usize,
     decoder: Option<StreamDecoder>,
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
@@ -400,7 +415,21 @@ impl Generation<'_> {
         if self.remaining == 0 {
             return Ok(None);
         }
-        let (id, logprob) = self.sampler.sample(&self.logits, self.session.tokens())?;
+        // The token yielded last time runs now, so each token reaches the caller one forward
+        // pass earlier (and a dropped iterator leaves it pending, not computed for nothing).
+        if let Some(id) = self.session.pending.take() {
+            self.logits = self.session.fwd.forward(&[id], Logits::Last)?;
+        }
+        let history = self.session.tokens();
+        let recent = match self.repeat_last_n {
+            0 => history,
+            n => &history[history.len().saturating_sub(n)..],
+        };
+        let (id, logprob) = self.sampler.sample(&self.logits, recent)?;
+        // Every sampled token, a stop token (e.g. `<turn|>`) included, belongs to the
+        // conversation; it is run through the model when the next token (or prompt) needs it.
+        self.session.pending = Some(id);
+        self.session.history.push(id);
         if self.stop.contains(&id) {
             self.remaining = 0;
             return Ok(None);
@@ -410,13 +439,6 @@ impl Generation<'_> {
             Some(d) => d.push(id)?,
             None => String::new(),
         };
-        if self.remaining > 0 {
-            self.logits = self.session.step(id)?;
-        } else {
-            // The last token belongs to the conversation; it runs with the next prompt.
-            self.session.pending = Some(id);
-            self.session.history.push(id);
-        }
         Ok(Some(Token { id, text, logprob }))
     }
 }

@@ -20,6 +20,9 @@ pub struct Sampling {
     pub min_p: f32,
     /// CTRL-style penalty on tokens already in the history (> 0); 1 turns it off.
     pub repetition_penalty: f32,
+    /// How many of the most recent tokens the repetition penalty looks at (llama.cpp's
+    /// `repeat_last_n`); 0 means the whole context.
+    pub repeat_last_n: usize,
     /// Seed of the sampler's PRNG; the same seed and inputs give the same tokens everywhere.
     pub seed: u64,
     /// Maximum number of tokens to generate.
@@ -38,6 +41,7 @@ impl Default for Sampling {
             top_p: 0.95,
             min_p: 0.0,
             repetition_penalty: 1.0,
+            repeat_last_n: 64,
             seed: 0,
             max_new_tokens: 256,
             stop_tokens: None,

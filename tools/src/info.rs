@@ -59,25 +59,37 @@ pub fn main(a: Args) -> garnet::Result<()> {
     }
     if c.ple_dim > 0 {
         println!(
-            "ple          {} per layer ({:.2} B params in the table, memory-mapped)",
+            "ple          {} per layer ({} params in the table, memory-mapped)",
             c.ple_dim,
-            ple as f64 / 1e9
+            count(ple)
         );
     }
     println!(
-        "parameters   {:.3} B total, {:.3} B embedding (tied), {:.3} B active per token",
-        i.params as f64 / 1e9,
-        embed as f64 / 1e9,
-        active as f64 / 1e9
+        "parameters   {} total, {} embedding (tied), {} active per token",
+        count(i.params),
+        count(embed),
+        count(active)
     );
     println!(
-        "weights      {:.3} GB used, {:.3} GB in the files",
-        i.weight_bytes as f64 / 1e9,
-        i.file_bytes as f64 / 1e9
+        "weights      {}B used, {}B in the files",
+        count(i.weight_bytes),
+        count(i.file_bytes)
     );
     println!(
-        "kv cache     {} bytes per position (full layers) + {} bytes fixed (sliding rings), f32",
-        full_kv, sliding_kv
+        "kv cache     {}B per position (full layers) + {}B fixed (sliding rings), f32",
+        count(full_kv as u64),
+        count(sliding_kv as u64)
     );
     Ok(())
+}
+
+/// `n` with a metric suffix: 4.629 G, 1.23 M, 96 k.
+fn count(n: u64) -> String {
+    let (v, unit) = match n {
+        0..1_000 => return n.to_string(),
+        1_000..1_000_000 => (n as f64 / 1e3, "k"),
+        1_000_000..1_000_000_000 => (n as f64 / 1e6, "M"),
+        _ => (n as f64 / 1e9, "G"),
+    };
+    format!("{v:.3} {unit}")
 }

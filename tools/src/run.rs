@@ -35,6 +35,9 @@ pub struct Args {
     /// Repetition penalty (1 = off).
     #[arg(long, default_value_t = 1.0)]
     repeat_penalty: f32,
+    /// Recent tokens the repetition penalty looks at (0 = the whole context).
+    #[arg(long, default_value_t = 64)]
+    repeat_last_n: usize,
     #[arg(long, default_value_t = 0)]
     seed: u64,
     /// Context length of the session (prompt + generation) [default: 4096 or the model's maximum].
@@ -65,6 +68,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         top_p: a.top_p,
         min_p: a.min_p,
         repetition_penalty: a.repeat_penalty,
+        repeat_last_n: a.repeat_last_n,
         seed: a.seed,
         max_new_tokens: a.max_tokens,
         stop_tokens: None,

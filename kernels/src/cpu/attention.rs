@@ -154,7 +154,7 @@ fn validate(
     out_len: usize,
 ) -> Result<usize> {
     const OP: &str = "attention";
-    if a.n_kv_heads == 0 || a.n_heads < a.n_kv_heads || a.n_heads % a.n_kv_heads != 0 {
+    if a.n_kv_heads == 0 || a.n_heads < a.n_kv_heads || !a.n_heads.is_multiple_of(a.n_kv_heads) {
         return Err(bad_arg(
             OP,
             format!(

@@ -5,12 +5,13 @@
 //! - `softcap`: `x = cap * tanh(x / cap)` in place
 //! - `scale`:   `x *= factor` in place
 //! - `add`:     `acc = (acc + x) * scale` in place
+//! - `copy`:    `dst[dst_offset..][..len] = src[src_offset..][..len]` (see [`CopyArgs`])
 //!
 //! plus the shared scalar pieces [`gelu_tanh`] (the tanh approximation, as PyTorch computes it)
 //! and [`softmax`] (f32, max subtraction), used by attention and the MoE.
 
-use super::numel;
-use crate::args::{AddArgs, GegluArgs, ScaleArgs, SoftcapArgs};
+use super::{bad_arg, numel};
+use crate::args::{AddArgs, CopyArgs, GegluArgs, ScaleArgs, SoftcapArgs};
 use crate::error::{check_len, Result};
 
 /// `sqrt(2 / pi)`, computed in f64 and rounded once (PyTorch's `kBeta`).
@@ -74,5 +75,19 @@ pub(crate) fn add(a: &AddArgs, x: &[f32], acc: &mut [f32]) -> Result<()> {
     for (s, v) in acc[..a.len].iter_mut().zip(x) {
         *s = (*s + v) * a.scale;
     }
+    Ok(())
+}
+
+/// `dst[dst_offset..][..len] = src[src_offset..][..len]`.
+pub(crate) fn copy(a: &CopyArgs, src: &[f32], dst: &mut [f32]) -> Result<()> {
+    let end = |offset: usize| {
+        offset
+            .checked_add(a.len)
+            .ok_or_else(|| bad_arg("copy", format!("offset {offset} + {} overflows", a.len)))
+    };
+    let (src_end, dst_end) = (end(a.src_offset)?, end(a.dst_offset)?);
+    check_len("copy", "src", src.len(), src_end)?;
+    check_len("copy", "dst", dst.len(), dst_end)?;
+    dst[a.dst_offset..dst_end].copy_from_slice(&src[a.src_offset..src_end]);
     Ok(())
 }

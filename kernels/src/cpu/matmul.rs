@@ -38,7 +38,7 @@ pub(crate) fn matmul(a: &MatmulArgs, x: &[f32], w: &HostTensor, out: &mut [f32])
 /// `m = x.len() / k` rows of `x`: `out[j * m + i] = w[row0 + j] . x[i]`. Parallel over weight rows.
 /// The caller has validated that the rows exist and that `x.len()` is a multiple of `k`.
 pub(crate) fn linear_rows(w: &HostTensor, row0: usize, x: &[f32], k: usize, out: &mut [f32]) {
-    let m = if k == 0 { 0 } else { x.len() / k };
+    let m = x.len().checked_div(k).unwrap_or(0);
     if m == 0 {
         out.fill(0.0); // an empty dot product (k == 0) is 0; with no token rows there is no output
         return;

@@ -32,6 +32,7 @@ use crate::tensor::HostTensor;
 pub struct RefCpu;
 
 impl RefCpu {
+    /// The reference backend (it holds no state).
     pub fn new() -> Self {
         RefCpu
     }
@@ -199,6 +200,10 @@ impl Backend for RefCpu {
         out: &mut Vec<f32>,
     ) -> Result<()> {
         elementwise::geglu(a, gate, up, out)
+    }
+
+    fn copy(&self, a: &CopyArgs, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
+        elementwise::copy(a, src, dst)
     }
 
     fn softcap(&self, a: &SoftcapArgs, x: &mut Vec<f32>) -> Result<()> {

@@ -19,7 +19,7 @@ use crate::error::{check_len, Result};
 /// Rotates the first `tokens * heads * head_dim` elements of `x` in place.
 pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
     const OP: &str = "rope";
-    if a.head_dim % 2 != 0 {
+    if !a.head_dim.is_multiple_of(2) {
         return Err(bad_arg(OP, format!("head_dim {} is odd", a.head_dim)));
     }
     let half = a.head_dim / 2;
