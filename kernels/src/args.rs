@@ -26,7 +26,7 @@ pub struct MatmulArgs {
     pub m: usize,
     /// Output features (rows of the weight).
     pub n: usize,
-    /// Keys `[capacity, kv_dim]`.
+    /// Input features (columns of the weight).
     pub k: usize,
 }
 
@@ -86,6 +86,10 @@ pub struct KvWriteArgs {
 /// The query at `p` sees keys `j <= p` with `j > p - window` when `window` is set (sliding layers:
 /// `window` keys including itself); `j < pos0` come from the cache, the rest from `k`/`v`.
 /// GQA: query head `h` uses KV head `h / (n_heads / n_kv_heads)`. Softmax in f32.
+///
+/// Run attention *before* [`KvWriteArgs`] writes this call's tokens: a ring of `window` slots
+/// still holds every past key the call needs only until they are written. `window` must not be
+/// `Some(0)`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct AttentionArgs {
     /// Tokens (rows) in the call.
@@ -119,13 +123,13 @@ impl AttentionArgs {
 /// `out = gelu_tanh(gate) * up` elementwise over `rows x width` (GeGLU; also the PLE gate).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GegluArgs {
-    /// Rows normalised independently.
+    /// Rows (tokens).
     pub rows: usize,
     /// Columns per row.
     pub width: usize,
 }
 
-/// `x = cap * tanh(x / cap)` over `len` elements (final logit softcap).
+/// `x = cap * tanh(x / cap)` over `len` elements (final logit softcap); `cap` must be positive.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SoftcapArgs {
     /// Elements.

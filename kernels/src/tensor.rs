@@ -2,7 +2,7 @@
 //!
 //! A [`HostTensor`] never copies its bytes: it holds a shared handle to the storage (an `Mmap`
 //! in practice) and a byte range. Elements are little-endian and may be unaligned, so readers go
-//! through [`HostTensor::get`] / [`HostTensor::row_f32`], which decode byte by byte.
+//! through [`HostTensor::get`] / [`HostTensor::read_f32`], which decode byte by byte.
 
 use crate::error::{KernelError, Result};
 use half::{bf16, f16};

@@ -607,7 +607,12 @@ fn moe_route_ties_to_lower_id() {
     );
 }
 
-/// The MoE FFN in f64, each expert's weights read through `HostTensor::get`.
+/// Elements `start..start + len` of a weight, through `HostTensor::get`.
+fn weight_row(t: &HostTensor, start: usize, len: usize) -> Vec<f32> {
+    (start..start + len).map(|i| t.get(i)).collect()
+}
+
+/// The MoE FFN in f64, expert by expert as listed in `ids`.
 fn moe_f64(
     a: &MoeArgs,
     x: &[f32],
@@ -621,18 +626,13 @@ fn moe_f64(
     for (slot, (&e, &weight)) in ids.iter().zip(w).enumerate() {
         let (t, e) = (slot / a.top_k, e as usize);
         let x_t = &x[t * h..(t + 1) * h];
-        let gu_row = |r: usize| {
-            (0..h).map(|c| gate_up.get((e * 2 * inter + r) * h + c) as f64 * x_t[c] as f64)
-        };
+        let proj = |r: usize| dot64(&weight_row(gate_up, (e * 2 * inter + r) * h, h), x_t);
         let act: Vec<f64> = (0..inter)
-            .map(|r| gelu_f64(gu_row(r).sum()) * gu_row(inter + r).sum::<f64>())
+            .map(|r| gelu_f64(proj(r)) * proj(inter + r))
             .collect();
         for o in 0..h {
-            let y: f64 = act
-                .iter()
-                .enumerate()
-                .map(|(r, act)| down.get((e * h + o) * inter + r) as f64 * act)
-                .sum();
+            let down_row = weight_row(down, (e * h + o) * inter, inter);
+            let y: f64 = down_row.iter().zip(&act).map(|(&d, a)| d as f64 * a).sum();
             out[t * h + o] += weight as f64 * y;
         }
     }

@@ -53,6 +53,12 @@ pub(crate) fn geglu(a: &GegluArgs, gate: &[f32], up: &[f32], out: &mut [f32]) ->
 /// `x = cap * tanh(x / cap)` over the first `len` elements.
 pub(crate) fn softcap(a: &SoftcapArgs, x: &mut [f32]) -> Result<()> {
     check_len("softcap", "x", x.len(), a.len)?;
+    if !(a.cap.is_finite() && a.cap > 0.0) {
+        return Err(bad_arg(
+            "softcap",
+            format!("cap {} must be positive", a.cap),
+        ));
+    }
     for v in &mut x[..a.len] {
         *v = (*v / a.cap).tanh() * a.cap;
     }

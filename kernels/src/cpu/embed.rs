@@ -5,22 +5,33 @@
 //! storage dtype; `ids` `[tokens]`; `out` `[tokens, width]` f32. The token embedding gathers whole
 //! rows; the per-layer embedding (PLE) gathers the `width` columns of one layer from each row.
 
+use super::matmul::widen;
 use super::{bad_arg, numel};
 use crate::args::EmbedArgs;
 use crate::error::{check_len, KernelError, Result};
 use crate::tensor::HostTensor;
 
+const OP: &str = "embed";
+
 /// The gathered rows, `tokens * width` floats (also the default [`crate::Backend::embed_host`]).
-/// Fails on an id `>= ` the table's rows or on columns outside the table's rows.
+/// Fails on an id `>=` the table's rows or on columns outside the table's rows.
 pub fn gather_rows(a: &EmbedArgs, table: &HostTensor, ids: &[u32]) -> Result<Vec<f32>> {
-    let mut out = vec![0.0; numel("embed", &[a.tokens, a.width])?];
-    embed(a, table, ids, &mut out)?;
+    validate(a, table, ids)?;
+    let mut out = vec![0.0; numel(OP, &[a.tokens, a.width])?];
+    gather(a, table, ids, &mut out);
     Ok(out)
 }
 
 /// Writes the gathered rows into the first `tokens * width` elements of `out`.
 pub(crate) fn embed(a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut [f32]) -> Result<()> {
-    const OP: &str = "embed";
+    validate(a, table, ids)?;
+    check_len(OP, "out", out.len(), numel(OP, &[a.tokens, a.width])?)?;
+    gather(a, table, ids, out);
+    Ok(())
+}
+
+/// Checks the column range and the ids against the table (before anything is allocated).
+fn validate(a: &EmbedArgs, table: &HostTensor, ids: &[u32]) -> Result<()> {
     let Some(&rows) = table.shape().first() else {
         return Err(bad_arg(
             OP,
@@ -32,30 +43,30 @@ pub(crate) fn embed(a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut [f
         .checked_add(a.width)
         .is_none_or(|end| end > row_len)
     {
+        let (start, width) = (a.col_offset, a.width);
         return Err(bad_arg(
             OP,
-            format!(
-                "columns {}+{} exceed table rows of {row_len}",
-                a.col_offset, a.width
-            ),
+            format!("columns {start}+{width} exceed table rows of {row_len}"),
         ));
     }
     check_len(OP, "ids", ids.len(), a.tokens)?;
-    check_len(OP, "out", out.len(), numel(OP, &[a.tokens, a.width])?)?;
-    if let Some(&id) = ids[..a.tokens].iter().find(|&&id| id as usize >= rows) {
-        return Err(KernelError::IdOutOfRange {
+    match ids[..a.tokens].iter().find(|&&id| id as usize >= rows) {
+        Some(&id) => Err(KernelError::IdOutOfRange {
             op: OP,
             id,
             len: rows,
-        });
+        }),
+        None => Ok(()),
     }
+}
 
+/// The gather itself, on validated arguments: widen each selected row slice, then scale it.
+fn gather(a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut [f32]) {
     for (t, &id) in ids[..a.tokens].iter().enumerate() {
-        let row_start = id as usize * row_len;
         let dst = &mut out[t * a.width..(t + 1) * a.width];
-        for (j, o) in dst.iter_mut().enumerate() {
-            *o = table.get(row_start + a.col_offset + j) * a.scale;
+        widen(table, id as usize * table.row_len() + a.col_offset, dst);
+        for o in dst {
+            *o *= a.scale;
         }
     }
-    Ok(())
 }

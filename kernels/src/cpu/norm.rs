@@ -6,7 +6,7 @@
 //! norms (q/k/v norms) are the same op with `rows = tokens * heads`, `dim = head_dim`.
 //! `add_rms_norm` adds the normed row to `residual` instead of writing `out`.
 
-use super::matmul::widen;
+use super::matmul::{dot, widen};
 use super::{check_shape, numel};
 use crate::args::RmsNormArgs;
 use crate::error::{check_len, Result};
@@ -66,11 +66,7 @@ fn validate(
 
 /// One row: `dst = src * (mean(src^2) + eps)^-0.5 [* w]`, sum of squares in f32 in index order.
 fn normed_row(src: &[f32], w: Option<&[f32]>, eps: f32, dst: &mut [f32]) {
-    let mut sum_sq = 0.0f32;
-    for v in src {
-        sum_sq += v * v;
-    }
-    let inv_rms = (sum_sq / src.len() as f32 + eps).powf(-0.5);
+    let inv_rms = (dot(src, src) / src.len() as f32 + eps).powf(-0.5);
     for (j, (d, v)) in dst.iter_mut().zip(src).enumerate() {
         *d = v * inv_rms;
         if let Some(w) = w {
