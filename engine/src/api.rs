@@ -32,9 +32,7 @@ impl std::str::FromStr for BackendKind {
             "cpu" => Ok(BackendKind::Cpu),
             "wgpu" => Ok(BackendKind::Wgpu),
             "cuda" => Ok(BackendKind::Cuda),
-            _ => Err(Error::Invalid(format!(
-                "unknown backend {s:?} (cpu, wgpu, cuda)"
-            ))),
+            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, wgpu, cuda)"))),
         }
     }
 }
@@ -76,10 +74,7 @@ pub struct SessionOptions {
 
 impl Default for SessionOptions {
     fn default() -> Self {
-        SessionOptions {
-            context: 4096,
-            prefill_chunk: 512,
-        }
+        SessionOptions { context: 4096, prefill_chunk: 512 }
     }
 }
 
@@ -131,29 +126,15 @@ impl Engine {
             }
         };
         let runner: Arc<dyn Runner> = match opts.backend {
-            BackendKind::Cpu => Arc::new(Model::new(
-                cfg,
-                RefCpu::new(),
-                &host,
-                ple_table,
-                reference,
-                &mut progress,
-            )?),
+            BackendKind::Cpu => Arc::new(Model::new(cfg, RefCpu::new(), &host, ple_table, reference, &mut progress)?),
             other => {
                 return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
-                    backend: if other == BackendKind::Wgpu {
-                        "wgpu"
-                    } else {
-                        "cuda"
-                    },
+                    backend: if other == BackendKind::Wgpu { "wgpu" } else { "cuda" },
                     why: "not part of this build yet".into(),
                 }))
             }
         };
-        let tok_path = opts
-            .tokenizer
-            .clone()
-            .unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
+        let tok_path = opts.tokenizer.clone().unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
         let tokenizer = match (tok_path.exists(), opts.tokenizer.is_some()) {
             (true, _) | (false, true) => Some(Arc::new(Tokenizer::from_file(&tok_path)?)),
             (false, false) => None,
@@ -165,11 +146,7 @@ impl Engine {
             file_bytes: store.total_bytes(),
             backend: runner.backend_name(),
         };
-        Ok(Engine {
-            runner,
-            tokenizer,
-            info,
-        })
+        Ok(Engine { runner, tokenizer, info })
     }
 
     /// The resolved model configuration.
@@ -191,21 +168,13 @@ impl Engine {
     pub fn session(&self, opts: SessionOptions) -> Result<Session> {
         let max = self.config().max_position_embeddings;
         if opts.context == 0 || opts.prefill_chunk == 0 {
-            return Err(Error::Invalid(
-                "context and prefill_chunk must be positive".into(),
-            ));
+            return Err(Error::Invalid("context and prefill_chunk must be positive".into()));
         }
         if opts.context > max {
-            return Err(Error::Invalid(format!(
-                "context {} exceeds the model's maximum {max}",
-                opts.context
-            )));
+            return Err(Error::Invalid(format!("context {} exceeds the model's maximum {max}", opts.context)));
         }
         let context = opts.context;
-        let fwd = self
-            .runner
-            .clone()
-            .new_state(context, opts.prefill_chunk.min(context))?;
+        let fwd = self.runner.clone().new_state(context, opts.prefill_chunk.min(context))?;
         Ok(Session {
             fwd,
             runner: self.runner.clone(),
@@ -303,18 +272,13 @@ impl Session {
         }
         let need = self.position() + ids.len() + more;
         if need > self.context {
-            return Err(Error::ContextOverflow {
-                need,
-                ctx: self.context,
-            });
+            return Err(Error::ContextOverflow { need, ctx: self.context });
         }
         Ok(())
     }
 
     fn tokenizer(&self) -> Result<Arc<Tokenizer>> {
-        self.tokenizer
-            .clone()
-            .ok_or_else(|| Error::Tokenizer("this checkpoint has no tokenizer.json".into()))
+        self.tokenizer.clone().ok_or_else(|| Error::Tokenizer("this checkpoint has no tokenizer.json".into()))
     }
 
     /// Raw completion: `<bos>` (at the start of a session) + `prompt`, then sampled tokens.
@@ -329,14 +293,8 @@ impl Session {
         let tok = self.tokenizer()?;
         let mut text = format_chat(messages, true);
         if self.position() > 0 {
-            let closed = tok
-                .token_id(TURN_END)
-                .is_some_and(|id| self.history.last() == Some(&id));
-            let close = if closed {
-                String::new()
-            } else {
-                TURN_END.to_string()
-            };
+            let closed = tok.token_id(TURN_END).is_some_and(|id| self.history.last() == Some(&id));
+            let close = if closed { String::new() } else { TURN_END.to_string() };
             text.insert_str(0, &format!("{close}\n"));
         }
         let ids = tok.encode(&text, self.position() == 0)?;
@@ -350,10 +308,7 @@ impl Session {
         self.check(prompt, sampling.max_new_tokens)?;
         let sampler = Sampler::new(sampling)?;
         let cfg = self.runner.config();
-        let mut stop = sampling
-            .stop_tokens
-            .clone()
-            .unwrap_or_else(|| cfg.eos_token_ids.clone());
+        let mut stop = sampling.stop_tokens.clone().unwrap_or_else(|| cfg.eos_token_ids.clone());
         if sampling.stop_tokens.is_none() {
             if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id(TURN_END)) {
                 stop.push(id);
@@ -406,9 +361,7 @@ pub struct Generation<'a> {
 impl Generation<'_> {
     /// Text held back at the end (an incomplete UTF-8 sequence), decoded lossily.
     pub fn finish(&mut self) -> Result<String> {
-        self.decoder
-            .as_mut()
-            .map_or(Ok(String::new()), |d| d.finish())
+        self.decoder.as_mut().map_or(Ok(String::new()), |d| d.finish())
     }
 
     fn next_token(&mut self) -> Result<Option<Token>> {

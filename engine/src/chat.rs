@@ -38,10 +38,7 @@ pub struct Message {
 impl Message {
     /// A message from `role` with `content`.
     pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self {
-            role,
-            content: content.into(),
-        }
+        Self { role, content: content.into() }
     }
 }
 
@@ -87,10 +84,7 @@ mod tests {
     #[test]
     fn exact_strings() {
         let one = [Message::new(Role::User, "Hello")];
-        assert_eq!(
-            format_chat(&one, true),
-            "<|turn>user\nHello<turn|>\n<|turn>model\n"
-        );
+        assert_eq!(format_chat(&one, true), "<|turn>user\nHello<turn|>\n<|turn>model\n");
         assert_eq!(format_chat(&one, false), "<|turn>user\nHello<turn|>\n");
         assert_eq!(format_chat(&[], true), "<|turn>model\n");
         assert_eq!(format_chat(&[], false), "");
@@ -104,10 +98,7 @@ mod tests {
 
     #[test]
     fn encodes_turn_tokens() {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/gemma4-tiny/dense_31b_like/bf16/tokenizer.json"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/gemma4-tiny/dense_31b_like/bf16/tokenizer.json");
         let tok = Tokenizer::from_file(std::path::Path::new(path)).unwrap();
         let text = format_chat(&[Message::new(Role::User, "Hi")], true);
         let ids = tok.encode(&text, true).unwrap();
@@ -121,9 +112,7 @@ mod tests {
         assert_eq!(ids, want);
         assert_eq!(tok.decode(&ids).unwrap(), format!("<bos>{text}"));
 
-        let ids = tok
-            .encode(&format_chat(&conversation(), true), true)
-            .unwrap();
+        let ids = tok.encode(&format_chat(&conversation(), true), true).unwrap();
         let count = |id| ids.iter().filter(|&&i| i == id).count();
         assert_eq!((count(105), count(106)), (5, 4));
         assert_eq!(ids[..2], [2, 105]);

@@ -99,18 +99,10 @@ impl ModelConfig {
     /// Reads `config.json` (and `generation_config.json` for extra eos ids) from a checkpoint
     /// directory, or from the directory of a `.safetensors` file.
     pub fn load(checkpoint: &Path) -> Result<ModelConfig> {
-        let dir = if checkpoint.is_dir() {
-            checkpoint
-        } else {
-            checkpoint.parent().unwrap_or(Path::new("."))
-        };
+        let dir = if checkpoint.is_dir() { checkpoint } else { checkpoint.parent().unwrap_or(Path::new(".")) };
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let json: Value =
-            serde_json::from_str(&text).map_err(|e| config_err(&path, e.to_string()))?;
+        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let json: Value = serde_json::from_str(&text).map_err(|e| config_err(&path, e.to_string()))?;
         let mut cfg = Self::from_json(&json).map_err(|why| config_err(&path, why))?;
         // generation_config.json may list more stop ids (e.g. <turn|>); a malformed one is ignored,
         // since config.json already gave the model's own eos.
@@ -128,24 +120,14 @@ impl ModelConfig {
 
     /// Parses a config object (either layout). The error is a sentence naming the bad key.
     pub fn from_json(root: &Value) -> std::result::Result<ModelConfig, String> {
-        let c = root
-            .get("text_config")
-            .filter(|v| v.is_object())
-            .unwrap_or(root);
+        let c = root.get("text_config").filter(|v| v.is_object()).unwrap_or(root);
         let model_type = c.get("model_type").and_then(Value::as_str).unwrap_or("");
         if !matches!(model_type, "gemma4_text" | "gemma4") {
-            return Err(format!(
-                "model_type {model_type:?} is not a Gemma 4 text model (gemma4_text)"
-            ));
+            return Err(format!("model_type {model_type:?} is not a Gemma 4 text model (gemma4_text)"));
         }
-        let act = c
-            .get("hidden_activation")
-            .and_then(Value::as_str)
-            .unwrap_or("gelu_pytorch_tanh");
+        let act = c.get("hidden_activation").and_then(Value::as_str).unwrap_or("gelu_pytorch_tanh");
         if !matches!(act, "gelu_pytorch_tanh" | "gelu_tanh") {
-            return Err(format!(
-                "hidden_activation {act:?} is not supported (gelu_pytorch_tanh)"
-            ));
+            return Err(format!("hidden_activation {act:?} is not supported (gelu_pytorch_tanh)"));
         }
         let n_layers = usize_key(c, "num_hidden_layers")?;
         let hidden_size = usize_key(c, "hidden_size")?;
@@ -161,9 +143,7 @@ impl ModelConfig {
 
         let n_shared = opt_usize(c, "num_kv_shared_layers")?.unwrap_or(0);
         if n_shared >= n_layers && n_shared > 0 {
-            return Err(format!(
-                "num_kv_shared_layers {n_shared} leaves no layer to share from"
-            ));
+            return Err(format!("num_kv_shared_layers {n_shared} leaves no layer to share from"));
         }
         let first_shared = n_layers - n_shared;
         let double_wide = bool_key(c, "use_double_wide_mlp");
@@ -173,9 +153,7 @@ impl ModelConfig {
         for (i, &kind) in kinds.iter().enumerate() {
             let kv_source = if i >= first_shared {
                 let src = (0..first_shared).rev().find(|&j| kinds[j] == kind);
-                Some(src.ok_or(format!(
-                    "KV-shared layer {i} has no earlier {kind:?} layer to read"
-                ))?)
+                Some(src.ok_or(format!("KV-shared layer {i} has no earlier {kind:?} layer to read"))?)
             } else {
                 None
             };
@@ -186,11 +164,7 @@ impl ModelConfig {
                 n_kv_heads: if full { global_kv } else { n_kv },
                 k_eq_v: full && k_eq_v,
                 kv_source,
-                mlp_inter: if double_wide && kv_source.is_some() {
-                    2 * inter
-                } else {
-                    inter
-                },
+                mlp_inter: if double_wide && kv_source.is_some() { 2 * inter } else { inter },
                 rope: if full { ropes.1 } else { ropes.0 },
                 window: (!full).then_some(sliding_window),
             });
@@ -239,10 +213,7 @@ impl ModelConfig {
         if let Some((k, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{k} must be positive"));
         }
-        if self.vocab_size > u32::MAX as usize
-            || self.hidden_size > 1 << 20
-            || self.layers.len() > 4096
-        {
+        if self.vocab_size > u32::MAX as usize || self.hidden_size > 1 << 20 || self.layers.len() > 4096 {
             return Err("sizes beyond any Gemma model".into());
         }
         for (i, l) in self.layers.iter().enumerate() {
@@ -262,10 +233,7 @@ impl ModelConfig {
         }
         if let Some(m) = self.moe {
             if m.n_experts == 0 || m.top_k == 0 || m.top_k > m.n_experts || m.inter == 0 {
-                return Err(format!(
-                    "MoE with {} experts, top-{}, width {}",
-                    m.n_experts, m.top_k, m.inter
-                ));
+                return Err(format!("MoE with {} experts, top-{}, width {}", m.n_experts, m.top_k, m.inter));
             }
         }
         Ok(())
@@ -311,10 +279,7 @@ impl ModelConfig {
 }
 
 fn config_err(path: &Path, why: String) -> Error {
-    Error::Config {
-        path: PathBuf::from(path),
-        why,
-    }
+    Error::Config { path: PathBuf::from(path), why }
 }
 
 fn usize_key(c: &Value, key: &str) -> std::result::Result<usize, String> {
@@ -324,20 +289,16 @@ fn usize_key(c: &Value, key: &str) -> std::result::Result<usize, String> {
 fn opt_usize(c: &Value, key: &str) -> std::result::Result<Option<usize>, String> {
     match c.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(|n| Some(n as usize))
-            .ok_or_else(|| format!("{key:?} must be a non-negative integer")),
+        Some(v) => {
+            v.as_u64().map(|n| Some(n as usize)).ok_or_else(|| format!("{key:?} must be a non-negative integer"))
+        }
     }
 }
 
 fn opt_f32(c: &Value, key: &str) -> std::result::Result<Option<f32>, String> {
     match c.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_f64()
-            .map(|x| Some(x as f32))
-            .ok_or_else(|| format!("{key:?} must be a number")),
+        Some(v) => v.as_f64().map(|x| Some(x as f32)).ok_or_else(|| format!("{key:?} must be a number")),
     }
 }
 
@@ -348,11 +309,7 @@ fn bool_key(c: &Value, key: &str) -> bool {
 /// An id or a list of ids (`eos_token_id` is either).
 fn ids(v: Option<&Value>) -> Vec<u32> {
     match v {
-        Some(Value::Array(a)) => a
-            .iter()
-            .filter_map(Value::as_u64)
-            .map(|x| x as u32)
-            .collect(),
+        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
         Some(v) => v.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
         None => vec![],
     }
@@ -369,21 +326,10 @@ fn layer_kinds(c: &Value, n_layers: usize) -> std::result::Result<Vec<LayerKind>
                 _ => Err(format!("unknown layer type {t}")),
             })
             .collect::<std::result::Result<Vec<_>, _>>()?,
-        _ => (0..n_layers)
-            .map(|i| {
-                if (i + 1) % 6 == 0 {
-                    LayerKind::Full
-                } else {
-                    LayerKind::Sliding
-                }
-            })
-            .collect(),
+        _ => (0..n_layers).map(|i| if (i + 1) % 6 == 0 { LayerKind::Full } else { LayerKind::Sliding }).collect(),
     };
     if kinds.len() != n_layers {
-        return Err(format!(
-            "layer_types has {} entries for {n_layers} layers",
-            kinds.len()
-        ));
+        return Err(format!("layer_types has {} entries for {n_layers} layers", kinds.len()));
     }
     if let Some(last) = kinds.last_mut() {
         *last = LayerKind::Full;
@@ -401,30 +347,13 @@ fn global_geometry(
     k_eq_v: bool,
 ) -> std::result::Result<(usize, usize), String> {
     if let Some(Value::Object(per_layer)) = c.get("per_layer_config") {
-        let full = kinds
-            .iter()
-            .position(|&k| k == LayerKind::Full)
-            .unwrap_or(0);
-        let entry = per_layer
-            .get(&full.to_string())
-            .or(per_layer.get("full_attention"));
-        let get = |key| {
-            entry
-                .and_then(|e| e.get(key))
-                .and_then(Value::as_u64)
-                .map(|x| x as usize)
-        };
-        return Ok((
-            get("head_dim").unwrap_or(head_dim),
-            get("num_key_value_heads").unwrap_or(n_kv),
-        ));
+        let full = kinds.iter().position(|&k| k == LayerKind::Full).unwrap_or(0);
+        let entry = per_layer.get(&full.to_string()).or(per_layer.get("full_attention"));
+        let get = |key| entry.and_then(|e| e.get(key)).and_then(Value::as_u64).map(|x| x as usize);
+        return Ok((get("head_dim").unwrap_or(head_dim), get("num_key_value_heads").unwrap_or(n_kv)));
     }
     let global_head_dim = opt_usize(c, "global_head_dim")?.unwrap_or(512);
-    let global_kv = if k_eq_v {
-        opt_usize(c, "num_global_key_value_heads")?.unwrap_or(n_kv)
-    } else {
-        n_kv
-    };
+    let global_kv = if k_eq_v { opt_usize(c, "num_global_key_value_heads")?.unwrap_or(n_kv) } else { n_kv };
     Ok((global_head_dim, global_kv))
 }
 
@@ -436,40 +365,20 @@ fn rope_configs(
     global_head_dim: usize,
 ) -> std::result::Result<(RopeConfig, RopeConfig), String> {
     let params = c.get("rope_parameters");
-    let one = |kind: &str,
-               dim: usize,
-               theta: f64,
-               factor: f64|
-     -> std::result::Result<RopeConfig, String> {
+    let one = |kind: &str, dim: usize, theta: f64, factor: f64| -> std::result::Result<RopeConfig, String> {
         let p = params.and_then(|p| p.get(kind));
-        let rope_type = p
-            .and_then(|p| p.get("rope_type"))
-            .and_then(Value::as_str)
-            .unwrap_or("default");
-        let theta = p
-            .and_then(|p| p.get("rope_theta"))
-            .and_then(Value::as_f64)
-            .unwrap_or(theta);
+        let rope_type = p.and_then(|p| p.get("rope_type")).and_then(Value::as_str).unwrap_or("default");
+        let theta = p.and_then(|p| p.get("rope_theta")).and_then(Value::as_f64).unwrap_or(theta);
         let factor = match rope_type {
             "default" => 1.0,
-            "proportional" => p
-                .and_then(|p| p.get("partial_rotary_factor"))
-                .and_then(Value::as_f64)
-                .unwrap_or(factor),
-            other => {
-                return Err(format!(
-                    "rope_type {other:?} on {kind} layers is not supported"
-                ))
-            }
+            "proportional" => p.and_then(|p| p.get("partial_rotary_factor")).and_then(Value::as_f64).unwrap_or(factor),
+            other => return Err(format!("rope_type {other:?} on {kind} layers is not supported")),
         };
         if !(0.0..=1.0).contains(&factor) || theta.is_nan() || theta <= 0.0 {
             return Err(format!("bad RoPE parameters on {kind} layers"));
         }
         // transformers: int(partial_rotary_factor * head_dim // 2)
-        Ok(RopeConfig {
-            theta: theta as f32,
-            rotary_pairs: (factor * dim as f64 / 2.0).floor() as usize,
-        })
+        Ok(RopeConfig { theta: theta as f32, rotary_pairs: (factor * dim as f64 / 2.0).floor() as usize })
     };
     let has_params = params.is_some_and(Value::is_object);
     Ok((
@@ -477,10 +386,7 @@ fn rope_configs(
         if has_params {
             one("full_attention", global_head_dim, 1_000_000.0, 1.0)?
         } else {
-            RopeConfig {
-                theta: 1_000_000.0,
-                rotary_pairs: global_head_dim / 8,
-            }
+            RopeConfig { theta: 1_000_000.0, rotary_pairs: global_head_dim / 8 }
         },
     ))
 }
@@ -490,21 +396,13 @@ mod tests {
     use super::*;
 
     fn fixture(variant: &str, layout: &str) -> ModelConfig {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../testdata/gemma4-tiny")
-            .join(variant)
-            .join(layout);
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny").join(variant).join(layout);
         ModelConfig::load(&dir).unwrap()
     }
 
     #[test]
     fn both_layouts_resolve_the_same_layers() {
-        for v in [
-            "dense_31b_like",
-            "moe_26b_a4b_like",
-            "edge_e2b_like",
-            "edge_e4b_like",
-        ] {
+        for v in ["dense_31b_like", "moe_26b_a4b_like", "edge_e2b_like", "edge_e4b_like"] {
             assert_eq!(fixture(v, "bf16"), fixture(v, "bf16_cg"), "{v}");
         }
     }
@@ -516,14 +414,8 @@ mod tests {
         assert_eq!(src, [None, None, None, Some(1), Some(1), Some(2)]);
         let inter: Vec<_> = c.layers.iter().map(|l| l.mlp_inter).collect();
         assert_eq!(inter, [128, 128, 128, 256, 256, 256]);
-        assert_eq!(
-            (c.layers[2].head_dim, c.layers[2].rope.rotary_pairs),
-            (32, 4)
-        );
-        assert_eq!(
-            (c.layers[0].head_dim, c.layers[0].rope.rotary_pairs),
-            (16, 8)
-        );
+        assert_eq!((c.layers[2].head_dim, c.layers[2].rope.rotary_pairs), (32, 4));
+        assert_eq!((c.layers[0].head_dim, c.layers[0].rope.rotary_pairs), (16, 8));
         assert_eq!(c.ple_dim, 24);
     }
 
@@ -532,22 +424,14 @@ mod tests {
         let c = fixture("moe_26b_a4b_like", "f32");
         assert_eq!((c.layers[0].n_kv_heads, c.layers[2].n_kv_heads), (4, 1));
         assert!(c.layers[2].k_eq_v && !c.layers[0].k_eq_v);
-        assert_eq!(
-            c.moe,
-            Some(MoeConfig {
-                n_experts: 8,
-                top_k: 2,
-                inter: 48
-            })
-        );
+        assert_eq!(c.moe, Some(MoeConfig { n_experts: 8, top_k: 2, inter: 48 }));
     }
 
     #[test]
     fn transformers_native_per_layer_config() {
         let mut j: Value = serde_json::from_str(
             &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../testdata/gemma4-tiny/dense_31b_like/f32/config.json"),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny/dense_31b_like/f32/config.json"),
             )
             .unwrap(),
         )
@@ -564,8 +448,7 @@ mod tests {
     fn bad_configs_are_errors() {
         let base: Value = serde_json::from_str(
             &std::fs::read_to_string(
-                Path::new(env!("CARGO_MANIFEST_DIR"))
-                    .join("../testdata/gemma4-tiny/edge_e4b_like/f32/config.json"),
+                Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny/edge_e4b_like/f32/config.json"),
             )
             .unwrap(),
         )
@@ -576,10 +459,7 @@ mod tests {
             ("num_key_value_heads", 3.into()),
             ("layer_types", serde_json::json!(["sliding_attention"])),
             ("hidden_size", "big".into()),
-            (
-                "rope_parameters",
-                serde_json::json!({"sliding_attention": {"rope_type": "yarn"}}),
-            ),
+            ("rope_parameters", serde_json::json!({"sliding_attention": {"rope_type": "yarn"}})),
         ];
         for (key, val) in cases {
             let mut j = base.clone();

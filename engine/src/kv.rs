@@ -38,11 +38,7 @@ impl<B: Backend> KvCache<B> {
                         LayerKind::Full => context,
                     };
                     let len = capacity * l.n_kv_heads * l.head_dim;
-                    Some(LayerCache {
-                        k: b.alloc(len)?,
-                        v: b.alloc(len)?,
-                        capacity,
-                    })
+                    Some(LayerCache { k: b.alloc(len)?, v: b.alloc(len)?, capacity })
                 }
             });
         }
@@ -56,11 +52,7 @@ pub fn cache_bytes(cfg: &ModelConfig, context: usize) -> usize {
         .iter()
         .filter(|l| l.kv_source.is_none())
         .map(|l| {
-            let cap = if l.kind == LayerKind::Sliding {
-                l.window.unwrap_or(context).min(context)
-            } else {
-                context
-            };
+            let cap = if l.kind == LayerKind::Sliding { l.window.unwrap_or(context).min(context) } else { context };
             2 * cap * l.n_kv_heads * l.head_dim * 4
         })
         .sum()

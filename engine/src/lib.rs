@@ -28,10 +28,7 @@ pub mod store;
 pub mod tokenizer;
 pub mod weights;
 
-pub use api::{
-    BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions,
-    Token,
-};
+pub use api::{BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions, Token};
 pub use chat::{Message, Role};
 pub use error::{Error, Result};
 pub use sampling::Sampling;

@@ -90,29 +90,16 @@ impl<B: Backend> Model<B> {
     ) -> Result<Self> {
         let round = |x: f32, t: &HostTensor| if reference { x } else { t.dtype().round(x) };
         let embed_scale = round((cfg.hidden_size as f64).sqrt() as f32, &host.embed);
-        let ple_scale = ple_table
-            .as_ref()
-            .map_or(1.0, |t| round((cfg.ple_dim as f64).sqrt() as f32, t));
+        let ple_scale = ple_table.as_ref().map_or(1.0, |t| round((cfg.ple_dim as f64).sqrt() as f32, t));
         let w = host.map(&mut |t| {
             progress(t.nbytes());
             Ok(backend.weight(t)?)
         })?;
-        Ok(Model {
-            cfg,
-            backend,
-            w,
-            ple_table,
-            embed_scale,
-            ple_scale,
-        })
+        Ok(Model { cfg, backend, w, ple_table, embed_scale, ple_scale })
     }
 
     fn norm(&self, rows: usize, dim: usize) -> RmsNormArgs {
-        RmsNormArgs {
-            rows,
-            dim,
-            eps: self.cfg.rms_norm_eps,
-        }
+        RmsNormArgs { rows, dim, eps: self.cfg.rms_norm_eps }
     }
 
     /// One chunk: embeddings, every layer, then the LM head for the rows asked for.
@@ -122,12 +109,7 @@ impl<B: Backend> Model<B> {
         let s = &mut st.s;
         b.upload_ids(ids, &mut s.ids)?;
         b.embed(
-            &EmbedArgs {
-                tokens: t,
-                width: h,
-                col_offset: 0,
-                scale: self.embed_scale,
-            },
+            &EmbedArgs { tokens: t, width: h, col_offset: 0, scale: self.embed_scale },
             &self.w.embed,
             &s.ids,
             &mut s.h,
@@ -139,45 +121,13 @@ impl<B: Backend> Model<B> {
             self.attention_block(i, lc, lw, st.pos, t, s, &mut st.cache)?;
             self.ffn_block(lc, lw, t, s)?;
             if let Some(p) = &lw.ple {
-                b.matmul(
-                    &MatmulArgs {
-                        m: t,
-                        n: c.ple_dim,
-                        k: h,
-                    },
-                    &s.h,
-                    &p.input_gate,
-                    &mut s.ple_gate,
-                )?;
-                b.geglu(
-                    &GegluArgs {
-                        rows: t,
-                        width: c.ple_dim,
-                    },
-                    &s.ple_gate,
-                    &s.ple[i],
-                    &mut s.ple_act,
-                )?;
-                b.matmul(
-                    &MatmulArgs {
-                        m: t,
-                        n: h,
-                        k: c.ple_dim,
-                    },
-                    &s.ple_act,
-                    &p.projection,
-                    &mut s.o,
-                )?;
+                b.matmul(&MatmulArgs { m: t, n: c.ple_dim, k: h }, &s.h, &p.input_gate, &mut s.ple_gate)?;
+                b.geglu(&GegluArgs { rows: t, width: c.ple_dim }, &s.ple_gate, &s.ple[i], &mut s.ple_act)?;
+                b.matmul(&MatmulArgs { m: t, n: h, k: c.ple_dim }, &s.ple_act, &p.projection, &mut s.o)?;
                 b.add_rms_norm(&self.norm(t, h), &s.o, &p.post_norm, &mut s.h)?;
             }
             if lw.layer_scalar != 1.0 {
-                b.scale(
-                    &ScaleArgs {
-                        len: t * h,
-                        factor: lw.layer_scalar,
-                    },
-                    &mut s.h,
-                )?;
+                b.scale(&ScaleArgs { len: t * h, factor: lw.layer_scalar }, &mut s.h)?;
             }
         }
         // The KV sources' writes were held back for the shared layers; the chunk is done now.
@@ -198,35 +148,12 @@ impl<B: Backend> Model<B> {
         for (l, lw) in self.w.layers.iter().enumerate() {
             let Some(p) = &lw.ple else { continue };
             let proj = &mut s.ple_gate;
-            b.matmul(
-                &MatmulArgs { m: t, n: pd, k: h },
-                &s.h,
-                &p.model_projection,
-                proj,
-            )?;
-            b.scale(
-                &ScaleArgs {
-                    len: t * pd,
-                    factor: (h as f32).powf(-0.5),
-                },
-                proj,
-            )?;
+            b.matmul(&MatmulArgs { m: t, n: pd, k: h }, &s.h, &p.model_projection, proj)?;
+            b.scale(&ScaleArgs { len: t * pd, factor: (h as f32).powf(-0.5) }, proj)?;
             b.rms_norm(&self.norm(t, pd), proj, ple_norm, &mut s.ple[l])?;
-            let gather = EmbedArgs {
-                tokens: t,
-                width: pd,
-                col_offset: l * pd,
-                scale: self.ple_scale,
-            };
+            let gather = EmbedArgs { tokens: t, width: pd, col_offset: l * pd, scale: self.ple_scale };
             b.embed_host(&gather, table, ids, &mut s.ple_act)?;
-            b.add(
-                &AddArgs {
-                    len: t * pd,
-                    scale: std::f32::consts::FRAC_1_SQRT_2,
-                },
-                &s.ple_act,
-                &mut s.ple[l],
-            )?;
+            b.add(&AddArgs { len: t * pd, scale: std::f32::consts::FRAC_1_SQRT_2 }, &s.ple_act, &mut s.ple[l])?;
         }
         Ok(())
     }
@@ -254,26 +181,13 @@ impl<B: Backend> Model<B> {
             pos0,
         };
         b.rms_norm(&self.norm(t, h), &s.h, Some(&lw.input_norm), &mut s.x)?;
-        b.matmul(
-            &MatmulArgs {
-                m: t,
-                n: nh * hd,
-                k: h,
-            },
-            &s.x,
-            &lw.q_proj,
-            &mut s.raw,
-        )?;
+        b.matmul(&MatmulArgs { m: t, n: nh * hd, k: h }, &s.x, &lw.q_proj, &mut s.raw)?;
         b.rms_norm(&self.norm(t * nh, hd), &s.raw, Some(&lw.q_norm), &mut s.q)?;
         b.rope(&rope(nh), &mut s.q)?;
 
         let source_slot = s.sources[i];
         if let Some(kv) = &lw.kv {
-            let mm = MatmulArgs {
-                m: t,
-                n: nkv * hd,
-                k: h,
-            };
+            let mm = MatmulArgs { m: t, n: nkv * hd, k: h };
             b.matmul(&mm, &s.x, &kv.k_proj, &mut s.raw)?;
             b.rms_norm(&self.norm(t * nkv, hd), &s.raw, Some(&kv.k_norm), &mut s.k)?;
             b.rope(&rope(nkv), &mut s.k)?;
@@ -311,149 +225,44 @@ impl<B: Backend> Model<B> {
         if lc.kv_source.is_none() && source_slot.is_none() {
             write_cache(b, lc, pos0, t, &s.k, &s.v, cache, i)?;
         }
-        b.matmul(
-            &MatmulArgs {
-                m: t,
-                n: h,
-                k: nh * hd,
-            },
-            &s.attn,
-            &lw.o_proj,
-            &mut s.o,
-        )?;
+        b.matmul(&MatmulArgs { m: t, n: h, k: nh * hd }, &s.attn, &lw.o_proj, &mut s.o)?;
         b.add_rms_norm(&self.norm(t, h), &s.o, &lw.post_attn_norm, &mut s.h)?;
         Ok(())
     }
 
     /// `h += RMSNorm(MLP(x) [+ MoE(x)])` with `x = RMSNorm(h)`.
-    fn ffn_block(
-        &self,
-        lc: &LayerConfig,
-        lw: &LayerWeights<B::Weight>,
-        t: usize,
-        s: &mut Scratch<B>,
-    ) -> Result<()> {
+    fn ffn_block(&self, lc: &LayerConfig, lw: &LayerWeights<B::Weight>, t: usize, s: &mut Scratch<B>) -> Result<()> {
         let (b, c) = (&self.backend, &self.cfg);
         let (h, inter) = (c.hidden_size, lc.mlp_inter);
         b.rms_norm(&self.norm(t, h), &s.h, Some(&lw.pre_ff_norm), &mut s.x)?;
-        b.matmul(
-            &MatmulArgs {
-                m: t,
-                n: inter,
-                k: h,
-            },
-            &s.x,
-            &lw.gate_proj,
-            &mut s.gate,
-        )?;
-        b.matmul(
-            &MatmulArgs {
-                m: t,
-                n: inter,
-                k: h,
-            },
-            &s.x,
-            &lw.up_proj,
-            &mut s.up,
-        )?;
-        b.geglu(
-            &GegluArgs {
-                rows: t,
-                width: inter,
-            },
-            &s.gate,
-            &s.up,
-            &mut s.act,
-        )?;
-        b.matmul(
-            &MatmulArgs {
-                m: t,
-                n: h,
-                k: inter,
-            },
-            &s.act,
-            &lw.down_proj,
-            &mut s.m,
-        )?;
+        b.matmul(&MatmulArgs { m: t, n: inter, k: h }, &s.x, &lw.gate_proj, &mut s.gate)?;
+        b.matmul(&MatmulArgs { m: t, n: inter, k: h }, &s.x, &lw.up_proj, &mut s.up)?;
+        b.geglu(&GegluArgs { rows: t, width: inter }, &s.gate, &s.up, &mut s.act)?;
+        b.matmul(&MatmulArgs { m: t, n: h, k: inter }, &s.act, &lw.down_proj, &mut s.m)?;
         let Some(moe) = &lw.moe else {
-            return b
-                .add_rms_norm(&self.norm(t, h), &s.m, &lw.post_ff_norm, &mut s.h)
-                .map_err(Into::into);
+            return b.add_rms_norm(&self.norm(t, h), &s.m, &lw.post_ff_norm, &mut s.h).map_err(Into::into);
         };
-        let mc = c
-            .moe
-            .ok_or_else(|| crate::Error::Invalid("MoE weights without MoE config".into()))?;
+        let mc = c.moe.ok_or_else(|| crate::Error::Invalid("MoE weights without MoE config".into()))?;
         // m = RMSNorm(dense, post_1) + RMSNorm(experts(RMSNorm(h, pre_2)), post_2)
         b.rms_norm(&self.norm(t, h), &s.m, Some(&moe.post_norm_1), &mut s.m1)?;
         // The router reads the residual h: RMSNorm_noscale(h) * scale * H^-0.5.
         b.rms_norm(&self.norm(t, h), &s.h, Some(&moe.router_scale), &mut s.x)?;
-        b.scale(
-            &ScaleArgs {
-                len: t * h,
-                factor: (h as f32).powf(-0.5),
-            },
-            &mut s.x,
-        )?;
-        b.matmul(
-            &MatmulArgs {
-                m: t,
-                n: mc.n_experts,
-                k: h,
-            },
-            &s.x,
-            &moe.router_proj,
-            &mut s.scores,
-        )?;
-        let route = RouteArgs {
-            tokens: t,
-            n_experts: mc.n_experts,
-            top_k: mc.top_k,
-        };
-        b.moe_route(
-            &route,
-            &s.scores,
-            &moe.per_expert_scale,
-            &mut s.expert_ids,
-            &mut s.expert_w,
-        )?;
+        b.scale(&ScaleArgs { len: t * h, factor: (h as f32).powf(-0.5) }, &mut s.x)?;
+        b.matmul(&MatmulArgs { m: t, n: mc.n_experts, k: h }, &s.x, &moe.router_proj, &mut s.scores)?;
+        let route = RouteArgs { tokens: t, n_experts: mc.n_experts, top_k: mc.top_k };
+        b.moe_route(&route, &s.scores, &moe.per_expert_scale, &mut s.expert_ids, &mut s.expert_w)?;
         b.rms_norm(&self.norm(t, h), &s.h, Some(&moe.pre_norm_2), &mut s.x)?;
-        let args = MoeArgs {
-            tokens: t,
-            hidden: h,
-            inter: mc.inter,
-            n_experts: mc.n_experts,
-            top_k: mc.top_k,
-        };
-        b.moe_experts(
-            &args,
-            &s.x,
-            &moe.gate_up,
-            &moe.down,
-            &s.expert_ids,
-            &s.expert_w,
-            &mut s.m,
-        )?;
+        let args = MoeArgs { tokens: t, hidden: h, inter: mc.inter, n_experts: mc.n_experts, top_k: mc.top_k };
+        b.moe_experts(&args, &s.x, &moe.gate_up, &moe.down, &s.expert_ids, &s.expert_w, &mut s.m)?;
         b.rms_norm(&self.norm(t, h), &s.m, Some(&moe.post_norm_2), &mut s.o)?;
-        b.add(
-            &AddArgs {
-                len: t * h,
-                scale: 1.0,
-            },
-            &s.o,
-            &mut s.m1,
-        )?;
+        b.add(&AddArgs { len: t * h, scale: 1.0 }, &s.o, &mut s.m1)?;
         b.add_rms_norm(&self.norm(t, h), &s.m1, &lw.post_ff_norm, &mut s.h)?;
         Ok(())
     }
 
     /// `softcap(RMSNorm(h) E^T)` for the last row or all rows, downloaded to the host.
     fn lm_head(&self, t: usize, want: Logits, s: &mut Scratch<B>) -> Result<Vec<f32>> {
-        let (b, c, h, v) = (
-            &self.backend,
-            &self.cfg,
-            self.cfg.hidden_size,
-            self.cfg.vocab_size,
-        );
+        let (b, c, h, v) = (&self.backend, &self.cfg, self.cfg.hidden_size, self.cfg.vocab_size);
         let rows = match want {
             Logits::All => t,
             Logits::Last => 1,
@@ -461,31 +270,14 @@ impl<B: Backend> Model<B> {
         let src = if rows == t {
             &s.h
         } else {
-            b.copy(
-                &CopyArgs {
-                    len: h,
-                    src_offset: (t - 1) * h,
-                    dst_offset: 0,
-                },
-                &s.h,
-                &mut s.o,
-            )?;
+            b.copy(&CopyArgs { len: h, src_offset: (t - 1) * h, dst_offset: 0 }, &s.h, &mut s.o)?;
             &s.o
         };
         b.rms_norm(&self.norm(rows, h), src, Some(&self.w.final_norm), &mut s.x)?;
         if b.buf_len(&s.logits) < rows * v {
             s.logits = b.alloc(rows * v)?;
         }
-        b.matmul(
-            &MatmulArgs {
-                m: rows,
-                n: v,
-                k: h,
-            },
-            &s.x,
-            &self.w.embed,
-            &mut s.logits,
-        )?;
+        b.matmul(&MatmulArgs { m: rows, n: v, k: h }, &s.x, &self.w.embed, &mut s.logits)?;
         if let Some(cap) = c.final_logit_softcap {
             b.softcap(&SoftcapArgs { len: rows * v, cap }, &mut s.logits)?;
         }
@@ -509,12 +301,7 @@ fn write_cache<B: Backend>(
     let Some(lcache) = cache.layers[layer].as_mut() else {
         return Ok(());
     };
-    let args = KvWriteArgs {
-        tokens: t,
-        kv_dim: lc.n_kv_heads * lc.head_dim,
-        pos0,
-        capacity: lcache.capacity,
-    };
+    let args = KvWriteArgs { tokens: t, kv_dim: lc.n_kv_heads * lc.head_dim, pos0, capacity: lcache.capacity };
     b.kv_write(&args, k, v, &mut lcache.k, &mut lcache.v)?;
     Ok(())
 }
@@ -560,18 +347,8 @@ impl<B: Backend> Scratch<B> {
     fn new(b: &B, c: &ModelConfig, tokens: usize) -> Result<Self> {
         let t = tokens;
         let h = c.hidden_size;
-        let q = c
-            .layers
-            .iter()
-            .map(|l| c.n_heads * l.head_dim)
-            .max()
-            .unwrap_or(0);
-        let kv = c
-            .layers
-            .iter()
-            .map(|l| l.n_kv_heads * l.head_dim)
-            .max()
-            .unwrap_or(0);
+        let q = c.layers.iter().map(|l| c.n_heads * l.head_dim).max().unwrap_or(0);
+        let kv = c.layers.iter().map(|l| l.n_kv_heads * l.head_dim).max().unwrap_or(0);
         let inter = c.layers.iter().map(|l| l.mlp_inter).max().unwrap_or(0);
         let (e, k) = c.moe.map_or((0, 0), |m| (m.n_experts, m.top_k));
         let pd = c.ple_dim;
@@ -601,9 +378,7 @@ impl<B: Backend> Scratch<B> {
             scores: buf(e)?,
             expert_ids: b.alloc_ids(t * k.max(1))?,
             expert_w: buf(k)?,
-            ple: (0..if pd > 0 { c.n_layers() } else { 0 })
-                .map(|_| buf(pd))
-                .collect::<Result<_, _>>()?,
+            ple: (0..if pd > 0 { c.n_layers() } else { 0 }).map(|_| buf(pd)).collect::<Result<_, _>>()?,
             ple_gate: buf(pd)?,
             ple_act: buf(pd)?,
             keep: [(buf(kv)?, buf(kv)?), (buf(kv)?, buf(kv)?)],
@@ -661,12 +436,6 @@ impl<B: Backend> Runner for Model<B> {
     fn new_state(self: Arc<Self>, context: usize, chunk: usize) -> Result<Box<dyn Forward>> {
         let cache = KvCache::new(&self.backend, &self.cfg, context)?;
         let s = Scratch::new(&self.backend, &self.cfg, chunk.max(1))?;
-        Ok(Box::new(State {
-            model: self,
-            cache,
-            s,
-            pos: 0,
-            context,
-        }))
+        Ok(Box::new(State { model: self, cache, s, pos: 0, context }))
     }
 }

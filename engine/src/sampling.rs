@@ -52,12 +52,7 @@ impl Default for Sampling {
 impl Sampling {
     /// Deterministic argmax decoding: temperature 0 and every other transform off.
     pub fn greedy() -> Self {
-        Self {
-            temperature: 0.0,
-            top_k: 0,
-            top_p: 1.0,
-            ..Self::default()
-        }
+        Self { temperature: 0.0, top_k: 0, top_p: 1.0, ..Self::default() }
     }
 
     /// Checks the parameters; [`Error::Invalid`] names the first bad one.
@@ -73,10 +68,7 @@ impl Sampling {
             return bad("min_p must be in [0, 1)", self.min_p);
         }
         if !(self.repetition_penalty.is_finite() && self.repetition_penalty > 0.0) {
-            return bad(
-                "repetition_penalty must be finite and > 0",
-                self.repetition_penalty,
-            );
+            return bad("repetition_penalty must be finite and > 0", self.repetition_penalty);
         }
         Ok(())
     }
@@ -131,13 +123,7 @@ impl Sampler {
     /// Validates `s` and seeds the PRNG from `s.seed`.
     pub fn new(s: &Sampling) -> Result<Self> {
         s.validate()?;
-        Ok(Self {
-            cfg: s.clone(),
-            rng: SplitMix64(s.seed),
-            work: Vec::new(),
-            seen: Vec::new(),
-            cands: Vec::new(),
-        })
+        Ok(Self { cfg: s.clone(), rng: SplitMix64(s.seed), work: Vec::new(), seen: Vec::new(), cands: Vec::new() })
     }
 
     /// Chooses the next token from `logits` (one per vocabulary id), penalising ids in `history`.
@@ -147,11 +133,7 @@ impl Sampler {
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<(u32, f32)> {
         let max = raw_max(logits)?;
         self.penalise(logits, history)?;
-        let id = if self.cfg.temperature == 0.0 {
-            argmax(&self.work)
-        } else {
-            self.draw()
-        };
+        let id = if self.cfg.temperature == 0.0 { argmax(&self.work) } else { self.draw() };
         Ok((id, log_softmax_at(logits, max, id as usize)))
     }
 
@@ -186,12 +168,7 @@ impl Sampler {
         let cfg = &self.cfg;
         let cands = &mut self.cands;
         cands.clear();
-        cands.extend(
-            self.work
-                .iter()
-                .enumerate()
-                .map(|(i, &v)| Cand { id: i as u32, v }),
-        );
+        cands.extend(self.work.iter().enumerate().map(|(i, &v)| Cand { id: i as u32, v }));
 
         // top-k; afterwards `sorted` says whether `cands` is in descending order.
         let mut sorted = false;
@@ -255,12 +232,7 @@ impl Sampler {
             }
         }
         // Rounding left r at the very top: take the last token with nonzero probability.
-        cands
-            .iter()
-            .rev()
-            .find(|c| c.v > 0.0)
-            .unwrap_or(&cands[0])
-            .id
+        cands.iter().rev().find(|c| c.v > 0.0).unwrap_or(&cands[0]).id
     }
 }
 
@@ -311,11 +283,7 @@ mod tests {
     }
 
     fn stochastic() -> Sampling {
-        Sampling {
-            top_k: 0,
-            top_p: 1.0,
-            ..Sampling::default()
-        }
+        Sampling { top_k: 0, top_p: 1.0, ..Sampling::default() }
     }
 
     fn draws(s: &mut Sampler, logits: &[f32], n: usize) -> Vec<u32> {
@@ -332,16 +300,7 @@ mod tests {
 
     #[test]
     fn seed_determinism() {
-        let run = |seed| {
-            draws(
-                &mut sampler(Sampling {
-                    seed,
-                    ..stochastic()
-                }),
-                &LOGITS,
-                200,
-            )
-        };
+        let run = |seed| draws(&mut sampler(Sampling { seed, ..stochastic() }), &LOGITS, 200);
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
         // Pinned values: the PRNG must not change across platforms or releases.
@@ -351,52 +310,26 @@ mod tests {
     #[test]
     fn top_k_one_and_tiny_top_p_are_greedy() {
         for temperature in [0.1, 1.0, 5.0] {
-            let mut k1 = sampler(Sampling {
-                temperature,
-                top_k: 1,
-                top_p: 1.0,
-                ..Sampling::default()
-            });
+            let mut k1 = sampler(Sampling { temperature, top_k: 1, top_p: 1.0, ..Sampling::default() });
             assert!(draws(&mut k1, &LOGITS, 100).iter().all(|&id| id == 1));
-            let mut p0 = sampler(Sampling {
-                temperature,
-                top_k: 0,
-                top_p: 1e-6,
-                ..Sampling::default()
-            });
+            let mut p0 = sampler(Sampling { temperature, top_k: 0, top_p: 1e-6, ..Sampling::default() });
             assert!(draws(&mut p0, &LOGITS, 100).iter().all(|&id| id == 1));
         }
         // Ties resolve to the lowest id here too.
-        let mut k1 = sampler(Sampling {
-            top_k: 1,
-            ..Sampling::default()
-        });
+        let mut k1 = sampler(Sampling { top_k: 1, ..Sampling::default() });
         assert_eq!(k1.sample(&[0.0, 4.0, 4.0], &[]).unwrap().0, 1);
         // A subnormal temperature is still argmax, not NaN.
-        let mut cold = sampler(Sampling {
-            temperature: 1e-45,
-            ..stochastic()
-        });
+        let mut cold = sampler(Sampling { temperature: 1e-45, ..stochastic() });
         assert!(draws(&mut cold, &LOGITS, 20).iter().all(|&id| id == 1));
     }
 
     #[test]
     fn top_k_and_top_p_restrict_support() {
-        let mut k2 = sampler(Sampling {
-            top_k: 2,
-            top_p: 1.0,
-            ..Sampling::default()
-        });
-        assert!(draws(&mut k2, &LOGITS, 500)
-            .iter()
-            .all(|&id| id == 1 || id == 3));
+        let mut k2 = sampler(Sampling { top_k: 2, top_p: 1.0, ..Sampling::default() });
+        assert!(draws(&mut k2, &LOGITS, 500).iter().all(|&id| id == 1 || id == 3));
         // p = [0.5, 0.3, 0.2]: top_p 0.75 keeps the first two.
         let logits = [0.5f32.ln(), 0.3f32.ln(), 0.2f32.ln()];
-        let mut p = sampler(Sampling {
-            top_k: 0,
-            top_p: 0.75,
-            ..Sampling::default()
-        });
+        let mut p = sampler(Sampling { top_k: 0, top_p: 0.75, ..Sampling::default() });
         let got = draws(&mut p, &logits, 2000);
         assert!(got.iter().all(|&id| id != 2) && got.contains(&1));
     }
@@ -405,10 +338,7 @@ mod tests {
     fn min_p_filters() {
         // p ∝ [1, 0.5, 0.09]: min_p 0.1 drops id 2 (0.09 < 0.1 * 1), keeps id 1.
         let logits = [0.0, 0.5f32.ln(), 0.09f32.ln()];
-        let mut s = sampler(Sampling {
-            min_p: 0.1,
-            ..stochastic()
-        });
+        let mut s = sampler(Sampling { min_p: 0.1, ..stochastic() });
         let got = draws(&mut s, &logits, 3000);
         assert!(!got.contains(&2) && got.contains(&1) && got.contains(&0));
         let mut off = sampler(stochastic());
@@ -418,10 +348,7 @@ mod tests {
     #[test]
     fn repetition_penalty_changes_argmax() {
         let logits = [2.0, 1.5, -1.0];
-        let mut s = sampler(Sampling {
-            repetition_penalty: 1.5,
-            ..Sampling::greedy()
-        });
+        let mut s = sampler(Sampling { repetition_penalty: 1.5, ..Sampling::greedy() });
         // 2.0 / 1.5 = 1.33 < 1.5: id 1 wins; the repeated id counts once.
         assert_eq!(s.sample(&logits, &[0, 0, 0]).unwrap().0, 1);
         // Negative logits are multiplied: -1.0 → -1.5 stays below; id 0 wins without history.
@@ -433,10 +360,7 @@ mod tests {
 
     #[test]
     fn frequencies_match_softmax() {
-        let mut s = sampler(Sampling {
-            seed: 42,
-            ..stochastic()
-        });
+        let mut s = sampler(Sampling { seed: 42, ..stochastic() });
         let n = 20_000;
         let mut counts = [0usize; LOGITS.len()];
         for id in draws(&mut s, &LOGITS, n) {
@@ -455,15 +379,8 @@ mod tests {
         let z: f64 = LOGITS.iter().map(|&l| (l as f64).exp()).sum();
         let settings = [
             Sampling::greedy(),
-            Sampling {
-                repetition_penalty: 3.0,
-                ..Sampling::greedy()
-            },
-            Sampling {
-                temperature: 0.3,
-                top_k: 2,
-                ..Sampling::default()
-            },
+            Sampling { repetition_penalty: 3.0, ..Sampling::greedy() },
+            Sampling { temperature: 0.3, top_k: 2, ..Sampling::default() },
         ];
         for cfg in settings {
             let mut s = sampler(cfg);
@@ -480,42 +397,15 @@ mod tests {
         assert!(Sampling::default().validate().is_ok());
         assert!(Sampling::greedy().validate().is_ok());
         let bad = [
-            Sampling {
-                temperature: f32::NAN,
-                ..Sampling::default()
-            },
-            Sampling {
-                temperature: -0.1,
-                ..Sampling::default()
-            },
-            Sampling {
-                top_p: 0.0,
-                ..Sampling::default()
-            },
-            Sampling {
-                top_p: 1.01,
-                ..Sampling::default()
-            },
-            Sampling {
-                top_p: f32::NAN,
-                ..Sampling::default()
-            },
-            Sampling {
-                min_p: 1.0,
-                ..Sampling::default()
-            },
-            Sampling {
-                min_p: -0.01,
-                ..Sampling::default()
-            },
-            Sampling {
-                repetition_penalty: 0.0,
-                ..Sampling::default()
-            },
-            Sampling {
-                repetition_penalty: f32::NAN,
-                ..Sampling::default()
-            },
+            Sampling { temperature: f32::NAN, ..Sampling::default() },
+            Sampling { temperature: -0.1, ..Sampling::default() },
+            Sampling { top_p: 0.0, ..Sampling::default() },
+            Sampling { top_p: 1.01, ..Sampling::default() },
+            Sampling { top_p: f32::NAN, ..Sampling::default() },
+            Sampling { min_p: 1.0, ..Sampling::default() },
+            Sampling { min_p: -0.01, ..Sampling::default() },
+            Sampling { repetition_penalty: 0.0, ..Sampling::default() },
+            Sampling { repetition_penalty: f32::NAN, ..Sampling::default() },
         ];
         for s in bad {
             assert!(matches!(s.validate(), Err(Error::Invalid(_))), "{s:?}");
@@ -527,13 +417,7 @@ mod tests {
     fn bad_logits_are_errors() {
         let mut s = sampler(Sampling::default());
         assert!(matches!(s.sample(&[], &[]), Err(Error::Invalid(_))));
-        assert!(matches!(
-            s.sample(&[1.0, f32::NAN], &[]),
-            Err(Error::Invalid(_))
-        ));
-        assert!(matches!(
-            s.sample(&[f32::NEG_INFINITY; 3], &[]),
-            Err(Error::Invalid(_))
-        ));
+        assert!(matches!(s.sample(&[1.0, f32::NAN], &[]), Err(Error::Invalid(_))));
+        assert!(matches!(s.sample(&[f32::NEG_INFINITY; 3], &[]), Err(Error::Invalid(_))));
     }
 }

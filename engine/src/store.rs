@@ -76,27 +76,16 @@ pub struct TensorStore {
 
 impl std::fmt::Debug for TensorStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "TensorStore({} tensors in {:?})",
-            self.tensors.len(),
-            self.files
-        )
+        write!(f, "TensorStore({} tensors in {:?})", self.tensors.len(), self.files)
     }
 }
 
 fn format_err(path: &Path, why: impl Into<String>) -> Error {
-    Error::Format {
-        path: path.to_path_buf(),
-        why: why.into(),
-    }
+    Error::Format { path: path.to_path_buf(), why: why.into() }
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
-    }
+    move |source| Error::Io { path: path.to_path_buf(), source }
 }
 
 /// Bits per element of a safetensors dtype name (some dtypes are sub-byte), or `None` if
@@ -123,21 +112,16 @@ fn open_file(path: &Path) -> Result<(Arc<Mmap>, BTreeMap<String, Entry>)> {
 fn parse_header(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, String> {
     let Some((len8, rest)) = bytes.split_first_chunk::<8>() else {
         let n = bytes.len();
-        return Err(format!(
-            "file is {n} bytes, too short for the 8-byte header length"
-        ));
+        return Err(format!("file is {n} bytes, too short for the 8-byte header length"));
     };
     let header_len = match usize::try_from(u64::from_le_bytes(*len8)) {
         Ok(n) if n <= rest.len() => n,
         _ => {
             let (n, avail) = (u64::from_le_bytes(*len8), rest.len());
-            return Err(format!(
-                "header length {n} exceeds the {avail} bytes after the length field"
-            ));
+            return Err(format!("header length {n} exceeds the {avail} bytes after the length field"));
         }
     };
-    let header = std::str::from_utf8(&rest[..header_len])
-        .map_err(|e| format!("header is not UTF-8: {e}"))?;
+    let header = std::str::from_utf8(&rest[..header_len]).map_err(|e| format!("header is not UTF-8: {e}"))?;
     let json: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(header).map_err(|e| format!("header is not a JSON object: {e}"))?;
     let data_start = 8 + header_len;
@@ -145,15 +129,11 @@ fn parse_header(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, String> {
     let mut tensors = BTreeMap::new();
     let mut spans = Vec::with_capacity(json.len());
     for (name, value) in json.into_iter().filter(|(n, _)| n != "__metadata__") {
-        let raw: RawEntry = serde_json::from_value(value)
-            .map_err(|e| format!("tensor {name}: bad header entry: {e}"))?;
-        let bits = dtype_bits(&raw.dtype)
-            .ok_or_else(|| format!("tensor {name}: unknown dtype {:?}", raw.dtype))?;
+        let raw: RawEntry =
+            serde_json::from_value(value).map_err(|e| format!("tensor {name}: bad header entry: {e}"))?;
+        let bits = dtype_bits(&raw.dtype).ok_or_else(|| format!("tensor {name}: unknown dtype {:?}", raw.dtype))?;
         let (begin, end) = raw.data_offsets;
-        let what = format!(
-            "tensor {name} ({} {:?}, data_offsets [{begin}, {end}])",
-            raw.dtype, raw.shape
-        );
+        let what = format!("tensor {name} ({} {:?}, data_offsets [{begin}, {end}])", raw.dtype, raw.shape);
         let want = match raw.shape.iter().try_fold(bits, |a, &d| a.checked_mul(d)) {
             Some(b) if b % 8 == 0 => b / 8,
             _ => return Err(format!("{what}: size overflows or is not whole bytes")),
@@ -163,29 +143,15 @@ fn parse_header(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, String> {
         }
         if end > data_len {
             let why = "offsets out of range (file truncated?)";
-            return Err(format!(
-                "{what}: {why}, the data section has {data_len} bytes"
-            ));
+            return Err(format!("{what}: {why}, the data section has {data_len} bytes"));
         }
         if end - begin != want {
-            return Err(format!(
-                "{what}: spans {} bytes, dtype × shape needs {want}",
-                end - begin
-            ));
+            return Err(format!("{what}: spans {} bytes, dtype × shape needs {want}", end - begin));
         }
         spans.push((begin, end, name.clone()));
-        let dtype = [DType::F32, DType::F16, DType::BF16]
-            .into_iter()
-            .find(|d| d.name() == raw.dtype);
+        let dtype = [DType::F32, DType::F16, DType::BF16].into_iter().find(|d| d.name() == raw.dtype);
         let offset = data_start + begin;
-        let entry = Entry {
-            shard: 0,
-            dtype,
-            dtype_name: raw.dtype,
-            shape: raw.shape,
-            offset,
-            len: want,
-        };
+        let entry = Entry { shard: 0, dtype, dtype_name: raw.dtype, shape: raw.shape, offset, len: want };
         tensors.insert(name, entry);
     }
     // The tensors must tile the data section exactly: no overlap, no hole, nothing left over.
@@ -193,21 +159,15 @@ fn parse_header(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, String> {
     let (mut covered, mut prev) = (0usize, "");
     for (begin, end, name) in &spans {
         if *begin < covered {
-            return Err(format!(
-                "tensor {name} overlaps tensor {prev} (bytes {begin}..{covered})"
-            ));
+            return Err(format!("tensor {name} overlaps tensor {prev} (bytes {begin}..{covered})"));
         }
         if *begin > covered {
-            return Err(format!(
-                "hole in the data section at bytes {covered}..{begin}, before tensor {name}"
-            ));
+            return Err(format!("hole in the data section at bytes {covered}..{begin}, before tensor {name}"));
         }
         (covered, prev) = (*end, name);
     }
     if covered != data_len {
-        return Err(format!(
-            "tensors cover {covered} bytes of data but the file holds {data_len} (trailing bytes)"
-        ));
+        return Err(format!("tensors cover {covered} bytes of data but the file holds {data_len} (trailing bytes)"));
     }
     Ok(tensors)
 }
@@ -218,12 +178,8 @@ fn resolve_dir(dir: &Path) -> Result<(Vec<PathBuf>, Option<Index>)> {
     let index_path = dir.join(INDEX_FILE);
     if index_path.is_file() {
         let text = std::fs::read_to_string(&index_path).map_err(io_err(&index_path))?;
-        let mut index: Index = serde_json::from_str(&text).map_err(|e| {
-            format_err(
-                &index_path,
-                format!("index is not valid JSON with a weight_map: {e}"),
-            )
-        })?;
+        let mut index: Index = serde_json::from_str(&text)
+            .map_err(|e| format_err(&index_path, format!("index is not valid JSON with a weight_map: {e}")))?;
         let shards: BTreeSet<&String> = index.weight_map.values().collect();
         let mut files = Vec::with_capacity(shards.len());
         for shard in shards {
@@ -250,14 +206,8 @@ fn resolve_dir(dir: &Path) -> Result<(Vec<PathBuf>, Option<Index>)> {
     }
     match found.len() {
         1 => Ok((found, None)),
-        0 => Err(format_err(
-            dir,
-            format!("no {INDEX_FILE}, model.safetensors or other *.safetensors file"),
-        )),
-        n => Err(format_err(
-            dir,
-            format!("{n} *.safetensors files and no {INDEX_FILE} to say which to use"),
-        )),
+        0 => Err(format_err(dir, format!("no {INDEX_FILE}, model.safetensors or other *.safetensors file"))),
+        n => Err(format_err(dir, format!("{n} *.safetensors files and no {INDEX_FILE} to say which to use"))),
     }
 }
 
@@ -267,25 +217,14 @@ impl TensorStore {
     /// else exactly one `*.safetensors` file. Reads and validates headers only.
     pub fn open(path: &Path) -> Result<TensorStore> {
         let meta = std::fs::metadata(path).map_err(io_err(path))?;
-        let (files, index) = if meta.is_dir() {
-            resolve_dir(path)?
-        } else {
-            (vec![path.to_path_buf()], None)
-        };
-        let mut store = TensorStore {
-            files: Vec::new(),
-            maps: Vec::new(),
-            tensors: BTreeMap::new(),
-        };
+        let (files, index) = if meta.is_dir() { resolve_dir(path)? } else { (vec![path.to_path_buf()], None) };
+        let mut store = TensorStore { files: Vec::new(), maps: Vec::new(), tensors: BTreeMap::new() };
         for file in files {
             let (map, tensors) = open_file(&file)?;
             let shard = store.maps.len();
             for (name, mut entry) in tensors {
                 if let Some(other) = store.tensors.get(&name) {
-                    let why = format!(
-                        "tensor {name} is also in shard {}",
-                        store.files[other.shard].display()
-                    );
+                    let why = format!("tensor {name} is also in shard {}", store.files[other.shard].display());
                     return Err(format_err(&file, why));
                 }
                 entry.shard = shard;
@@ -298,9 +237,7 @@ impl TensorStore {
             for (name, shard) in &index.weight_map {
                 let holder = store.tensors.get(name).map(|e| &store.files[e.shard]);
                 if holder != Some(&path.join(shard)) {
-                    let why = format!(
-                        "weight_map puts tensor {name} in shard {shard}, which does not contain it"
-                    );
+                    let why = format!("weight_map puts tensor {name} in shard {shard}, which does not contain it");
                     return Err(format_err(&index.path, why));
                 }
             }
@@ -340,28 +277,17 @@ impl TensorStore {
     }
 
     fn view(&self, name: &str, want: Option<&[usize]>) -> Result<HostTensor> {
-        let entry = self.tensors.get(name).ok_or_else(|| Error::MissingTensor {
-            name: name.to_string(),
-        })?;
+        let entry = self.tensors.get(name).ok_or_else(|| Error::MissingTensor { name: name.to_string() })?;
         let dtype = entry.dtype.ok_or_else(|| Error::DType {
             name: name.to_string(),
             got: entry.dtype_name.clone(),
             want: "F32, F16 or BF16".to_string(),
         })?;
         if let Some(want) = want.filter(|w| *w != entry.shape.as_slice()) {
-            return Err(Error::Shape {
-                name: name.to_string(),
-                got: entry.shape.clone(),
-                want: want.to_vec(),
-            });
+            return Err(Error::Shape { name: name.to_string(), got: entry.shape.clone(), want: want.to_vec() });
         }
         let storage: Storage = self.maps[entry.shard].clone();
-        Ok(HostTensor::new(
-            storage,
-            entry.offset,
-            dtype,
-            entry.shape.clone(),
-        )?)
+        Ok(HostTensor::new(storage, entry.offset, dtype, entry.shape.clone())?)
     }
 
     /// Sum of the data bytes of all tensors (every dtype).

@@ -33,37 +33,26 @@ impl std::fmt::Debug for Tokenizer {
 
 /// Whether `token` is a byte-fallback token such as `<0xE2>` (the `ByteFallback` decoder's rule).
 fn is_byte_token(token: &str) -> bool {
-    token.len() == 6
-        && token.starts_with("<0x")
-        && token.ends_with('>')
-        && u8::from_str_radix(&token[3..5], 16).is_ok()
+    token.len() == 6 && token.starts_with("<0x") && token.ends_with('>') && u8::from_str_radix(&token[3..5], 16).is_ok()
 }
 
 impl Tokenizer {
     /// Loads a `tokenizer.json`. Fails with [`Error::Tokenizer`] naming `path` if the file is
     /// missing or not a tokenizer the `tokenizers` crate understands.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner = tokenizers::Tokenizer::from_file(path)
-            .map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let inner =
+            tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
         let vocab = inner.get_vocab(true);
         let vocab_size = vocab.values().max().map_or(0, |&m| m as usize + 1);
         if vocab_size == 0 {
-            return Err(Error::Tokenizer(format!(
-                "{}: empty vocabulary",
-                path.display()
-            )));
+            return Err(Error::Tokenizer(format!("{}: empty vocabulary", path.display())));
         }
         let mut is_byte = vec![false; vocab_size];
         for (token, &id) in &vocab {
             is_byte[id as usize] = is_byte_token(token);
         }
         let bos = inner.token_to_id("<bos>");
-        Ok(Self {
-            inner,
-            vocab_size,
-            is_byte,
-            bos,
-        })
+        Ok(Self { inner, vocab_size, is_byte, bos })
     }
 
     /// Encodes `text` into ids. Special-token strings inside `text` (e.g. `"<|turn>"`) become their
@@ -73,16 +62,10 @@ impl Tokenizer {
         let bos = match (add_bos, self.bos) {
             (false, _) => None,
             (true, Some(bos)) => Some(bos),
-            (true, None) => {
-                return Err(Error::Tokenizer(
-                    "add_bos: the vocabulary has no <bos>".into(),
-                ))
-            }
+            (true, None) => return Err(Error::Tokenizer("add_bos: the vocabulary has no <bos>".into())),
         };
-        let encoding = self
-            .inner
-            .encode_fast(text, false)
-            .map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+        let encoding =
+            self.inner.encode_fast(text, false).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
         let mut ids = Vec::with_capacity(encoding.len() + 1);
         ids.extend(bos);
         ids.extend_from_slice(encoding.get_ids());
@@ -93,9 +76,7 @@ impl Tokenizer {
     /// becomes U+FFFD. An id outside the vocabulary is [`Error::TokenOutOfRange`].
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.check_ids(ids)?;
-        self.inner
-            .decode(ids, false)
-            .map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
+        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
     }
 
     /// The id of a token string (ordinary or added), if it exists.
@@ -126,10 +107,7 @@ impl Tokenizer {
 
     fn check_ids(&self, ids: &[u32]) -> Result<()> {
         match ids.iter().find(|&&id| id as usize >= self.vocab_size) {
-            Some(&id) => Err(Error::TokenOutOfRange {
-                id,
-                vocab: self.vocab_size,
-            }),
+            Some(&id) => Err(Error::TokenOutOfRange { id, vocab: self.vocab_size }),
             None => Ok(()),
         }
     }
@@ -161,12 +139,7 @@ const STREAM_TRIM: usize = 256;
 impl<T: Borrow<Tokenizer>> StreamDecoder<T> {
     /// A decoder over `tok`: a `&Tokenizer` or (the default) an `Arc<Tokenizer>`.
     pub fn new(tok: T) -> Self {
-        Self {
-            tok,
-            ids: Vec::new(),
-            prefix: 0,
-            read: 0,
-        }
+        Self { tok, ids: Vec::new(), prefix: 0, read: 0 }
     }
 
     fn tok(&self) -> &Tokenizer {
@@ -235,10 +208,7 @@ mod tests {
     use super::*;
 
     fn tiny() -> Tokenizer {
-        let path = concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/gemma4-tiny/dense_31b_like/bf16/tokenizer.json"
-        );
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../testdata/gemma4-tiny/dense_31b_like/bf16/tokenizer.json");
         Tokenizer::from_file(Path::new(path)).unwrap()
     }
 
@@ -260,21 +230,10 @@ mod tests {
         let tok = tiny();
         assert_eq!(tok.vocab_size(), 512);
         assert_eq!(tok.bos_id(), Some(2));
-        for (s, id) in [
-            ("<pad>", 0),
-            ("<eos>", 1),
-            ("<bos>", 2),
-            ("<unk>", 3),
-            ("<|think|>", 98),
-        ] {
+        for (s, id) in [("<pad>", 0), ("<eos>", 1), ("<bos>", 2), ("<unk>", 3), ("<|think|>", 98)] {
             assert_eq!(tok.token_id(s), Some(id), "{s}");
         }
-        for (s, id) in [
-            ("<|channel>", 100),
-            ("<channel|>", 101),
-            ("<|turn>", 105),
-            ("<turn|>", 106),
-        ] {
+        for (s, id) in [("<|channel>", 100), ("<channel|>", 101), ("<|turn>", 105), ("<turn|>", 106)] {
             assert_eq!(tok.token_id(s), Some(id), "{s}");
             assert_eq!(tok.token_str(id).as_deref(), Some(s));
         }
@@ -294,10 +253,7 @@ mod tests {
         let strs: Vec<_> = ids.iter().map(|&i| tok.token_str(i).unwrap()).collect();
         assert_eq!(strs, ["<0xC3>", "<0xA9>"]);
         // Merges apply: " the" is one token.
-        assert_eq!(
-            tok.encode(" the", false).unwrap(),
-            [tok.token_id("▁the").unwrap()]
-        );
+        assert_eq!(tok.encode(" the", false).unwrap(), [tok.token_id("▁the").unwrap()]);
     }
 
     #[test]
@@ -336,9 +292,7 @@ mod tests {
         for len in [1, 2, 5, 40, 700] {
             let ids: Vec<u32> = (0..len)
                 .map(|_| {
-                    state = state
-                        .wrapping_mul(6364136223846793005)
-                        .wrapping_add(1442695040888963407);
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
                     ((state >> 33) % 512) as u32
                 })
                 .collect();
@@ -366,19 +320,12 @@ mod tests {
     #[test]
     fn errors() {
         let tok = tiny();
-        assert!(matches!(
-            tok.decode(&[1, 512]),
-            Err(Error::TokenOutOfRange {
-                id: 512,
-                vocab: 512
-            })
-        ));
+        assert!(matches!(tok.decode(&[1, 512]), Err(Error::TokenOutOfRange { id: 512, vocab: 512 })));
         assert!(tok.stream().push(9999).is_err());
         let missing = Path::new("/nonexistent/tokenizer.json");
         let err = Tokenizer::from_file(missing).unwrap_err();
         assert!(matches!(&err, Error::Tokenizer(m) if m.contains("/nonexistent/tokenizer.json")));
-        let garbage =
-            std::env::temp_dir().join(format!("garnet-garbage-{}.json", std::process::id()));
+        let garbage = std::env::temp_dir().join(format!("garnet-garbage-{}.json", std::process::id()));
         std::fs::write(&garbage, "{ not a tokenizer").unwrap();
         let err = Tokenizer::from_file(&garbage);
         std::fs::remove_file(&garbage).ok();

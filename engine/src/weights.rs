@@ -104,27 +104,15 @@ pub struct Weights<W> {
 
 /// Reads the checkpoint's tensors by role. Returns the weights and, on PLE models, the PLE table
 /// (`[ple_vocab, layers * ple_dim]`, left in the map).
-pub fn load(
-    store: &TensorStore,
-    cfg: &ModelConfig,
-) -> Result<(Weights<HostTensor>, Option<HostTensor>)> {
+pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTensor>, Option<HostTensor>)> {
     let p = prefix(store);
     let get = |name: &str, shape: &[usize]| store.get(&format!("{p}{name}"), shape);
     let (h, nh, v) = (cfg.hidden_size, cfg.n_heads, cfg.vocab_size);
     let (l_count, pd) = (cfg.n_layers(), cfg.ple_dim);
 
     let (ple_table, ple_proj) = if pd > 0 {
-        let table = get(
-            "embed_tokens_per_layer.weight",
-            &[cfg.ple_vocab_size, l_count * pd],
-        )?;
-        (
-            Some(table),
-            Some(get(
-                "per_layer_model_projection.weight",
-                &[l_count * pd, h],
-            )?),
-        )
+        let table = get("embed_tokens_per_layer.weight", &[cfg.ple_vocab_size, l_count * pd])?;
+        (Some(table), Some(get("per_layer_model_projection.weight", &[l_count * pd, h])?))
     } else {
         (None, None)
     };
@@ -137,11 +125,7 @@ pub fn load(
             Some(_) => None,
             None => Some(KvWeights {
                 k_proj: ln("self_attn.k_proj.weight", &[kvd, h])?,
-                v_proj: if lc.k_eq_v {
-                    None
-                } else {
-                    Some(ln("self_attn.v_proj.weight", &[kvd, h])?)
-                },
+                v_proj: if lc.k_eq_v { None } else { Some(ln("self_attn.v_proj.weight", &[kvd, h])?) },
                 k_norm: ln("self_attn.k_norm.weight", &[hd])?,
             }),
         };
@@ -168,11 +152,8 @@ pub fn load(
             }),
         };
         let scalar_name = format!("{p}layers.{i}.layer_scalar");
-        let layer_scalar = if store.contains(&scalar_name) {
-            get(&format!("layers.{i}.layer_scalar"), &[1])?.get(0)
-        } else {
-            1.0
-        };
+        let layer_scalar =
+            if store.contains(&scalar_name) { get(&format!("layers.{i}.layer_scalar"), &[1])?.get(0) } else { 1.0 };
         if !layer_scalar.is_finite() {
             return Err(Error::Invalid(format!("{scalar_name} is not finite")));
         }
@@ -196,11 +177,7 @@ pub fn load(
     let weights = Weights {
         embed: get("embed_tokens.weight", &[v, h])?,
         final_norm: get("norm.weight", &[h])?,
-        ple_norm: if pd > 0 {
-            Some(get("per_layer_projection_norm.weight", &[pd])?)
-        } else {
-            None
-        },
+        ple_norm: if pd > 0 { Some(get("per_layer_projection_norm.weight", &[pd])?) } else { None },
         layers,
     };
     Ok((weights, ple_table))
@@ -222,11 +199,7 @@ impl<W> Weights<W> {
             embed: f(&self.embed)?,
             final_norm: f(&self.final_norm)?,
             ple_norm: self.ple_norm.as_ref().map(&mut *f).transpose()?,
-            layers: self
-                .layers
-                .iter()
-                .map(|l| l.map(f))
-                .collect::<Result<_>>()?,
+            layers: self.layers.iter().map(|l| l.map(f)).collect::<Result<_>>()?,
         })
     }
 

@@ -5,16 +5,12 @@ use garnet::{Message, Role, Sampling};
 use std::path::PathBuf;
 
 fn engine() -> Engine {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/gemma4-tiny/edge_e4b_like/bf16");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny/edge_e4b_like/bf16");
     Engine::load(dir, LoadOptions::default()).unwrap()
 }
 
 fn opts() -> SessionOptions {
-    SessionOptions {
-        context: 256,
-        prefill_chunk: 32,
-    }
+    SessionOptions { context: 256, prefill_chunk: 32 }
 }
 
 #[test]
@@ -22,12 +18,7 @@ fn streamed_text_is_the_decoded_ids() {
     let engine = engine();
     let tok = engine.tokenizer().unwrap();
     let mut s = engine.session(opts()).unwrap();
-    let sampling = Sampling {
-        max_new_tokens: 40,
-        seed: 7,
-        stop_tokens: Some(vec![]),
-        ..Sampling::default()
-    };
+    let sampling = Sampling { max_new_tokens: 40, seed: 7, stop_tokens: Some(vec![]), ..Sampling::default() };
     let mut gen = s.generate("The cat sat on the", &sampling).unwrap();
     let (mut ids, mut text) = (vec![], String::new());
     for t in gen.by_ref() {
@@ -50,23 +41,11 @@ fn same_seed_same_tokens_and_greedy_matches_argmax() {
     let engine = engine();
     let run = |sampling: &Sampling| -> Vec<u32> {
         let mut s = engine.session(opts()).unwrap();
-        s.generate_ids(&[2, 50, 60, 70], sampling)
-            .unwrap()
-            .map(|t| t.unwrap().id)
-            .collect()
+        s.generate_ids(&[2, 50, 60, 70], sampling).unwrap().map(|t| t.unwrap().id).collect()
     };
-    let sampled = Sampling {
-        max_new_tokens: 16,
-        seed: 42,
-        stop_tokens: Some(vec![]),
-        ..Sampling::default()
-    };
+    let sampled = Sampling { max_new_tokens: 16, seed: 42, stop_tokens: Some(vec![]), ..Sampling::default() };
     assert_eq!(run(&sampled), run(&sampled));
-    let greedy = Sampling {
-        max_new_tokens: 8,
-        stop_tokens: Some(vec![]),
-        ..Sampling::greedy()
-    };
+    let greedy = Sampling { max_new_tokens: 8, stop_tokens: Some(vec![]), ..Sampling::greedy() };
     let ids = run(&greedy);
     // Greedy through the API equals argmax over logits from prefill/step.
     let mut s = engine.session(opts()).unwrap();
@@ -81,16 +60,8 @@ fn same_seed_same_tokens_and_greedy_matches_argmax() {
 fn dropping_the_iterator_cancels() {
     let engine = engine();
     let mut s = engine.session(opts()).unwrap();
-    let sampling = Sampling {
-        max_new_tokens: 100,
-        stop_tokens: Some(vec![]),
-        ..Sampling::greedy()
-    };
-    let taken: Vec<_> = s
-        .generate_ids(&[2, 9, 10], &sampling)
-        .unwrap()
-        .take(3)
-        .collect();
+    let sampling = Sampling { max_new_tokens: 100, stop_tokens: Some(vec![]), ..Sampling::greedy() };
+    let taken: Vec<_> = s.generate_ids(&[2, 9, 10], &sampling).unwrap().take(3).collect();
     assert_eq!(taken.len(), 3);
     // 3 prompt tokens + 3 generated: the cache holds exactly what was consumed.
     assert_eq!(s.position(), 6);
@@ -102,24 +73,14 @@ fn stop_tokens_end_generation_and_stay_in_the_conversation() {
     let mut s = engine.session(opts()).unwrap();
     // Find what greedy decoding produces first, then make it a stop token.
     let first = s
-        .generate_ids(
-            &[2, 9, 10],
-            &Sampling {
-                max_new_tokens: 1,
-                ..Sampling::greedy()
-            },
-        )
+        .generate_ids(&[2, 9, 10], &Sampling { max_new_tokens: 1, ..Sampling::greedy() })
         .unwrap()
         .next()
         .unwrap()
         .unwrap()
         .id;
     let mut s = engine.session(opts()).unwrap();
-    let stop = Sampling {
-        max_new_tokens: 10,
-        stop_tokens: Some(vec![first]),
-        ..Sampling::greedy()
-    };
+    let stop = Sampling { max_new_tokens: 10, stop_tokens: Some(vec![first]), ..Sampling::greedy() };
     assert_eq!(s.generate_ids(&[2, 9, 10], &stop).unwrap().count(), 0);
     assert_eq!(s.tokens(), &[2, 9, 10, first]);
 }
@@ -128,35 +89,19 @@ fn stop_tokens_end_generation_and_stay_in_the_conversation() {
 fn multi_turn_chat_keeps_the_turn_structure() {
     let engine = engine();
     let tok = engine.tokenizer().unwrap();
-    let (turn_start, turn_end) = (
-        tok.token_id("<|turn>").unwrap(),
-        tok.token_id("<turn|>").unwrap(),
-    );
+    let (turn_start, turn_end) = (tok.token_id("<|turn>").unwrap(), tok.token_id("<turn|>").unwrap());
     let mut s = engine.session(opts()).unwrap();
-    let sampling = Sampling {
-        max_new_tokens: 5,
-        ..Sampling::greedy()
-    };
+    let sampling = Sampling { max_new_tokens: 5, ..Sampling::greedy() };
     let user = |text: &str| [Message::new(Role::User, text)];
-    let first: Vec<u32> = s
-        .chat(&user("hi"), &sampling)
-        .unwrap()
-        .map(|t| t.unwrap().id)
-        .collect();
+    let first: Vec<u32> = s.chat(&user("hi"), &sampling).unwrap().map(|t| t.unwrap().id).collect();
     let before = s.tokens().len();
     assert_eq!(s.tokens()[0], 2, "a conversation starts with <bos>");
-    s.chat(&user("and then?"), &sampling)
-        .unwrap()
-        .for_each(drop);
+    s.chat(&user("and then?"), &sampling).unwrap().for_each(drop);
     let second = &s.tokens()[before..];
     // The model's first turn did not stop by itself (5 tokens), so the next turn closes it.
     if !first.contains(&turn_end) {
         assert_eq!(second[0], turn_end, "{second:?}");
     }
     assert!(second.contains(&turn_start), "{second:?}");
-    assert_eq!(
-        s.tokens().iter().filter(|&&t| t == 2).count(),
-        1,
-        "one <bos> per conversation"
-    );
+    assert_eq!(s.tokens().iter().filter(|&&t| t == 2).count(), 1, "one <bos> per conversation");
 }

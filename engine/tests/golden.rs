@@ -11,12 +11,7 @@ use safetensors::SafeTensors;
 use std::path::PathBuf;
 
 const TOL: f32 = 2e-3;
-const VARIANTS: [&str; 4] = [
-    "dense_31b_like",
-    "moe_26b_a4b_like",
-    "edge_e2b_like",
-    "edge_e4b_like",
-];
+const VARIANTS: [&str; 4] = ["dense_31b_like", "moe_26b_a4b_like", "edge_e2b_like", "edge_e4b_like"];
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny")
@@ -35,12 +30,7 @@ fn golden(variant: &str, file: &str) -> Golden {
     let bytes = std::fs::read(root().join(variant).join(file)).unwrap();
     let st = SafeTensors::deserialize(&bytes).unwrap();
     let f32s = |name: &str| -> Vec<f32> {
-        st.tensor(name)
-            .unwrap()
-            .data()
-            .chunks_exact(4)
-            .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-            .collect()
+        st.tensor(name).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
     };
     let ids = |name: &str| -> Vec<u32> {
         st.tensor(name)
@@ -61,19 +51,13 @@ fn golden(variant: &str, file: &str) -> Golden {
 }
 
 fn load(variant: &str, layout: &str) -> Engine {
-    let opts = LoadOptions {
-        precision: Precision::Reference,
-        ..Default::default()
-    };
+    let opts = LoadOptions { precision: Precision::Reference, ..Default::default() };
     Engine::load(root().join(variant).join(layout), opts).unwrap()
 }
 
 fn max_err(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len(), "length mismatch");
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 fn argmax(x: &[f32]) -> u32 {
@@ -86,10 +70,7 @@ fn check(variant: &str, layout: &str, golden_file: &str) -> [f32; 4] {
     let g = golden(variant, golden_file);
     let engine = load(variant, layout);
     let v = engine.config().vocab_size;
-    let opts = SessionOptions {
-        context: 64,
-        prefill_chunk: 64,
-    };
+    let opts = SessionOptions { context: 64, prefill_chunk: 64 };
 
     let mut s = engine.session(opts).unwrap();
     let prefill = s.prefill_all(&g.prompt).unwrap();
@@ -111,21 +92,15 @@ fn check(variant: &str, layout: &str, golden_file: &str) -> [f32; 4] {
     // Chunks of 5 (< window 8) and 13 (> window): rings wrap within and across chunks.
     let mut e_chunked = 0f32;
     for chunk in [5, 13] {
-        let mut s = engine
-            .session(SessionOptions {
-                context: 64,
-                prefill_chunk: chunk,
-            })
-            .unwrap();
+        let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: chunk }).unwrap();
         e_chunked = e_chunked.max(max_err(&s.prefill_all(&g.full).unwrap(), &g.full_logits));
     }
     let errs = [e_prefill, e_steps, e_full, e_chunked];
-    eprintln!("{variant:18} {layout:8} prefill {e_prefill:.2e} steps {e_steps:.2e} full {e_full:.2e} chunked {e_chunked:.2e}");
+    eprintln!(
+        "{variant:18} {layout:8} prefill {e_prefill:.2e} steps {e_steps:.2e} full {e_full:.2e} chunked {e_chunked:.2e}"
+    );
     for (what, e) in ["prefill", "steps", "full", "chunked"].iter().zip(errs) {
-        assert!(
-            e < TOL,
-            "{variant}/{layout}: {what} max abs error {e} >= {TOL}"
-        );
+        assert!(e < TOL, "{variant}/{layout}: {what} max abs error {e} >= {TOL}");
     }
     errs
 }
@@ -157,12 +132,7 @@ fn token_by_token_decode_matches_full_forward() {
         let g = golden(v, "golden_bf16w_f32.safetensors");
         let engine = load(v, "bf16");
         let n = engine.config().vocab_size;
-        let mut s = engine
-            .session(SessionOptions {
-                context: 64,
-                prefill_chunk: 1,
-            })
-            .unwrap();
+        let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: 1 }).unwrap();
         for (i, &id) in g.full.iter().enumerate() {
             let row = s.step(id).unwrap();
             let e = max_err(&row, &g.full_logits[i * n..(i + 1) * n]);
@@ -181,12 +151,7 @@ fn sessions_share_one_engine_across_threads() {
         .map(|_| {
             let (engine, prompt, want) = (engine.clone(), g.prompt.clone(), want.clone());
             std::thread::spawn(move || {
-                let mut s = engine
-                    .session(SessionOptions {
-                        context: 64,
-                        prefill_chunk: 16,
-                    })
-                    .unwrap();
+                let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: 16 }).unwrap();
                 assert!(max_err(&s.prefill(&prompt).unwrap(), &want) < TOL);
             })
         })

@@ -14,15 +14,8 @@ const P: usize = 256;
 const SHARED: usize = 20;
 
 fn e2b_config() -> String {
-    let types: Vec<String> = (0..L)
-        .map(|i| {
-            if i % 5 == 4 {
-                "\"full_attention\"".into()
-            } else {
-                "\"sliding_attention\"".into()
-            }
-        })
-        .collect();
+    let types: Vec<String> =
+        (0..L).map(|i| if i % 5 == 4 { "\"full_attention\"".into() } else { "\"sliding_attention\"".into() }).collect();
     format!(
         r#"{{"model_type": "gemma4_text", "hidden_size": {H}, "num_hidden_layers": {L}, "num_attention_heads": 8,
         "num_key_value_heads": 1, "head_dim": 256, "global_head_dim": 512, "intermediate_size": 6144,
@@ -40,10 +33,7 @@ fn e2b_tensors() -> Vec<(String, Vec<usize>)> {
         ("model.embed_tokens.weight".into(), vec![V, H]),
         ("model.norm.weight".into(), vec![H]),
         ("model.embed_tokens_per_layer.weight".into(), vec![V, L * P]),
-        (
-            "model.per_layer_model_projection.weight".into(),
-            vec![L * P, H],
-        ),
+        ("model.per_layer_model_projection.weight".into(), vec![L * P, H]),
         ("model.per_layer_projection_norm.weight".into(), vec![P]),
     ];
     for i in 0..L {
@@ -52,12 +42,9 @@ fn e2b_tensors() -> Vec<(String, Vec<usize>)> {
         let shared = i >= L - SHARED;
         let inter = if shared { 2 * 6144 } else { 6144 };
         let mut add = |n: &str, s: Vec<usize>| t.push((format!("model.layers.{i}.{n}"), s));
-        for n in [
-            "input_layernorm",
-            "post_attention_layernorm",
-            "pre_feedforward_layernorm",
-            "post_feedforward_layernorm",
-        ] {
+        for n in
+            ["input_layernorm", "post_attention_layernorm", "pre_feedforward_layernorm", "post_feedforward_layernorm"]
+        {
             add(&format!("{n}.weight"), vec![H]);
         }
         add("layer_scalar", vec![1]);
@@ -108,12 +95,7 @@ fn write_sparse_checkpoint(dir: &std::path::Path) -> u64 {
 /// Resident set size of this process in bytes (Linux).
 fn rss() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse::<u64>().ok())
-        .unwrap_or(0)
-        * 4096
+    statm.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()).unwrap_or(0) * 4096
 }
 
 #[test]
@@ -125,10 +107,7 @@ fn real_e2b_shapes_load_in_place() {
     let grown = rss().saturating_sub(before);
     let c = engine.config();
     assert_eq!(c.variant(), "E2B");
-    assert_eq!(
-        c.layers.iter().filter(|l| l.kv_source.is_some()).count(),
-        SHARED
-    );
+    assert_eq!(c.layers.iter().filter(|l| l.kv_source.is_some()).count(), SHARED);
     // FACTS.md: E2B has 4.6 B text parameters.
     let params = engine.info().params as f64 / 1e9;
     assert!((params - 4.6).abs() < 0.05, "{params} B parameters");
@@ -138,17 +117,9 @@ fn real_e2b_shapes_load_in_place() {
         grown as f64 / 1e6
     );
     #[cfg(target_os = "linux")]
-    assert!(
-        grown < 64 << 20,
-        "loading made {grown} bytes resident for a {file_bytes}-byte file"
-    );
+    assert!(grown < 64 << 20, "loading made {grown} bytes resident for a {file_bytes}-byte file");
     // A session's cache is allocated up front: sliding rings of 512 plus the full layers' context.
-    let s = engine
-        .session(SessionOptions {
-            context: 1024,
-            prefill_chunk: 16,
-        })
-        .unwrap();
+    let s = engine.session(SessionOptions { context: 1024, prefill_chunk: 16 }).unwrap();
     assert_eq!(s.position(), 0);
     drop(engine);
     let _ = std::fs::remove_dir_all(&dir);

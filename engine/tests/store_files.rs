@@ -7,17 +7,10 @@ use garnet_kernels::DType;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-const VARIANTS: [&str; 4] = [
-    "dense_31b_like",
-    "moe_26b_a4b_like",
-    "edge_e2b_like",
-    "edge_e4b_like",
-];
+const VARIANTS: [&str; 4] = ["dense_31b_like", "moe_26b_a4b_like", "edge_e2b_like", "edge_e4b_like"];
 
 fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/gemma4-tiny")
-        .join(rel)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny").join(rel)
 }
 
 /// A unique temporary directory, removed on drop.
@@ -27,8 +20,7 @@ impl TempDir {
     fn new(tag: &str) -> TempDir {
         static N: AtomicUsize = AtomicUsize::new(0);
         let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("garnet-store-{}-{tag}-{n}", std::process::id()));
+        let dir = std::env::temp_dir().join(format!("garnet-store-{}-{tag}-{n}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
         TempDir(dir)
@@ -79,11 +71,7 @@ fn build(tensors: &[Spec]) -> Vec<u8> {
 
 /// A small valid file: two floats of different dtypes and an I64 tensor.
 fn small() -> Vec<u8> {
-    build(&[
-        spec("a", "F32", &[2, 3], 4),
-        spec("b", "BF16", &[4], 2),
-        spec("ids", "I64", &[3], 8),
-    ])
+    build(&[spec("a", "F32", &[2, 3], 4), spec("b", "BF16", &[4], 2), spec("ids", "I64", &[3], 8)])
 }
 
 /// Writes `bytes` as a file, opens it and returns the error text (fails if it opened).
@@ -98,10 +86,7 @@ fn open_err(bytes: &[u8]) -> String {
 }
 
 fn assert_has(msg: &str, needle: &str) {
-    assert!(
-        msg.contains(needle),
-        "error {msg:?} should mention {needle:?}"
-    );
+    assert!(msg.contains(needle), "error {msg:?} should mention {needle:?}");
 }
 
 #[test]
@@ -116,11 +101,7 @@ fn opens_every_testdata_variant_and_layout() {
         for (layout, dtype, embed) in [
             ("f32", "F32", "model.embed_tokens.weight"),
             ("bf16", "BF16", "model.embed_tokens.weight"),
-            (
-                "bf16_cg",
-                "BF16",
-                "model.language_model.embed_tokens.weight",
-            ),
+            ("bf16_cg", "BF16", "model.language_model.embed_tokens.weight"),
         ] {
             let dir = testdata(&format!("{variant}/{layout}"));
             let store = TensorStore::open(&dir).unwrap();
@@ -134,10 +115,7 @@ fn opens_every_testdata_variant_and_layout() {
             assert_eq!(t.bytes().len(), 512 * 96 * t.dtype().size());
             let names = store.names();
             assert!(names.windows(2).all(|w| w[0] < w[1]), "names sorted");
-            let norm = names
-                .iter()
-                .find(|n| n.ends_with("layers.0.input_layernorm.weight"))
-                .unwrap();
+            let norm = names.iter().find(|n| n.ends_with("layers.0.input_layernorm.weight")).unwrap();
             assert_eq!(store.shape(norm), Some(&[96][..]));
             // The data section is exactly the file minus the length field and the header.
             let raw = std::fs::read(&file).unwrap();
@@ -155,10 +133,7 @@ fn f32_and_bf16_layouts_agree_after_rounding() {
     let f = TensorStore::open(&testdata("dense_31b_like/f32")).unwrap();
     let b = TensorStore::open(&testdata("dense_31b_like/bf16")).unwrap();
     let name = "model.embed_tokens.weight";
-    let (tf, tb) = (
-        f.get(name, &[512, 96]).unwrap(),
-        b.get(name, &[512, 96]).unwrap(),
-    );
+    let (tf, tb) = (f.get(name, &[512, 96]).unwrap(), b.get(name, &[512, 96]).unwrap());
     for i in (0..512 * 96).step_by(97) {
         assert_eq!(DType::BF16.round(tf.get(i)), tb.get(i), "element {i}");
     }
@@ -173,20 +148,12 @@ fn sharded_checkpoint_matches_unsharded() {
         .iter()
         .map(|n| {
             let t = whole.get_any(n).unwrap();
-            (
-                n.to_string(),
-                whole.dtype_name(n).unwrap().to_string(),
-                t.shape().to_vec(),
-                t.bytes().to_vec(),
-            )
+            (n.to_string(), whole.dtype_name(n).unwrap().to_string(), t.shape().to_vec(), t.bytes().to_vec())
         })
         .collect();
     let (first, second) = specs.split_at(specs.len() / 2);
     let dir = TempDir::new("sharded");
-    let shard_names = [
-        "model-00001-of-00002.safetensors",
-        "model-00002-of-00002.safetensors",
-    ];
+    let shard_names = ["model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"];
     dir.write(shard_names[0], &build(first));
     dir.write(shard_names[1], &build(second));
     let mut map = serde_json::Map::new();
@@ -195,8 +162,7 @@ fn sharded_checkpoint_matches_unsharded() {
             map.insert(name.clone(), shard_names[i].into());
         }
     }
-    let index =
-        serde_json::json!({"metadata": {"total_size": whole.total_bytes()}, "weight_map": map});
+    let index = serde_json::json!({"metadata": {"total_size": whole.total_bytes()}, "weight_map": map});
     dir.write("model.safetensors.index.json", index.to_string().as_bytes());
 
     let sharded = TensorStore::open(&dir.0).unwrap();
@@ -240,15 +206,9 @@ fn directory_resolution() {
     let store = TensorStore::open(&dir.0).unwrap();
     assert_eq!(store.files(), [dir.0.join("weights.safetensors")]);
     dir.write("other.safetensors", &small());
-    assert_has(
-        &TensorStore::open(&dir.0).unwrap_err().to_string(),
-        "2 *.safetensors files",
-    );
+    assert_has(&TensorStore::open(&dir.0).unwrap_err().to_string(), "2 *.safetensors files");
     dir.write("model.safetensors", &small());
-    assert_eq!(
-        TensorStore::open(&dir.0).unwrap().files(),
-        [dir.0.join("model.safetensors")]
-    );
+    assert_eq!(TensorStore::open(&dir.0).unwrap().files(), [dir.0.join("model.safetensors")]);
     let missing = dir.0.join("nope");
     assert!(matches!(TensorStore::open(&missing), Err(Error::Io { .. })));
 }
@@ -268,9 +228,7 @@ fn get_checks_presence_dtype_and_shape() {
     assert_eq!(store.total_bytes(), 24 + 10 + 24 + 7);
     assert_eq!(store.dtype_name("ids"), Some("I64"));
     assert_eq!(store.shape("pix"), Some(&[7][..]));
-    assert!(
-        !store.contains("zzz") && store.shape("zzz").is_none() && store.dtype_name("zzz").is_none()
-    );
+    assert!(!store.contains("zzz") && store.shape("zzz").is_none() && store.dtype_name("zzz").is_none());
 
     let a = store.get("a", &[2, 3]).unwrap();
     assert_eq!(a.bytes(), &spec("a", "F32", &[2, 3], 4).3[..]);
@@ -279,21 +237,12 @@ fn get_checks_presence_dtype_and_shape() {
     assert_eq!(store.get_any("a").unwrap().shape(), [2, 3]);
 
     let e = store.get("zzz", &[1]).unwrap_err();
-    assert!(
-        matches!(&e, Error::MissingTensor { name } if name == "zzz"),
-        "{e:?}"
-    );
+    assert!(matches!(&e, Error::MissingTensor { name } if name == "zzz"), "{e:?}");
     let e = store.get("a", &[3, 2]).unwrap_err();
-    assert!(
-        matches!(&e, Error::Shape { got, want, .. } if got == &[2, 3] && want == &[3, 2]),
-        "{e:?}"
-    );
+    assert!(matches!(&e, Error::Shape { got, want, .. } if got == &[2, 3] && want == &[3, 2]), "{e:?}");
     for name in ["ids", "pix"] {
         let e = store.get_any(name).unwrap_err();
-        assert!(
-            matches!(&e, Error::DType { want, .. } if want == "F32, F16 or BF16"),
-            "{e:?}"
-        );
+        assert!(matches!(&e, Error::DType { want, .. } if want == "F32, F16 or BF16"), "{e:?}");
         assert_has(&e.to_string(), name);
     }
     assert_has(&store.get("ids", &[3]).unwrap_err().to_string(), "I64");
@@ -305,14 +254,8 @@ fn golden_file_with_i64_tensors_opens_and_refuses_them() {
     assert_eq!(store.dtype_name("prompt_ids"), Some("I64"));
     assert_eq!(store.shape("prompt_ids"), Some(&[40][..]));
     let e = store.get("prompt_ids", &[40]).unwrap_err();
-    assert!(
-        matches!(&e, Error::DType { got, .. } if got == "I64"),
-        "{e:?}"
-    );
-    assert_eq!(
-        store.get("prefill_logits", &[40, 512]).unwrap().dtype(),
-        DType::F32
-    );
+    assert!(matches!(&e, Error::DType { got, .. } if got == "I64"), "{e:?}");
+    assert_eq!(store.get("prefill_logits", &[40, 512]).unwrap().dtype(), DType::F32);
 }
 
 /// A header entry with explicit offsets.
@@ -321,10 +264,7 @@ fn entry(dtype: &str, shape: &[usize], begin: usize, end: usize) -> serde_json::
 }
 
 fn header_of(entries: &[(&str, serde_json::Value)]) -> String {
-    let map: serde_json::Map<_, _> = entries
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.clone()))
-        .collect();
+    let map: serde_json::Map<_, _> = entries.iter().map(|(n, v)| (n.to_string(), v.clone())).collect();
     serde_json::Value::Object(map).to_string()
 }
 
@@ -341,15 +281,9 @@ fn malformed_files_are_format_errors() {
     long[..8].copy_from_slice(&u64::MAX.to_le_bytes());
     assert_has(&open_err(&long), "exceeds");
 
-    assert_has(
-        &open_err(&raw_file("this is not json", &[])),
-        "not a JSON object",
-    );
+    assert_has(&open_err(&raw_file("this is not json", &[])), "not a JSON object");
     assert_has(&open_err(&raw_file("[1, 2]", &[])), "not a JSON object");
-    assert_has(
-        &open_err(&raw_file("\u{0}\u{0}\u{0}", &[])),
-        "not a JSON object",
-    );
+    assert_has(&open_err(&raw_file("\u{0}\u{0}\u{0}", &[])), "not a JSON object");
     let mut bad_utf8 = good.clone();
     bad_utf8[9] = 0xff;
     assert_has(&open_err(&bad_utf8), "not UTF-8");
@@ -367,55 +301,13 @@ fn malformed_files_are_format_errors() {
 
     let data = [0u8; 32];
     let cases: [(&[(&str, serde_json::Value)], &str); 7] = [
-        (
-            &[
-                ("x", entry("F32", &[4], 0, 16)),
-                ("y", entry("F32", &[8], 16, 48)),
-            ],
-            "out of range",
-        ),
-        (
-            &[
-                ("x", entry("F32", &[4], 0, 16)),
-                ("y", entry("F32", &[3], 16, 32)),
-            ],
-            "needs 12",
-        ),
-        (
-            &[
-                ("x", entry("F32", &[4], 0, 16)),
-                ("y", entry("F32", &[5], 12, 32)),
-            ],
-            "overlaps",
-        ),
-        (
-            &[
-                ("x", entry("F32", &[4], 0, 16)),
-                ("y", entry("F32", &[2], 24, 32)),
-            ],
-            "hole",
-        ),
-        (
-            &[
-                ("x", entry("F32", &[4], 16, 0)),
-                ("y", entry("F32", &[4], 16, 32)),
-            ],
-            "reversed",
-        ),
-        (
-            &[
-                ("x", entry("Q4_K", &[4], 0, 16)),
-                ("y", entry("F32", &[4], 16, 32)),
-            ],
-            "unknown dtype",
-        ),
-        (
-            &[
-                ("x", serde_json::json!({"dtype": "F32", "shape": [4]})),
-                ("y", entry("F32", &[4], 16, 32)),
-            ],
-            "bad header",
-        ),
+        (&[("x", entry("F32", &[4], 0, 16)), ("y", entry("F32", &[8], 16, 48))], "out of range"),
+        (&[("x", entry("F32", &[4], 0, 16)), ("y", entry("F32", &[3], 16, 32))], "needs 12"),
+        (&[("x", entry("F32", &[4], 0, 16)), ("y", entry("F32", &[5], 12, 32))], "overlaps"),
+        (&[("x", entry("F32", &[4], 0, 16)), ("y", entry("F32", &[2], 24, 32))], "hole"),
+        (&[("x", entry("F32", &[4], 16, 0)), ("y", entry("F32", &[4], 16, 32))], "reversed"),
+        (&[("x", entry("Q4_K", &[4], 0, 16)), ("y", entry("F32", &[4], 16, 32))], "unknown dtype"),
+        (&[("x", serde_json::json!({"dtype": "F32", "shape": [4]})), ("y", entry("F32", &[4], 16, 32))], "bad header"),
     ];
     for (entries, needle) in cases {
         let msg = open_err(&raw_file(&header_of(entries), &data));
@@ -486,12 +378,7 @@ fn mutate(input: &[u8], header_len: usize, rng: &mut Rng) -> Vec<u8> {
 /// called while no store maps the file.
 fn overwrite(path: &Path, bytes: &[u8]) {
     use std::io::Write;
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .unwrap();
+    let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path).unwrap();
     f.write_all(bytes).unwrap();
     f.set_len(bytes.len() as u64).unwrap();
 }
@@ -536,9 +423,6 @@ fn fuzzed_files_never_panic() {
         }
         runs += 1;
     }
-    println!(
-        "fuzz: {runs} inputs run, {opened} opened successfully, {} rejected",
-        runs - opened
-    );
+    println!("fuzz: {runs} inputs run, {opened} opened successfully, {} rejected", runs - opened);
     assert_eq!(runs, FUZZ_RUNS);
 }

@@ -42,49 +42,19 @@ pub trait Backend: Send + Sync + 'static {
 
     // ---- ops ----
     /// Embedding gather from a resident table (see [`EmbedArgs`]).
-    fn embed(
-        &self,
-        a: &EmbedArgs,
-        table: &Self::Weight,
-        ids: &Self::Ids,
-        out: &mut Self::Buf,
-    ) -> Result<()>;
+    fn embed(&self, a: &EmbedArgs, table: &Self::Weight, ids: &Self::Ids, out: &mut Self::Buf) -> Result<()>;
     /// Embedding gather from a table that stays in host memory (the PLE table): only the rows of
     /// `ids` are read. The default gathers on the host and uploads the rows.
-    fn embed_host(
-        &self,
-        a: &EmbedArgs,
-        table: &HostTensor,
-        ids: &[u32],
-        out: &mut Self::Buf,
-    ) -> Result<()> {
+    fn embed_host(&self, a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut Self::Buf) -> Result<()> {
         let rows = crate::cpu::gather_rows(a, table, ids)?;
         self.upload(&rows, out)
     }
     /// `out = x W^T` (see [`MatmulArgs`]).
-    fn matmul(
-        &self,
-        a: &MatmulArgs,
-        x: &Self::Buf,
-        w: &Self::Weight,
-        out: &mut Self::Buf,
-    ) -> Result<()>;
+    fn matmul(&self, a: &MatmulArgs, x: &Self::Buf, w: &Self::Weight, out: &mut Self::Buf) -> Result<()>;
     /// `out = RMSNorm(x) * w` per row (see [`RmsNormArgs`]).
-    fn rms_norm(
-        &self,
-        a: &RmsNormArgs,
-        x: &Self::Buf,
-        w: Option<&Self::Weight>,
-        out: &mut Self::Buf,
-    ) -> Result<()>;
+    fn rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: Option<&Self::Weight>, out: &mut Self::Buf) -> Result<()>;
     /// `residual += RMSNorm(x) * w` per row: a sublayer's post-norm fused with the residual add.
-    fn add_rms_norm(
-        &self,
-        a: &RmsNormArgs,
-        x: &Self::Buf,
-        w: &Self::Weight,
-        residual: &mut Self::Buf,
-    ) -> Result<()>;
+    fn add_rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: &Self::Weight, residual: &mut Self::Buf) -> Result<()>;
     /// Rotary embedding in place (see [`RopeArgs`]).
     fn rope(&self, a: &RopeArgs, x: &mut Self::Buf) -> Result<()>;
     /// Appends keys and values to a layer's cache (see [`KvWriteArgs`]).
@@ -109,25 +79,14 @@ pub trait Backend: Send + Sync + 'static {
         out: &mut Self::Buf,
     ) -> Result<()>;
     /// `out = gelu_tanh(gate) * up` (see [`GegluArgs`]).
-    fn geglu(
-        &self,
-        a: &GegluArgs,
-        gate: &Self::Buf,
-        up: &Self::Buf,
-        out: &mut Self::Buf,
-    ) -> Result<()>;
+    fn geglu(&self, a: &GegluArgs, gate: &Self::Buf, up: &Self::Buf, out: &mut Self::Buf) -> Result<()>;
     /// Copies a range of one buffer into another (see [`CopyArgs`]). The default goes through the
     /// host; device backends override it.
     fn copy(&self, a: &CopyArgs, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()> {
         let mut tmp = vec![0.0; a.len];
         self.download(src, a.src_offset, &mut tmp)?;
         let mut whole = vec![0.0; self.buf_len(dst)];
-        crate::error::check_len(
-            "copy",
-            "dst",
-            whole.len(),
-            a.dst_offset.saturating_add(a.len),
-        )?;
+        crate::error::check_len("copy", "dst", whole.len(), a.dst_offset.saturating_add(a.len))?;
         self.download(dst, 0, &mut whole)?;
         whole[a.dst_offset..a.dst_offset + a.len].copy_from_slice(&tmp);
         self.upload(&whole, dst)

@@ -49,10 +49,7 @@ pub type Result<T, E = KernelError> = std::result::Result<T, E>;
 /// Fails with [`KernelError::Shape`] unless `have >= need` (a buffer holds at least what an op touches).
 pub fn check_len(op: &'static str, what: &str, have: usize, need: usize) -> Result<()> {
     if have < need {
-        return Err(KernelError::Shape {
-            op,
-            what: format!("{what} has {have} elements, needs {need}"),
-        });
+        return Err(KernelError::Shape { op, what: format!("{what} has {have} elements, needs {need}") });
     }
     Ok(())
 }

@@ -59,13 +59,7 @@ pub struct HostTensor {
 
 impl std::fmt::Debug for HostTensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "HostTensor({} {:?} @{})",
-            self.dtype.name(),
-            self.shape,
-            self.offset
-        )
+        write!(f, "HostTensor({} {:?} @{})", self.dtype.name(), self.shape, self.offset)
     }
 }
 
@@ -80,9 +74,7 @@ impl HostTensor {
         let end = numel
             .checked_mul(dtype.size())
             .and_then(|n| n.checked_add(offset))
-            .ok_or_else(|| {
-                KernelError::Bounds(format!("shape {shape:?} at offset {offset} overflows"))
-            })?;
+            .ok_or_else(|| KernelError::Bounds(format!("shape {shape:?} at offset {offset} overflows")))?;
         let len = (*storage).as_ref().len();
         if end > len {
             return Err(KernelError::Bounds(format!(
@@ -90,12 +82,7 @@ impl HostTensor {
                 dtype.name()
             )));
         }
-        Ok(HostTensor {
-            storage,
-            offset,
-            dtype,
-            shape,
-        })
+        Ok(HostTensor { storage, offset, dtype, shape })
     }
 
     /// An owned f32 tensor (tests, small computed tensors).
@@ -108,14 +95,8 @@ impl HostTensor {
     pub fn from_f32_as(values: &[f32], shape: Vec<usize>, dtype: DType) -> Result<Self> {
         let bytes: Vec<u8> = match dtype {
             DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            DType::F16 => values
-                .iter()
-                .flat_map(|v| f16::from_f32(*v).to_le_bytes())
-                .collect(),
-            DType::BF16 => values
-                .iter()
-                .flat_map(|v| bf16::from_f32(*v).to_le_bytes())
-                .collect(),
+            DType::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
+            DType::BF16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect(),
         };
         Self::new(Arc::new(bytes), 0, dtype, shape)
     }
@@ -148,10 +129,7 @@ impl HostTensor {
     pub fn rows(&self, start: usize, count: usize) -> Result<HostTensor> {
         let lead = self.shape.first().copied().unwrap_or(1);
         if start.checked_add(count).is_none_or(|e| e > lead) {
-            return Err(KernelError::Bounds(format!(
-                "rows {start}+{count} of {:?}",
-                self.shape
-            )));
+            return Err(KernelError::Bounds(format!("rows {start}+{count} of {:?}", self.shape)));
         }
         let mut shape = self.shape.clone();
         if let Some(d) = shape.first_mut() {

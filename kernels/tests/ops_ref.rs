@@ -127,8 +127,7 @@ fn check_matmul(dtype: DType, seed: u64) {
     for m in [1, 7] {
         let x = rng.vec(m * k, 1.0);
         let mut out = z(m * n);
-        be().matmul(&MatmulArgs { m, n, k }, &buf(&x), &w, &mut out)
-            .unwrap();
+        be().matmul(&MatmulArgs { m, n, k }, &buf(&x), &w, &mut out).unwrap();
         let want = matmul_f64(&x, &w_vals, m, n, k);
         check(&format!("matmul {dtype:?} m={m}"), &host(&out), &want);
     }
@@ -172,21 +171,13 @@ fn check_rms_norm(rows: usize, dim: usize, seed: u64) {
     let what = format!("rms_norm {rows}x{dim}");
     let mut out = z(rows * dim);
     be().rms_norm(&a, &buf(&x), Some(&w), &mut out).unwrap();
-    check(
-        &what,
-        &host(&out),
-        &rms_norm_f64(&x, Some(&w_vals), dim, eps),
-    );
+    check(&what, &host(&out), &rms_norm_f64(&x, Some(&w_vals), dim, eps));
     be().rms_norm(&a, &buf(&x), None, &mut out).unwrap();
     check(&what, &host(&out), &rms_norm_f64(&x, None, dim, eps));
 
     let residual = rng.vec(rows * dim, 2.0);
     let normed = rms_norm_f64(&x, Some(&w_vals), dim, eps);
-    let want: Vec<f64> = normed
-        .iter()
-        .zip(&residual)
-        .map(|(n, &r)| n + r as f64)
-        .collect();
+    let want: Vec<f64> = normed.iter().zip(&residual).map(|(n, &r)| n + r as f64).collect();
     let mut acc = buf(&residual);
     be().add_rms_norm(&a, &buf(&x), &w, &mut acc).unwrap();
     check(&format!("add_{what}"), &host(&acc), &want);
@@ -238,14 +229,7 @@ fn run_rope(a: &RopeArgs, seed: u64) -> (Vec<f32>, Vec<f32>) {
 
 fn rope_args(head_dim: usize, rotary_pairs: usize, theta: f32, pos0: usize) -> RopeArgs {
     let (tokens, heads) = (3, 4);
-    RopeArgs {
-        tokens,
-        heads,
-        head_dim,
-        rotary_pairs,
-        theta,
-        pos0,
-    }
+    RopeArgs { tokens, heads, head_dim, rotary_pairs, theta, pos0 }
 }
 
 #[test]
@@ -253,11 +237,7 @@ fn rope_default_256() {
     for pos0 in [0usize, 1000, 129_990] {
         let a = rope_args(256, 128, 1e4, pos0);
         let (x, got) = run_rope(&a, 20 + pos0 as u64);
-        check(
-            &format!("rope 256 pos0={pos0}"),
-            &got,
-            &rope_f64(&x, &a, true),
-        );
+        check(&format!("rope 256 pos0={pos0}"), &got, &rope_f64(&x, &a, true));
         if pos0 == 0 {
             // At small positions the f32 angle is close to the exact one.
             check("rope 256 exact angle", &got, &rope_f64(&x, &a, false));
@@ -270,11 +250,7 @@ fn rope_proportional_512() {
     for pos0 in [7usize, 129_995] {
         let a = rope_args(512, 64, 1e6, pos0);
         let (x, got) = run_rope(&a, 30);
-        check(
-            &format!("rope 512 pos0={pos0}"),
-            &got,
-            &rope_f64(&x, &a, true),
-        );
+        check(&format!("rope 512 pos0={pos0}"), &got, &rope_f64(&x, &a, true));
         for (g, x) in got.chunks(512).zip(x.chunks(512)) {
             assert_eq!(g[64..256], x[64..256], "unrotated first half changed");
             assert_eq!(g[320..512], x[320..512], "unrotated second half changed");
@@ -294,17 +270,9 @@ struct Kv {
 
 impl Kv {
     fn new(rng: &mut Rng, positions: usize, kv_dim: usize, capacity: usize) -> Kv {
-        let hist = [
-            rng.vec(positions * kv_dim, 1.0),
-            rng.vec(positions * kv_dim, 1.0),
-        ];
+        let hist = [rng.vec(positions * kv_dim, 1.0), rng.vec(positions * kv_dim, 1.0)];
         let cache = [z(capacity * kv_dim), z(capacity * kv_dim)];
-        Kv {
-            hist,
-            kv_dim,
-            capacity,
-            cache,
-        }
+        Kv { hist, kv_dim, capacity, cache }
     }
     /// Row of position `p` of the key (`kv = 0`) or value (`kv = 1`) history.
     fn row(&self, kv: usize, p: usize) -> &[f32] {
@@ -316,12 +284,7 @@ impl Kv {
     }
     fn write(&mut self, pos0: usize, tokens: usize) {
         let (kv_dim, capacity) = (self.kv_dim, self.capacity);
-        let a = KvWriteArgs {
-            tokens,
-            kv_dim,
-            pos0,
-            capacity,
-        };
+        let a = KvWriteArgs { tokens, kv_dim, pos0, capacity };
         let (k, v) = (self.rows(0, pos0, tokens), self.rows(1, pos0, tokens));
         let [ck, cv] = &mut self.cache;
         be().kv_write(&a, &k, &v, ck, cv).unwrap();
@@ -356,15 +319,10 @@ fn attention_f64(a: &AttentionArgs, q: &[f32], kv: &Kv) -> Vec<f64> {
     let mut out = Vec::new();
     for (row, q_row) in q.chunks(hd).enumerate() {
         let (p, h) = (a.pos0 + row / a.n_heads, row % a.n_heads);
-        let visible: Vec<usize> = (0..=p)
-            .filter(|&j| a.window.is_none_or(|w| p - j < w))
-            .collect();
+        let visible: Vec<usize> = (0..=p).filter(|&j| a.window.is_none_or(|w| p - j < w)).collect();
         let kv_head = h * a.n_kv_heads / a.n_heads;
         let head = |which: usize, j: usize| &kv.row(which, j)[kv_head * hd..][..hd];
-        let scores: Vec<f64> = visible
-            .iter()
-            .map(|&j| a.scale as f64 * dot64(q_row, head(0, j)))
-            .collect();
+        let scores: Vec<f64> = visible.iter().map(|&j| a.scale as f64 * dot64(q_row, head(0, j))).collect();
         let mut o = vec![0.0f64; hd];
         for (&j, prob) in visible.iter().zip(softmax_f64(&scores)) {
             for (o, &v) in o.iter_mut().zip(head(1, j)) {
@@ -388,13 +346,9 @@ fn check_attention(kv: &mut Kv, a: &AttentionArgs, fill: &[usize], rng: &mut Rng
     let (k, v) = (kv.rows(0, a.pos0, a.tokens), kv.rows(1, a.pos0, a.tokens));
     let mut out = z(q.len());
     let [ck, cv] = &kv.cache;
-    be().attention(a, &buf(&q), &k, &v, ck, cv, &mut out)
-        .unwrap();
+    be().attention(a, &buf(&q), &k, &v, ck, cv, &mut out).unwrap();
     let (hd, heads, pos0, tokens) = (a.head_dim, a.n_heads, a.pos0, a.tokens);
-    let what = format!(
-        "attention hd={hd} {heads}/{} pos0={pos0} tokens={tokens}",
-        a.n_kv_heads
-    );
+    let what = format!("attention hd={hd} {heads}/{} pos0={pos0} tokens={tokens}", a.n_kv_heads);
     check(&what, &host(&out), &attention_f64(a, &q, kv));
     kv.write(a.pos0, a.tokens);
 }
@@ -402,32 +356,14 @@ fn check_attention(kv: &mut Kv, a: &AttentionArgs, fill: &[usize], rng: &mut Rng
 /// A sliding layer: head_dim 256, window 512, a 512-slot ring.
 fn sliding(n_heads: usize, n_kv_heads: usize, pos0: usize, tokens: usize) -> AttentionArgs {
     let (head_dim, capacity, window, scale) = (256, 512, Some(512), 2.0 / 16.0);
-    AttentionArgs {
-        tokens,
-        n_heads,
-        n_kv_heads,
-        head_dim,
-        pos0,
-        capacity,
-        window,
-        scale,
-    }
+    AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window, scale }
 }
 
 /// A full layer: head_dim 512, 32 query heads on 4 KV heads, a 64-position cache.
 fn full(pos0: usize, tokens: usize) -> AttentionArgs {
     let (n_heads, n_kv_heads, head_dim, capacity) = (32, 4, 512, 64);
     let scale = 2.0 / (head_dim as f32).sqrt();
-    AttentionArgs {
-        tokens,
-        n_heads,
-        n_kv_heads,
-        head_dim,
-        pos0,
-        capacity,
-        window: None,
-        scale,
-    }
+    AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window: None, scale }
 }
 
 #[test]
@@ -471,23 +407,15 @@ fn elementwise_ops() {
     let (rows, width) = (3, 704);
     let (gate, up) = (rng.vec(rows * width, 5.0), rng.vec(rows * width, 2.0));
     let mut out = z(rows * width);
-    be().geglu(&GegluArgs { rows, width }, &buf(&gate), &buf(&up), &mut out)
-        .unwrap();
-    let want: Vec<f64> = gate
-        .iter()
-        .zip(&up)
-        .map(|(&g, &u)| gelu_f64(g as f64) * u as f64)
-        .collect();
+    be().geglu(&GegluArgs { rows, width }, &buf(&gate), &buf(&up), &mut out).unwrap();
+    let want: Vec<f64> = gate.iter().zip(&up).map(|(&g, &u)| gelu_f64(g as f64) * u as f64).collect();
     check("geglu", &host(&out), &want);
 
     let (len, cap) = (4096, 30.0);
     let logits = rng.vec(len, 100.0);
     let mut x = buf(&logits);
     be().softcap(&SoftcapArgs { len, cap }, &mut x).unwrap();
-    let want: Vec<f64> = logits
-        .iter()
-        .map(|&l| 30.0 * (l as f64 / 30.0).tanh())
-        .collect();
+    let want: Vec<f64> = logits.iter().map(|&l| 30.0 * (l as f64 / 30.0).tanh()).collect();
     check("softcap", &host(&x), &want);
 
     // scale over a prefix of the buffer: the tail stays as it was.
@@ -496,36 +424,19 @@ fn elementwise_ops() {
     let mut x = buf(&vals);
     be().scale(&ScaleArgs { len, factor }, &mut x).unwrap();
     let got = host(&x);
-    let want: Vec<f64> = vals[..len]
-        .iter()
-        .map(|&v| v as f64 * factor as f64)
-        .collect();
+    let want: Vec<f64> = vals[..len].iter().map(|&v| v as f64 * factor as f64).collect();
     check("scale", &got[..len], &want);
     assert_eq!(got[len..], vals[len..]);
 
     let (len, scale) = (1000, 0.5f32.sqrt());
     let mut acc = buf(&vals);
-    be().add(&AddArgs { len, scale }, &buf(&other), &mut acc)
-        .unwrap();
+    be().add(&AddArgs { len, scale }, &buf(&other), &mut acc).unwrap();
     let sums = vals.iter().zip(&other).map(|(&a, &b)| a as f64 + b as f64);
-    check(
-        "add",
-        &host(&acc),
-        &sums.map(|s| s * 0.5f64.sqrt()).collect::<Vec<_>>(),
-    );
+    check("add", &host(&acc), &sums.map(|s| s * 0.5f64.sqrt()).collect::<Vec<_>>());
 
     let (len, src_offset, dst_offset) = (300, 700, 100);
     let mut dst = buf(&other);
-    be().copy(
-        &CopyArgs {
-            len,
-            src_offset,
-            dst_offset,
-        },
-        &buf(&vals),
-        &mut dst,
-    )
-    .unwrap();
+    be().copy(&CopyArgs { len, src_offset, dst_offset }, &buf(&vals), &mut dst).unwrap();
     let want: Vec<f32> = [&other[..100], &vals[700..], &other[400..]].concat();
     assert_eq!(host(&dst), want, "copy");
 }
@@ -534,12 +445,8 @@ fn elementwise_ops() {
 
 /// Runs the router; returns `(ids, weights)` on the host.
 fn route(a: &RouteArgs, scores: &[f32], scale: &HostTensor) -> (Vec<u32>, Vec<f32>) {
-    let (mut ids, mut w) = (
-        be().alloc_ids(a.tokens * a.top_k).unwrap(),
-        z(a.tokens * a.top_k),
-    );
-    be().moe_route(a, &buf(scores), scale, &mut ids, &mut w)
-        .unwrap();
+    let (mut ids, mut w) = (be().alloc_ids(a.tokens * a.top_k).unwrap(), z(a.tokens * a.top_k));
+    be().moe_route(a, &buf(scores), scale, &mut ids, &mut w).unwrap();
     let mut host_ids = vec![0u32; a.tokens * a.top_k];
     be().download_ids(&ids, &mut host_ids).unwrap();
     (host_ids, host(&w))
@@ -550,40 +457,21 @@ fn moe_route_128_top8() {
     let (tokens, n_experts, top_k) = (5, 128, 8);
     let mut rng = Rng(70);
     let scores = rng.vec(tokens * n_experts, 4.0);
-    let (expert_scale, scale_vals) =
-        weight(&rng.around_one(n_experts, 0.5), &[n_experts], DType::BF16);
-    let (ids, weights) = route(
-        &RouteArgs {
-            tokens,
-            n_experts,
-            top_k,
-        },
-        &scores,
-        &expert_scale,
-    );
+    let (expert_scale, scale_vals) = weight(&rng.around_one(n_experts, 0.5), &[n_experts], DType::BF16);
+    let (ids, weights) = route(&RouteArgs { tokens, n_experts, top_k }, &scores, &expert_scale);
     for t in 0..tokens {
-        let probs: Vec<f64> = scores[t * n_experts..][..n_experts]
-            .iter()
-            .map(|&s| s as f64)
-            .collect();
+        let probs: Vec<f64> = scores[t * n_experts..][..n_experts].iter().map(|&s| s as f64).collect();
         let probs = softmax_f64(&probs);
         let mut by_prob: Vec<usize> = (0..n_experts).collect();
         by_prob.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
         let top = &by_prob[..top_k];
         let total: f64 = top.iter().map(|&e| probs[e]).sum();
         // As sets: the kernel's (id, weight) pairs sorted by id against the f64 top-k by id.
-        let mut want: Vec<(u32, f64)> = top
-            .iter()
-            .map(|&e| (e as u32, probs[e] / total * scale_vals[e] as f64))
-            .collect();
-        let mut got: Vec<(u32, f32)> = (t * top_k..(t + 1) * top_k)
-            .map(|i| (ids[i], weights[i]))
-            .collect();
+        let mut want: Vec<(u32, f64)> =
+            top.iter().map(|&e| (e as u32, probs[e] / total * scale_vals[e] as f64)).collect();
+        let mut got: Vec<(u32, f32)> = (t * top_k..(t + 1) * top_k).map(|i| (ids[i], weights[i])).collect();
         let prob_of = |p: &(u32, f32)| probs[p.0 as usize];
-        assert!(
-            got.windows(2).all(|p| prob_of(&p[0]) >= prob_of(&p[1])),
-            "not descending"
-        );
+        assert!(got.windows(2).all(|p| prob_of(&p[0]) >= prob_of(&p[1])), "not descending");
         want.sort_by_key(|p| p.0);
         got.sort_by_key(|p| p.0);
         let (got_ids, got_w): (Vec<u32>, Vec<f32>) = got.into_iter().unzip();
@@ -596,15 +484,8 @@ fn moe_route_128_top8() {
 #[test]
 fn moe_route_ties_to_lower_id() {
     let (expert_scale, _) = weight(&[2.0; 16], &[16], DType::F32);
-    let a = RouteArgs {
-        tokens: 1,
-        n_experts: 16,
-        top_k: 4,
-    };
-    assert_eq!(
-        route(&a, &[0.5; 16], &expert_scale),
-        (vec![0, 1, 2, 3], vec![0.5; 4])
-    );
+    let a = RouteArgs { tokens: 1, n_experts: 16, top_k: 4 };
+    assert_eq!(route(&a, &[0.5; 16], &expert_scale), (vec![0, 1, 2, 3], vec![0.5; 4]));
 }
 
 /// Elements `start..start + len` of a weight, through `HostTensor::get`.
@@ -613,23 +494,14 @@ fn weight_row(t: &HostTensor, start: usize, len: usize) -> Vec<f32> {
 }
 
 /// The MoE FFN in f64, expert by expert as listed in `ids`.
-fn moe_f64(
-    a: &MoeArgs,
-    x: &[f32],
-    gate_up: &HostTensor,
-    down: &HostTensor,
-    ids: &[u32],
-    w: &[f32],
-) -> Vec<f64> {
+fn moe_f64(a: &MoeArgs, x: &[f32], gate_up: &HostTensor, down: &HostTensor, ids: &[u32], w: &[f32]) -> Vec<f64> {
     let (h, inter) = (a.hidden, a.inter);
     let mut out = vec![0.0f64; a.tokens * h];
     for (slot, (&e, &weight)) in ids.iter().zip(w).enumerate() {
         let (t, e) = (slot / a.top_k, e as usize);
         let x_t = &x[t * h..(t + 1) * h];
         let proj = |r: usize| dot64(&weight_row(gate_up, (e * 2 * inter + r) * h, h), x_t);
-        let act: Vec<f64> = (0..inter)
-            .map(|r| gelu_f64(proj(r)) * proj(inter + r))
-            .collect();
+        let act: Vec<f64> = (0..inter).map(|r| gelu_f64(proj(r)) * proj(inter + r)).collect();
         for o in 0..h {
             let down_row = weight_row(down, (e * h + o) * inter, inter);
             let y: f64 = down_row.iter().zip(&act).map(|(&d, a)| d as f64 * a).sum();
@@ -640,13 +512,7 @@ fn moe_f64(
 }
 
 fn check_moe(tokens: usize, hidden: usize, inter: usize, n_experts: usize, top_k: usize) {
-    let a = MoeArgs {
-        tokens,
-        hidden,
-        inter,
-        n_experts,
-        top_k,
-    };
+    let a = MoeArgs { tokens, hidden, inter, n_experts, top_k };
     let mut rng = Rng((hidden * n_experts) as u64);
     let gate_up_shape = vec![n_experts, 2 * inter, hidden];
     let gate_up = rng.vec(gate_up_shape.iter().product(), 0.03);
@@ -654,21 +520,10 @@ fn check_moe(tokens: usize, hidden: usize, inter: usize, n_experts: usize, top_k
     let down = rng.vec(n_experts * hidden * inter, 0.05);
     let down = HostTensor::from_f32_as(&down, vec![n_experts, hidden, inter], DType::BF16).unwrap();
     let x = rng.vec(tokens * hidden, 1.0);
-    let ids: Vec<u32> = (0..tokens)
-        .flat_map(|_| rng.distinct(n_experts, top_k))
-        .collect();
+    let ids: Vec<u32> = (0..tokens).flat_map(|_| rng.distinct(n_experts, top_k)).collect();
     let w = rng.around_one(ids.len(), 0.5);
     let mut out = z(tokens * hidden);
-    be().moe_experts(
-        &a,
-        &buf(&x),
-        &gate_up,
-        &down,
-        &ids_buf(&ids),
-        &buf(&w),
-        &mut out,
-    )
-    .unwrap();
+    be().moe_experts(&a, &buf(&x), &gate_up, &down, &ids_buf(&ids), &buf(&w), &mut out).unwrap();
     let want = moe_f64(&a, &x, &gate_up, &down, &ids, &w);
     check(&format!("moe_experts {a:?}"), &host(&out), &want);
 }
@@ -688,20 +543,11 @@ fn moe_experts_real_width_8_experts() {
 #[test]
 fn embed_and_gather_rows() {
     let (vocab, row_len) = (300, 4 * 64);
-    let (table, vals) = weight(
-        &Rng(90).vec(vocab * row_len, 1.0),
-        &[vocab, row_len],
-        DType::BF16,
-    );
+    let (table, vals) = weight(&Rng(90).vec(vocab * row_len, 1.0), &[vocab, row_len], DType::BF16);
     let ids = [0u32, 299, 17, 17, 150, 3];
     let tokens = ids.len();
     for (col_offset, width, scale) in [(128, 64, 16.0f32), (0, row_len, 1536f32.sqrt())] {
-        let a = EmbedArgs {
-            tokens,
-            width,
-            col_offset,
-            scale,
-        };
+        let a = EmbedArgs { tokens, width, col_offset, scale };
         let mut want = Vec::new();
         for &id in &ids {
             let row = &vals[id as usize * row_len + col_offset..][..width];
@@ -722,18 +568,12 @@ fn embed_and_gather_rows() {
 
 #[track_caller]
 fn bad<T>(r: Result<T>) {
-    assert!(
-        matches!(r, Err(KernelError::Shape { .. })),
-        "expected a shape error"
-    );
+    assert!(matches!(r, Err(KernelError::Shape { .. })), "expected a shape error");
 }
 
 #[track_caller]
 fn bad_id<T>(r: Result<T>) {
-    assert!(
-        matches!(r, Err(KernelError::IdOutOfRange { .. })),
-        "expected an id error"
-    );
+    assert!(matches!(r, Err(KernelError::IdOutOfRange { .. })), "expected an id error");
 }
 
 /// `a` with one change.
@@ -759,13 +599,8 @@ fn errors_matmul_norm_rope() {
     bad(be().matmul(&a, &z(8), &f32w(&[1, 3, 4]), &mut z(6)));
     bad(be().matmul(&with(a, |a| a.m = usize::MAX), &z(8), &w, &mut z(6)));
 
-    let a = RmsNormArgs {
-        rows: 2,
-        dim: 4,
-        eps: 1e-6,
-    };
-    be().rms_norm(&a, &z(8), Some(&f32w(&[4])), &mut z(8))
-        .unwrap();
+    let a = RmsNormArgs { rows: 2, dim: 4, eps: 1e-6 };
+    be().rms_norm(&a, &z(8), Some(&f32w(&[4])), &mut z(8)).unwrap();
     bad(be().rms_norm(&a, &z(8), Some(&f32w(&[5])), &mut z(8)));
     bad(be().rms_norm(&a, &z(7), None, &mut z(8)));
     bad(be().rms_norm(&a, &z(8), None, &mut z(7)));
@@ -776,75 +611,33 @@ fn errors_matmul_norm_rope() {
     be().rope(&a, &mut z(96)).unwrap();
     bad(be().rope(&a, &mut z(95)));
     bad(be().rope(&with(a, |a| a.rotary_pairs = 5), &mut z(96)));
-    bad(be().rope(
-        &with(a, |a| (a.head_dim, a.rotary_pairs) = (7, 3)),
-        &mut z(96),
-    ));
+    bad(be().rope(&with(a, |a| (a.head_dim, a.rotary_pairs) = (7, 3)), &mut z(96)));
     bad(be().rope(&with(a, |a| a.pos0 = usize::MAX), &mut z(96)));
 }
 
 #[test]
 fn errors_kv_attention() {
-    let a = KvWriteArgs {
-        tokens: 2,
-        kv_dim: 4,
-        pos0: 7,
-        capacity: 3,
-    };
-    be().kv_write(&a, &z(8), &z(8), &mut z(12), &mut z(12))
-        .unwrap();
+    let a = KvWriteArgs { tokens: 2, kv_dim: 4, pos0: 7, capacity: 3 };
+    be().kv_write(&a, &z(8), &z(8), &mut z(12), &mut z(12)).unwrap();
     bad(be().kv_write(&a, &z(7), &z(8), &mut z(12), &mut z(12)));
     bad(be().kv_write(&a, &z(8), &z(8), &mut z(12), &mut z(11)));
-    bad(be().kv_write(
-        &with(a, |a| a.capacity = 0),
-        &z(8),
-        &z(8),
-        &mut z(12),
-        &mut z(12),
-    ));
+    bad(be().kv_write(&with(a, |a| a.capacity = 0), &z(8), &z(8), &mut z(12), &mut z(12)));
 
     // 2 tokens, 4 query heads on 2 KV heads of 8, a 4-slot cache, no window.
-    let a = with(full(4, 2), |a| {
-        (a.n_heads, a.n_kv_heads, a.head_dim, a.capacity) = (4, 2, 8, 4)
-    });
+    let a = with(full(4, 2), |a| (a.n_heads, a.n_kv_heads, a.head_dim, a.capacity) = (4, 2, 8, 4));
     // Buffer lengths: q/out, new k/v, caches.
     let run = |a: AttentionArgs, q: usize, kv: usize, cache: usize, out: usize| {
         be().attention(&a, &z(q), &z(kv), &z(kv), &z(cache), &z(cache), &mut z(out))
     };
     run(a, 64, 32, 64, 64).unwrap();
-    run(
-        with(a, |a| (a.pos0, a.window) = (10, Some(5))),
-        64,
-        32,
-        64,
-        64,
-    )
-    .unwrap(); // 4 past
-    bad(run(
-        with(a, |a| (a.pos0, a.window) = (10, Some(6))),
-        64,
-        32,
-        64,
-        64,
-    )); // 5 past
+    run(with(a, |a| (a.pos0, a.window) = (10, Some(5))), 64, 32, 64, 64).unwrap(); // 4 past
+    bad(run(with(a, |a| (a.pos0, a.window) = (10, Some(6))), 64, 32, 64, 64)); // 5 past
     bad(run(with(a, |a| a.pos0 = 5), 64, 32, 64, 64)); // no window, pos0 > capacity
     bad(run(with(a, |a| a.n_kv_heads = 3), 64, 48, 96, 64)); // 4 % 3 != 0
     bad(run(with(a, |a| a.n_kv_heads = 0), 64, 0, 0, 64));
-    bad(run(
-        with(a, |a| (a.n_heads, a.n_kv_heads) = (2, 4)),
-        32,
-        64,
-        128,
-        32,
-    ));
+    bad(run(with(a, |a| (a.n_heads, a.n_kv_heads) = (2, 4)), 32, 64, 128, 32));
     bad(run(with(a, |a| a.window = Some(0)), 64, 32, 64, 64));
-    bad(run(
-        with(a, |a| (a.pos0, a.window) = (usize::MAX, Some(1))),
-        64,
-        32,
-        64,
-        64,
-    ));
+    bad(run(with(a, |a| (a.pos0, a.window) = (usize::MAX, Some(1))), 64, 32, 64, 64));
     bad(run(a, 63, 32, 64, 64));
     bad(run(a, 64, 31, 64, 64));
     bad(run(a, 64, 32, 63, 64));
@@ -853,27 +646,16 @@ fn errors_kv_attention() {
 
 #[test]
 fn errors_moe() {
-    let a = RouteArgs {
-        tokens: 2,
-        n_experts: 4,
-        top_k: 2,
-    };
-    let run = |a: RouteArgs, scale: &HostTensor, ids: usize| {
-        be().moe_route(&a, &z(8), scale, &mut vec![0; ids], &mut z(4))
-    };
+    let a = RouteArgs { tokens: 2, n_experts: 4, top_k: 2 };
+    let run =
+        |a: RouteArgs, scale: &HostTensor, ids: usize| be().moe_route(&a, &z(8), scale, &mut vec![0; ids], &mut z(4));
     run(a, &f32w(&[4]), 4).unwrap();
     bad(run(with(a, |a| a.top_k = 0), &f32w(&[4]), 4));
     bad(run(with(a, |a| a.top_k = 5), &f32w(&[4]), 10));
     bad(run(a, &f32w(&[5]), 4));
     bad(run(a, &f32w(&[4]), 3));
 
-    let a = MoeArgs {
-        tokens: 2,
-        hidden: 4,
-        inter: 3,
-        n_experts: 4,
-        top_k: 2,
-    };
+    let a = MoeArgs { tokens: 2, hidden: 4, inter: 3, n_experts: 4, top_k: 2 };
     let (gate_up, down) = (f32w(&[4, 6, 4]), f32w(&[4, 4, 3]));
     let run = |a: MoeArgs, gate_up: &HostTensor, down: &HostTensor, ids: &[u32]| {
         be().moe_experts(&a, &z(8), gate_up, down, &ids.to_vec(), &z(4), &mut z(8))
@@ -883,24 +665,14 @@ fn errors_moe() {
     bad(run(a, &gate_up, &down, &[0, 1, 2]));
     bad(run(a, &f32w(&[4, 3, 4]), &down, &[0, 1, 2, 3]));
     bad(run(a, &gate_up, &f32w(&[4, 3, 4]), &[0, 1, 2, 3]));
-    bad(run(
-        with(a, |a| a.top_k = 0),
-        &gate_up,
-        &down,
-        &[0, 1, 2, 3],
-    ));
+    bad(run(with(a, |a| a.top_k = 0), &gate_up, &down, &[0, 1, 2, 3]));
     bad(run(with(a, |a| a.top_k = 5), &gate_up, &down, &[0; 10]));
 }
 
 #[test]
 fn errors_embed_elementwise_memory() {
     let table = f32w(&[10, 8]);
-    let a = EmbedArgs {
-        tokens: 2,
-        width: 4,
-        col_offset: 4,
-        scale: 1.0,
-    };
+    let a = EmbedArgs { tokens: 2, width: 4, col_offset: 4, scale: 1.0 };
     be().embed(&a, &table, &vec![0, 9], &mut z(8)).unwrap();
     bad_id(be().embed(&a, &table, &vec![0, 10], &mut z(8)));
     bad_id(gather_rows(&a, &table, &[10, 0]));
@@ -911,19 +683,9 @@ fn errors_embed_elementwise_memory() {
 
     bad(be().geglu(&GegluArgs { rows: 2, width: 3 }, &z(6), &z(5), &mut z(6)));
     bad(be().softcap(&SoftcapArgs { len: 5, cap: 30.0 }, &mut z(4)));
-    bad(be().scale(
-        &ScaleArgs {
-            len: 5,
-            factor: 2.0,
-        },
-        &mut z(4),
-    ));
+    bad(be().scale(&ScaleArgs { len: 5, factor: 2.0 }, &mut z(4)));
     bad(be().add(&AddArgs { len: 5, scale: 1.0 }, &z(5), &mut z(4)));
-    let a = CopyArgs {
-        len: 3,
-        src_offset: 2,
-        dst_offset: 1,
-    };
+    let a = CopyArgs { len: 3, src_offset: 2, dst_offset: 1 };
     be().copy(&a, &z(5), &mut z(4)).unwrap();
     bad(be().copy(&a, &z(4), &mut z(4)));
     bad(be().copy(&a, &z(5), &mut z(3)));
@@ -944,41 +706,19 @@ fn parallel_ops_are_deterministic() {
     let (w, _) = weight(&rng.vec(n * k, 0.1), &[n, k], DType::BF16);
     let x = buf(&rng.vec(m * k, 1.0));
     let att = sliding(8, 2, 0, 40);
-    let (q, kv, cache) = (
-        buf(&rng.vec(40 * 8 * 256, 1.0)),
-        buf(&rng.vec(40 * 2 * 256, 1.0)),
-        z(512 * 512),
-    );
-    let moe = MoeArgs {
-        tokens: 2,
-        hidden: 256,
-        inter: 64,
-        n_experts: 16,
-        top_k: 4,
-    };
+    let (q, kv, cache) = (buf(&rng.vec(40 * 8 * 256, 1.0)), buf(&rng.vec(40 * 2 * 256, 1.0)), z(512 * 512));
+    let moe = MoeArgs { tokens: 2, hidden: 256, inter: 64, n_experts: 16, top_k: 4 };
     let (gate_up, _) = weight(&rng.vec(16 * 128 * 256, 0.05), &[16, 128, 256], DType::BF16);
     let (down, _) = weight(&rng.vec(16 * 256 * 64, 0.05), &[16, 256, 64], DType::BF16);
-    let (ids, ws, x_moe) = (
-        ids_buf(&[3, 1, 15, 0, 7, 8, 9, 2]),
-        buf(&rng.vec(8, 1.0)),
-        buf(&rng.vec(512, 1.0)),
-    );
+    let (ids, ws, x_moe) = (ids_buf(&[3, 1, 15, 0, 7, 8, 9, 2]), buf(&rng.vec(8, 1.0)), buf(&rng.vec(512, 1.0)));
     let run_all = || {
         let mut outs = [z(m * n), z(40 * 8 * 256), z(512)];
-        be().matmul(&MatmulArgs { m, n, k }, &x, &w, &mut outs[0])
-            .unwrap();
-        be().attention(&att, &q, &kv, &kv, &cache, &cache, &mut outs[1])
-            .unwrap();
-        be().moe_experts(&moe, &x_moe, &gate_up, &down, &ids, &ws, &mut outs[2])
-            .unwrap();
+        be().matmul(&MatmulArgs { m, n, k }, &x, &w, &mut outs[0]).unwrap();
+        be().attention(&att, &q, &kv, &kv, &cache, &cache, &mut outs[1]).unwrap();
+        be().moe_experts(&moe, &x_moe, &gate_up, &down, &ids, &ws, &mut outs[2]).unwrap();
         outs.map(|o| o.iter().map(|v| v.to_bits()).collect::<Vec<u32>>())
     };
-    let pool = |threads| {
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .unwrap()
-    };
+    let pool = |threads| rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap();
     let (one, four) = (pool(1).install(run_all), pool(4).install(run_all));
     assert!(one == four, "results depend on the thread count");
 }

@@ -15,9 +15,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let (c, i) = (engine.config(), engine.info());
     let embed = (c.vocab_size * c.hidden_size) as u64;
     let ple = (c.ple_vocab_size * c.n_layers() * c.ple_dim) as u64;
-    let experts = c.moe.map_or(0, |m| {
-        (c.n_layers() * m.n_experts * 3 * m.inter * c.hidden_size) as u64
-    });
+    let experts = c.moe.map_or(0, |m| (c.n_layers() * m.n_experts * 3 * m.inter * c.hidden_size) as u64);
     let active = match c.moe {
         Some(m) => i.params - ple - experts + experts * m.top_k as u64 / m.n_experts as u64,
         None => i.params - ple,
@@ -42,27 +40,16 @@ pub fn main(a: Args) -> garnet::Result<()> {
         c.sliding_window,
         c.layers.last().map_or(0, |l| l.n_kv_heads),
         c.layers.last().map_or(0, |l| l.head_dim),
-        if c.layers.iter().any(|l| l.k_eq_v) {
-            ", K=V"
-        } else {
-            ""
-        }
+        if c.layers.iter().any(|l| l.k_eq_v) { ", K=V" } else { "" }
     );
     if shared > 0 {
         println!("kv sharing   last {shared} layers reuse earlier K/V");
     }
     if let Some(m) = c.moe {
-        println!(
-            "moe          {} experts, top-{}, expert width {}",
-            m.n_experts, m.top_k, m.inter
-        );
+        println!("moe          {} experts, top-{}, expert width {}", m.n_experts, m.top_k, m.inter);
     }
     if c.ple_dim > 0 {
-        println!(
-            "ple          {} per layer ({} params in the table, memory-mapped)",
-            c.ple_dim,
-            count(ple)
-        );
+        println!("ple          {} per layer ({} params in the table, memory-mapped)", c.ple_dim, count(ple));
     }
     println!(
         "parameters   {} total, {} embedding (tied), {} active per token",
@@ -70,11 +57,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         count(embed),
         count(active)
     );
-    println!(
-        "weights      {}B used, {}B in the files",
-        count(i.weight_bytes),
-        count(i.file_bytes)
-    );
+    println!("weights      {}B used, {}B in the files", count(i.weight_bytes), count(i.file_bytes));
     println!(
         "kv cache     {}B per position (full layers) + {}B fixed (sliding rings), f32",
         count(full_kv as u64),

@@ -25,18 +25,11 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let opts = LoadOptions {
-        backend: a.backend,
-        precision: Precision::Reference,
-        ..Default::default()
-    };
+    let opts = LoadOptions { backend: a.backend, precision: Precision::Reference, ..Default::default() };
     let engine = crate::load(&a.model, opts)?;
     let v = engine.config().vocab_size;
     let context = (a.prompt_ids.len() + a.gen).max(1);
-    let mut session = engine.session(SessionOptions {
-        context,
-        prefill_chunk: a.prompt_ids.len().max(1),
-    })?;
+    let mut session = engine.session(SessionOptions { context, prefill_chunk: a.prompt_ids.len().max(1) })?;
     let prefill = session.prefill_all(&a.prompt_ids)?;
     let mut steps: Vec<f32> = Vec::with_capacity(a.gen * v);
     let mut gen_ids: Vec<i64> = Vec::with_capacity(a.gen);
@@ -52,22 +45,11 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let bytes = |x: &[f32]| x.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
     let (p_bytes, s_bytes) = (bytes(&prefill), bytes(&steps));
     let g_bytes: Vec<u8> = gen_ids.iter().flat_map(|i| i.to_le_bytes()).collect();
-    let fmt = |e: safetensors::SafeTensorError| {
-        garnet::Error::Invalid(format!("writing {}: {e}", a.out.display()))
-    };
+    let fmt = |e: safetensors::SafeTensorError| garnet::Error::Invalid(format!("writing {}: {e}", a.out.display()));
     let tensors = vec![
-        (
-            "prefill_logits",
-            TensorView::new(Dtype::F32, vec![a.prompt_ids.len(), v], &p_bytes).map_err(fmt)?,
-        ),
-        (
-            "gen_ids",
-            TensorView::new(Dtype::I64, vec![a.gen], &g_bytes).map_err(fmt)?,
-        ),
-        (
-            "step_logits",
-            TensorView::new(Dtype::F32, vec![a.gen, v], &s_bytes).map_err(fmt)?,
-        ),
+        ("prefill_logits", TensorView::new(Dtype::F32, vec![a.prompt_ids.len(), v], &p_bytes).map_err(fmt)?),
+        ("gen_ids", TensorView::new(Dtype::I64, vec![a.gen], &g_bytes).map_err(fmt)?),
+        ("step_logits", TensorView::new(Dtype::F32, vec![a.gen, v], &s_bytes).map_err(fmt)?),
     ];
     safetensors::serialize_to_file(tensors, None, &a.out).map_err(fmt)?;
     Ok(())

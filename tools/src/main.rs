@@ -43,10 +43,7 @@ fn main() -> ExitCode {
 }
 
 /// Loads a model with a progress bar on stderr for checkpoints over 1 GiB.
-pub(crate) fn load(
-    model: &std::path::Path,
-    mut opts: garnet::api::LoadOptions,
-) -> garnet::Result<garnet::api::Engine> {
+pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) -> garnet::Result<garnet::api::Engine> {
     use indicatif::{ProgressBar, ProgressStyle};
     use std::sync::{Arc, OnceLock};
     let bar: Arc<OnceLock<ProgressBar>> = Arc::default();
@@ -57,8 +54,7 @@ pub(crate) fn load(
         }
         let pb = b.get_or_init(|| {
             let pb = ProgressBar::new(total);
-            let style =
-                ProgressStyle::with_template("loading {bar:40} {bytes}/{total_bytes} {elapsed}");
+            let style = ProgressStyle::with_template("loading {bar:40} {bytes}/{total_bytes} {elapsed}");
             pb.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
             pb
         });

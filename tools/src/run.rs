@@ -48,20 +48,9 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let engine = crate::load(
-        &a.model,
-        LoadOptions {
-            backend: a.backend,
-            ..Default::default()
-        },
-    )?;
-    let ctx = a
-        .ctx
-        .unwrap_or(engine.config().max_position_embeddings.min(4096));
-    let mut session = engine.session(SessionOptions {
-        context: ctx,
-        ..Default::default()
-    })?;
+    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, ..Default::default() })?;
+    let ctx = a.ctx.unwrap_or(engine.config().max_position_embeddings.min(4096));
+    let mut session = engine.session(SessionOptions { context: ctx, ..Default::default() })?;
     let sampling = Sampling {
         temperature: a.temperature,
         top_k: a.top_k,
@@ -81,10 +70,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let turn = [Message {
-            role: Role::User,
-            content: line,
-        }];
+        let turn = [Message { role: Role::User, content: line }];
         stream(session.chat(&turn, &sampling)?)?;
         println!();
     }
@@ -100,10 +86,7 @@ fn stream(mut gen: Generation<'_>) -> garnet::Result<()> {
         let tok = tok?;
         n += 1;
         // A closed stdout (e.g. piped into `head`) ends generation quietly.
-        if write!(out, "{}", tok.text)
-            .and_then(|_| out.flush())
-            .is_err()
-        {
+        if write!(out, "{}", tok.text).and_then(|_| out.flush()).is_err() {
             return Ok(());
         }
     }

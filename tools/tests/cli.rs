@@ -6,18 +6,11 @@ use std::path::PathBuf;
 use std::process::{Command, Output};
 
 fn garnet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_garnet"))
-        .args(args)
-        .output()
-        .expect("garnet runs")
+    Command::new(env!("CARGO_BIN_EXE_garnet")).args(args).output().expect("garnet runs")
 }
 
 fn testdata(rel: &str) -> String {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../testdata/gemma4-tiny")
-        .join(rel)
-        .display()
-        .to_string()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny").join(rel).display().to_string()
 }
 
 fn tmp(name: &str) -> PathBuf {
@@ -27,46 +20,24 @@ fn tmp(name: &str) -> PathBuf {
 }
 
 fn f32s(st: &SafeTensors, name: &str) -> Vec<f32> {
-    st.tensor(name)
-        .unwrap()
-        .data()
-        .chunks_exact(4)
-        .map(|b| f32::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    st.tensor(name).unwrap().data().chunks_exact(4).map(|b| f32::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
 fn i64s(st: &SafeTensors, name: &str) -> Vec<i64> {
-    st.tensor(name)
-        .unwrap()
-        .data()
-        .chunks_exact(8)
-        .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
-        .collect()
+    st.tensor(name).unwrap().data().chunks_exact(8).map(|b| i64::from_le_bytes(b.try_into().unwrap())).collect()
 }
 
 fn max_err(a: &[f32], b: &[f32]) -> f32 {
     assert_eq!(a.len(), b.len());
-    a.iter()
-        .zip(b)
-        .map(|(x, y)| (x - y).abs())
-        .fold(0.0, f32::max)
+    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
 }
 
 #[test]
 fn logits_command_reproduces_the_goldens() {
-    for variant in [
-        "dense_31b_like",
-        "moe_26b_a4b_like",
-        "edge_e2b_like",
-        "edge_e4b_like",
-    ] {
-        let gold_bytes =
-            std::fs::read(testdata(&format!("{variant}/golden_bf16w_f32.safetensors"))).unwrap();
+    for variant in ["dense_31b_like", "moe_26b_a4b_like", "edge_e2b_like", "edge_e4b_like"] {
+        let gold_bytes = std::fs::read(testdata(&format!("{variant}/golden_bf16w_f32.safetensors"))).unwrap();
         let gold = SafeTensors::deserialize(&gold_bytes).unwrap();
-        let ids: Vec<String> = i64s(&gold, "prompt_ids")
-            .iter()
-            .map(|i| i.to_string())
-            .collect();
+        let ids: Vec<String> = i64s(&gold, "prompt_ids").iter().map(|i| i.to_string()).collect();
         let out = tmp(&format!("{variant}.safetensors"));
         let o = garnet(&[
             "logits",
@@ -79,25 +50,15 @@ fn logits_command_reproduces_the_goldens() {
             "--out",
             out.to_str().unwrap(),
         ]);
-        assert!(
-            o.status.success(),
-            "{variant}: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        assert!(o.status.success(), "{variant}: {}", String::from_utf8_lossy(&o.stderr));
         let mine_bytes = std::fs::read(&out).unwrap();
         let mine = SafeTensors::deserialize(&mine_bytes).unwrap();
         assert_eq!(mine.tensor("prefill_logits").unwrap().shape(), [40, 512]);
         assert_eq!(mine.tensor("step_logits").unwrap().shape(), [20, 512]);
         assert_eq!(i64s(&mine, "gen_ids"), i64s(&gold, "gen_ids"), "{variant}");
-        let e1 = max_err(
-            &f32s(&mine, "prefill_logits"),
-            &f32s(&gold, "prefill_logits"),
-        );
+        let e1 = max_err(&f32s(&mine, "prefill_logits"), &f32s(&gold, "prefill_logits"));
         let e2 = max_err(&f32s(&mine, "step_logits"), &f32s(&gold, "step_logits"));
-        assert!(
-            e1 < 2e-3 && e2 < 2e-3,
-            "{variant}: prefill {e1}, steps {e2}"
-        );
+        assert!(e1 < 2e-3 && e2 < 2e-3, "{variant}: prefill {e1}, steps {e2}");
     }
 }
 
@@ -148,34 +109,10 @@ fn bad_input_is_one_line_and_nonzero() {
     let out = tmp("bad.safetensors");
     let cases: Vec<Vec<&str>> = vec![
         vec!["info", "--model", "/nonexistent/model"],
-        vec![
-            "logits",
-            "--model",
-            &model,
-            "--prompt-ids",
-            "2,999999",
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        vec![
-            "run",
-            "--model",
-            &model,
-            "--prompt",
-            "hi",
-            "--ctx",
-            "100000000",
-        ],
+        vec!["logits", "--model", &model, "--prompt-ids", "2,999999", "--out", out.to_str().unwrap()],
+        vec!["run", "--model", &model, "--prompt", "hi", "--ctx", "100000000"],
         vec!["run", "--model", &model, "--prompt", "hi", "--top-p", "0"],
-        vec![
-            "run",
-            "--model",
-            &model,
-            "--prompt",
-            "hi",
-            "--backend",
-            "cuda",
-        ],
+        vec!["run", "--model", &model, "--prompt", "hi", "--backend", "cuda"],
     ];
     for args in cases {
         let o = garnet(&args);

@@ -20,13 +20,7 @@ use rayon::prelude::*;
 
 /// Copies the keys and values of positions `pos0..pos0 + tokens` into slots `pos % capacity`, in
 /// position order (with `tokens > capacity` the last `capacity` tokens remain).
-pub(crate) fn kv_write(
-    a: &KvWriteArgs,
-    k: &[f32],
-    v: &[f32],
-    cache_k: &mut [f32],
-    cache_v: &mut [f32],
-) -> Result<()> {
+pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32], cache_v: &mut [f32]) -> Result<()> {
     const OP: &str = "kv_write";
     let new_len = numel(OP, &[a.tokens, a.kv_dim])?;
     let cache_len = numel(OP, &[a.capacity, a.kv_dim])?;
@@ -38,16 +32,12 @@ pub(crate) fn kv_write(
         return Err(bad_arg(OP, "capacity is 0".into()));
     }
     if a.pos0.checked_add(a.tokens).is_none() {
-        return Err(bad_arg(
-            OP,
-            format!("positions {}+{} overflow", a.pos0, a.tokens),
-        ));
+        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
     }
     for (src, cache) in [(k, cache_k), (v, cache_v)] {
         for t in 0..a.tokens {
             let slot = (a.pos0 + t) % a.capacity;
-            cache[slot * a.kv_dim..(slot + 1) * a.kv_dim]
-                .copy_from_slice(&src[t * a.kv_dim..(t + 1) * a.kv_dim]);
+            cache[slot * a.kv_dim..(slot + 1) * a.kv_dim].copy_from_slice(&src[t * a.kv_dim..(t + 1) * a.kv_dim]);
         }
     }
     Ok(())
@@ -105,14 +95,11 @@ pub(crate) fn attention(
         head_dim: a.head_dim,
     };
     let group = a.n_heads / a.n_kv_heads;
-    out[..q_len]
-        .par_chunks_mut(a.head_dim)
-        .enumerate()
-        .for_each_init(Vec::new, |scores, (row, dst)| {
-            let (t, h) = (row / a.n_heads, row % a.n_heads);
-            let q_row = &q[row * a.head_dim..(row + 1) * a.head_dim];
-            attend_one(a, &keys, a.pos0 + t, h / group, q_row, scores, dst);
-        });
+    out[..q_len].par_chunks_mut(a.head_dim).enumerate().for_each_init(Vec::new, |scores, (row, dst)| {
+        let (t, h) = (row / a.n_heads, row % a.n_heads);
+        let q_row = &q[row * a.head_dim..(row + 1) * a.head_dim];
+        attend_one(a, &keys, a.pos0 + t, h / group, q_row, scores, dst);
+    });
     Ok(())
 }
 
@@ -157,30 +144,18 @@ fn validate(
     if a.n_kv_heads == 0 || a.n_heads < a.n_kv_heads || !a.n_heads.is_multiple_of(a.n_kv_heads) {
         return Err(bad_arg(
             OP,
-            format!(
-                "n_heads {} is not a positive multiple of n_kv_heads {}",
-                a.n_heads, a.n_kv_heads
-            ),
+            format!("n_heads {} is not a positive multiple of n_kv_heads {}", a.n_heads, a.n_kv_heads),
         ));
     }
     if a.window == Some(0) {
         return Err(bad_arg(OP, "window 0 hides every key".into()));
     }
     if a.pos0.checked_add(a.tokens).is_none() {
-        return Err(bad_arg(
-            OP,
-            format!("positions {}+{} overflow", a.pos0, a.tokens),
-        ));
+        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
     }
     let past = a.pos0 - a.first_past();
     if past > a.capacity {
-        return Err(bad_arg(
-            OP,
-            format!(
-                "needs {past} past positions, the cache holds {}",
-                a.capacity
-            ),
-        ));
+        return Err(bad_arg(OP, format!("needs {past} past positions, the cache holds {}", a.capacity)));
     }
     let q_len = numel(OP, &[a.tokens, a.n_heads, a.head_dim])?;
     let kv_len = numel(OP, &[a.tokens, a.n_kv_heads, a.head_dim])?;

@@ -15,8 +15,7 @@ use crate::args::{AddArgs, CopyArgs, GegluArgs, ScaleArgs, SoftcapArgs};
 use crate::error::{check_len, Result};
 
 /// `sqrt(2 / pi)`, computed in f64 and rounded once (PyTorch's `kBeta`).
-const SQRT_2_OVER_PI: f32 =
-    (std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5) as f32;
+const SQRT_2_OVER_PI: f32 = (std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5) as f32;
 
 /// `0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`, in this order of f32 operations.
 pub(crate) fn gelu_tanh(x: f32) -> f32 {
@@ -54,10 +53,7 @@ pub(crate) fn geglu(a: &GegluArgs, gate: &[f32], up: &[f32], out: &mut [f32]) ->
 pub(crate) fn softcap(a: &SoftcapArgs, x: &mut [f32]) -> Result<()> {
     check_len("softcap", "x", x.len(), a.len)?;
     if !(a.cap.is_finite() && a.cap > 0.0) {
-        return Err(bad_arg(
-            "softcap",
-            format!("cap {} must be positive", a.cap),
-        ));
+        return Err(bad_arg("softcap", format!("cap {} must be positive", a.cap)));
     }
     for v in &mut x[..a.len] {
         *v = (*v / a.cap).tanh() * a.cap;
@@ -87,9 +83,7 @@ pub(crate) fn add(a: &AddArgs, x: &[f32], acc: &mut [f32]) -> Result<()> {
 /// `dst[dst_offset..][..len] = src[src_offset..][..len]`.
 pub(crate) fn copy(a: &CopyArgs, src: &[f32], dst: &mut [f32]) -> Result<()> {
     let end = |offset: usize| {
-        offset
-            .checked_add(a.len)
-            .ok_or_else(|| bad_arg("copy", format!("offset {offset} + {} overflows", a.len)))
+        offset.checked_add(a.len).ok_or_else(|| bad_arg("copy", format!("offset {offset} + {} overflows", a.len)))
     };
     let (src_end, dst_end) = (end(a.src_offset)?, end(a.dst_offset)?);
     check_len("copy", "src", src.len(), src_end)?;

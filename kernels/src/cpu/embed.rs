@@ -33,29 +33,16 @@ pub(crate) fn embed(a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut [f
 /// Checks the column range and the ids against the table (before anything is allocated).
 fn validate(a: &EmbedArgs, table: &HostTensor, ids: &[u32]) -> Result<()> {
     let Some(&rows) = table.shape().first() else {
-        return Err(bad_arg(
-            OP,
-            "table is a scalar, needs [rows, row_len]".into(),
-        ));
+        return Err(bad_arg(OP, "table is a scalar, needs [rows, row_len]".into()));
     };
     let row_len = table.row_len();
-    if a.col_offset
-        .checked_add(a.width)
-        .is_none_or(|end| end > row_len)
-    {
+    if a.col_offset.checked_add(a.width).is_none_or(|end| end > row_len) {
         let (start, width) = (a.col_offset, a.width);
-        return Err(bad_arg(
-            OP,
-            format!("columns {start}+{width} exceed table rows of {row_len}"),
-        ));
+        return Err(bad_arg(OP, format!("columns {start}+{width} exceed table rows of {row_len}")));
     }
     check_len(OP, "ids", ids.len(), a.tokens)?;
     match ids[..a.tokens].iter().find(|&&id| id as usize >= rows) {
-        Some(&id) => Err(KernelError::IdOutOfRange {
-            op: OP,
-            id,
-            len: rows,
-        }),
+        Some(&id) => Err(KernelError::IdOutOfRange { op: OP, id, len: rows }),
         None => Ok(()),
     }
 }

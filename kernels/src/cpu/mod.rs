@@ -42,24 +42,13 @@ impl RefCpu {
 pub(crate) fn numel(op: &'static str, dims: &[usize]) -> Result<usize> {
     dims.iter()
         .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| KernelError::Shape {
-            op,
-            what: format!("size {dims:?} overflows"),
-        })
+        .ok_or_else(|| KernelError::Shape { op, what: format!("size {dims:?} overflows") })
 }
 
 /// Fails with [`KernelError::Shape`] unless weight `w` has exactly the shape `want`.
-pub(crate) fn check_shape(
-    op: &'static str,
-    what: &str,
-    w: &HostTensor,
-    want: &[usize],
-) -> Result<()> {
+pub(crate) fn check_shape(op: &'static str, what: &str, w: &HostTensor, want: &[usize]) -> Result<()> {
     if w.shape() != want {
-        return Err(KernelError::Shape {
-            op,
-            what: format!("{what} has shape {:?}, needs {want:?}", w.shape()),
-        });
+        return Err(KernelError::Shape { op, what: format!("{what} has shape {:?}, needs {want:?}", w.shape()) });
     }
     Ok(())
 }
@@ -103,12 +92,9 @@ impl Backend for RefCpu {
     }
 
     fn download(&self, src: &Vec<f32>, offset: usize, dst: &mut [f32]) -> Result<()> {
-        let end = offset.checked_add(dst.len()).ok_or_else(|| {
-            bad_arg(
-                "download",
-                format!("offset {offset} + {} overflows", dst.len()),
-            )
-        })?;
+        let end = offset
+            .checked_add(dst.len())
+            .ok_or_else(|| bad_arg("download", format!("offset {offset} + {} overflows", dst.len())))?;
         check_len("download", "src", src.len(), end)?;
         dst.copy_from_slice(&src[offset..end]);
         Ok(())
@@ -124,43 +110,19 @@ impl Backend for RefCpu {
         Ok(t.clone())
     }
 
-    fn embed(
-        &self,
-        a: &EmbedArgs,
-        table: &HostTensor,
-        ids: &Vec<u32>,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
+    fn embed(&self, a: &EmbedArgs, table: &HostTensor, ids: &Vec<u32>, out: &mut Vec<f32>) -> Result<()> {
         embed::embed(a, table, ids, out)
     }
 
-    fn matmul(
-        &self,
-        a: &MatmulArgs,
-        x: &Vec<f32>,
-        w: &HostTensor,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
+    fn matmul(&self, a: &MatmulArgs, x: &Vec<f32>, w: &HostTensor, out: &mut Vec<f32>) -> Result<()> {
         matmul::matmul(a, x, w, out)
     }
 
-    fn rms_norm(
-        &self,
-        a: &RmsNormArgs,
-        x: &Vec<f32>,
-        w: Option<&HostTensor>,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
+    fn rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: Option<&HostTensor>, out: &mut Vec<f32>) -> Result<()> {
         norm::rms_norm(a, x, w, out)
     }
 
-    fn add_rms_norm(
-        &self,
-        a: &RmsNormArgs,
-        x: &Vec<f32>,
-        w: &HostTensor,
-        residual: &mut Vec<f32>,
-    ) -> Result<()> {
+    fn add_rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: &HostTensor, residual: &mut Vec<f32>) -> Result<()> {
         norm::add_rms_norm(a, x, w, residual)
     }
 
@@ -192,13 +154,7 @@ impl Backend for RefCpu {
         attention::attention(a, q, k, v, cache_k, cache_v, out)
     }
 
-    fn geglu(
-        &self,
-        a: &GegluArgs,
-        gate: &Vec<f32>,
-        up: &Vec<f32>,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
+    fn geglu(&self, a: &GegluArgs, gate: &Vec<f32>, up: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
         elementwise::geglu(a, gate, up, out)
     }
 

@@ -21,10 +21,7 @@ use crate::tensor::HostTensor;
 /// Fails unless `1 <= top_k <= n_experts`.
 fn check_top_k(op: &'static str, top_k: usize, n_experts: usize) -> Result<()> {
     if top_k == 0 || top_k > n_experts {
-        return Err(bad_arg(
-            op,
-            format!("top_k {top_k} is not in 1..={n_experts} experts"),
-        ));
+        return Err(bad_arg(op, format!("top_k {top_k} is not in 1..={n_experts} experts")));
     }
     Ok(())
 }
@@ -40,17 +37,9 @@ pub(crate) fn moe_route(
     const OP: &str = "moe_route";
     check_top_k(OP, a.top_k, a.n_experts)?;
     if u32::try_from(a.n_experts).is_err() {
-        return Err(bad_arg(
-            OP,
-            format!("{} experts do not fit u32 ids", a.n_experts),
-        ));
+        return Err(bad_arg(OP, format!("{} experts do not fit u32 ids", a.n_experts)));
     }
-    check_len(
-        OP,
-        "scores",
-        scores.len(),
-        numel(OP, &[a.tokens, a.n_experts])?,
-    )?;
+    check_len(OP, "scores", scores.len(), numel(OP, &[a.tokens, a.n_experts])?)?;
     check_shape(OP, "per_expert_scale", per_expert_scale, &[a.n_experts])?;
     let out_len = numel(OP, &[a.tokens, a.top_k])?;
     check_len(OP, "ids", ids.len(), out_len)?;
@@ -98,22 +87,13 @@ pub(crate) fn moe_experts(
     let act_len = numel(OP, &[a.tokens, a.hidden])?;
     let routed = numel(OP, &[a.tokens, a.top_k])?;
     check_len(OP, "x", x.len(), act_len)?;
-    check_shape(
-        OP,
-        "gate_up",
-        gate_up,
-        &[a.n_experts, numel(OP, &[2, a.inter])?, a.hidden],
-    )?;
+    check_shape(OP, "gate_up", gate_up, &[a.n_experts, numel(OP, &[2, a.inter])?, a.hidden])?;
     check_shape(OP, "down", down, &[a.n_experts, a.hidden, a.inter])?;
     check_len(OP, "ids", ids.len(), routed)?;
     check_len(OP, "weights", weights.len(), routed)?;
     check_len(OP, "out", out.len(), act_len)?;
     if let Some(&id) = ids[..routed].iter().find(|&&id| id as usize >= a.n_experts) {
-        return Err(KernelError::IdOutOfRange {
-            op: OP,
-            id,
-            len: a.n_experts,
-        });
+        return Err(KernelError::IdOutOfRange { op: OP, id, len: a.n_experts });
     }
 
     let mut gate_up_out = vec![0.0; 2 * a.inter]; // [g | u]

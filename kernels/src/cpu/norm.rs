@@ -13,12 +13,7 @@ use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
 
 /// `out[r] = RMSNorm(x[r]) * w` for each row.
-pub(crate) fn rms_norm(
-    a: &RmsNormArgs,
-    x: &[f32],
-    w: Option<&HostTensor>,
-    out: &mut [f32],
-) -> Result<()> {
+pub(crate) fn rms_norm(a: &RmsNormArgs, x: &[f32], w: Option<&HostTensor>, out: &mut [f32]) -> Result<()> {
     let weight = validate("rms_norm", a, x, w, out.len())?;
     for r in 0..a.rows {
         let span = r * a.dim..(r + 1) * a.dim;
@@ -28,12 +23,7 @@ pub(crate) fn rms_norm(
 }
 
 /// `residual[r] += RMSNorm(x[r]) * w` for each row (post-norm fused with the residual add).
-pub(crate) fn add_rms_norm(
-    a: &RmsNormArgs,
-    x: &[f32],
-    w: &HostTensor,
-    residual: &mut [f32],
-) -> Result<()> {
+pub(crate) fn add_rms_norm(a: &RmsNormArgs, x: &[f32], w: &HostTensor, residual: &mut [f32]) -> Result<()> {
     let weight = validate("add_rms_norm", a, x, Some(w), residual.len())?;
     let mut normed = vec![0.0; a.dim];
     for r in 0..a.rows {

@@ -24,23 +24,12 @@ pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
     }
     let half = a.head_dim / 2;
     if a.rotary_pairs > half {
-        return Err(bad_arg(
-            OP,
-            format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs),
-        ));
+        return Err(bad_arg(OP, format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs)));
     }
     if a.pos0.checked_add(a.tokens).is_none() {
-        return Err(bad_arg(
-            OP,
-            format!("positions {}+{} overflow", a.pos0, a.tokens),
-        ));
+        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
     }
-    check_len(
-        OP,
-        "x",
-        x.len(),
-        numel(OP, &[a.tokens, a.heads, a.head_dim])?,
-    )?;
+    check_len(OP, "x", x.len(), numel(OP, &[a.tokens, a.heads, a.head_dim])?)?;
 
     let inv_freq = inverse_frequencies(a);
     let (mut cos, mut sin) = (vec![0.0f32; a.rotary_pairs], vec![0.0f32; a.rotary_pairs]);
@@ -62,9 +51,7 @@ pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
 
 /// `inv_freq_i = 1 / theta^(2i / head_dim)` for `i < rotary_pairs`, in f32.
 fn inverse_frequencies(a: &RopeArgs) -> Vec<f32> {
-    (0..a.rotary_pairs)
-        .map(|i| 1.0f32 / a.theta.powf((2 * i) as f32 / a.head_dim as f32))
-        .collect()
+    (0..a.rotary_pairs).map(|i| 1.0f32 / a.theta.powf((2 * i) as f32 / a.head_dim as f32)).collect()
 }
 
 /// Rotate-half on one head: pair `i` (with `i + head_dim/2`) turns by the angle of `cos[i]`, `sin[i]`.
