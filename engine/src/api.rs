@@ -238,6 +238,12 @@ impl Session {
         self.run(ids, Logits::All)
     }
 
+    /// Like [`Session::prefill`] but returns the logits of `ids[from..]`, `[ids.len() - from, vocab]`:
+    /// the LM head runs only for those rows (perplexity scores half of each window).
+    pub fn prefill_from(&mut self, ids: &[u32], from: usize) -> Result<Vec<f32>> {
+        self.run(ids, Logits::From(from))
+    }
+
     /// Feeds one token; returns its logits `[vocab]`.
     pub fn step(&mut self, id: u32) -> Result<Vec<f32>> {
         self.run(&[id], Logits::Last)
@@ -245,18 +251,13 @@ impl Session {
 
     fn run(&mut self, ids: &[u32], want: Logits) -> Result<Vec<f32>> {
         self.check(ids, 0)?;
-        let mut out = match self.pending.take() {
+        let out = match self.pending.take() {
             Some(p) => {
                 let all: Vec<u32> = std::iter::once(p).chain(ids.iter().copied()).collect();
-                self.fwd.forward(&all, want)
+                self.fwd.forward(&all, want.shifted(1))
             }
             None => self.fwd.forward(ids, want),
         }?;
-        // With a pending token in front, `All` has one row too many: keep the rows of `ids`.
-        let vocab = self.runner.config().vocab_size;
-        if out.len() > ids.len() * vocab {
-            out.drain(..out.len() - ids.len() * vocab);
-        }
         self.history.extend_from_slice(ids);
         Ok(out)
     }

@@ -60,9 +60,25 @@ pub struct MoeConfig {
     pub inter: usize,
 }
 
-/// A Gemma 4 text decoder, resolved per layer.
+/// The model family. Differences between families are data in [`ModelConfig`], not code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Arch {
+    /// Gemma 4 (E2B, E4B, 26B-A4B, 31B).
+    Gemma4,
+    /// Gemma 3 (RMSNorm with `1 + w`, scaled attention, no v-norm).
+    Gemma3,
+}
+
+/// A Gemma text decoder, resolved per layer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelConfig {
+    /// Model family.
+    pub arch: Arch,
+    /// Norm weights are stored as `w` and used as `1 + w` (HF Gemma 3 checkpoints; GGUF files
+    /// have the `+1` baked in).
+    pub norm_plus_one: bool,
+    /// Values are RMS-normalised without a weight (Gemma 4's v_norm).
+    pub v_norm: bool,
     /// Tokens in the vocabulary.
     pub vocab_size: usize,
     /// Model width H.
@@ -122,8 +138,13 @@ impl ModelConfig {
     pub fn from_json(root: &Value) -> std::result::Result<ModelConfig, String> {
         let c = root.get("text_config").filter(|v| v.is_object()).unwrap_or(root);
         let model_type = c.get("model_type").and_then(Value::as_str).unwrap_or("");
-        if !matches!(model_type, "gemma4_text" | "gemma4") {
-            return Err(format!("model_type {model_type:?} is not a Gemma 4 text model (gemma4_text)"));
+        let arch = match model_type {
+            "gemma4_text" | "gemma4" => Arch::Gemma4,
+            "gemma3_text" | "gemma3" => Arch::Gemma3,
+            _ => return Err(format!("model_type {model_type:?} is not a Gemma 4 or Gemma 3 text model")),
+        };
+        if c.get("attn_logit_softcapping").is_some_and(|v| !v.is_null()) {
+            return Err("attn_logit_softcapping is not supported (no Gemma 3/4 model uses it)".into());
         }
         let act = c.get("hidden_activation").and_then(Value::as_str).unwrap_or("gelu_pytorch_tanh");
         if !matches!(act, "gelu_pytorch_tanh" | "gelu_tanh") {
@@ -138,8 +159,11 @@ impl ModelConfig {
         let vocab_size = usize_key(c, "vocab_size")?;
         let sliding_window = usize_key(c, "sliding_window")?;
         let k_eq_v = bool_key(c, "attention_k_eq_v");
-        let kinds = layer_kinds(c, n_layers)?;
-        let (global_head_dim, global_kv) = global_geometry(c, &kinds, head_dim, n_kv, k_eq_v)?;
+        let kinds = layer_kinds(c, n_layers, arch)?;
+        let (global_head_dim, global_kv) = match arch {
+            Arch::Gemma4 => global_geometry(c, &kinds, head_dim, n_kv, k_eq_v)?,
+            Arch::Gemma3 => (head_dim, n_kv),
+        };
 
         let n_shared = opt_usize(c, "num_kv_shared_layers")?.unwrap_or(0);
         if n_shared >= n_layers && n_shared > 0 {
@@ -147,7 +171,10 @@ impl ModelConfig {
         }
         let first_shared = n_layers - n_shared;
         let double_wide = bool_key(c, "use_double_wide_mlp");
-        let ropes = rope_configs(c, head_dim, global_head_dim)?;
+        let ropes = match (arch, c.get("rope_parameters").is_some_and(Value::is_object)) {
+            (Arch::Gemma3, false) => gemma3_ropes(c, head_dim)?,
+            _ => rope_configs(c, head_dim, global_head_dim)?,
+        };
 
         let mut layers = Vec::with_capacity(n_layers);
         for (i, &kind) in kinds.iter().enumerate() {
@@ -181,7 +208,14 @@ impl ModelConfig {
             None
         };
         let eos = ids(c.get("eos_token_id").or(root.get("eos_token_id")));
+        let attention_scale = match arch {
+            Arch::Gemma4 => 1.0,
+            Arch::Gemma3 => (opt_f32(c, "query_pre_attn_scalar")?.unwrap_or(head_dim as f32)).powf(-0.5),
+        };
         let cfg = ModelConfig {
+            arch,
+            norm_plus_one: arch == Arch::Gemma3,
+            v_norm: arch == Arch::Gemma4,
             vocab_size,
             hidden_size,
             n_heads,
@@ -192,7 +226,7 @@ impl ModelConfig {
             ple_dim,
             ple_vocab_size: opt_usize(c, "vocab_size_per_layer_input")?.unwrap_or(vocab_size),
             moe,
-            attention_scale: 1.0,
+            attention_scale,
             max_position_embeddings: opt_usize(c, "max_position_embeddings")?.unwrap_or(131_072),
             bos_token_id: opt_usize(c, "bos_token_id")?.unwrap_or(2) as u32,
             eos_token_ids: if eos.is_empty() { vec![1] } else { eos },
@@ -315,8 +349,10 @@ fn ids(v: Option<&Value>) -> Vec<u32> {
     }
 }
 
-/// `layer_types`, or transformers' default (every 6th layer full); the last layer is always full.
-fn layer_kinds(c: &Value, n_layers: usize) -> std::result::Result<Vec<LayerKind>, String> {
+/// `layer_types`, or transformers' default (every `sliding_window_pattern`-th layer full, 6 unless
+/// set). Gemma 4 forces the last layer to full attention; Gemma 3 does not.
+fn layer_kinds(c: &Value, n_layers: usize, arch: Arch) -> std::result::Result<Vec<LayerKind>, String> {
+    let pattern = opt_usize(c, "sliding_window_pattern")?.unwrap_or(6).max(1);
     let mut kinds = match c.get("layer_types") {
         Some(Value::Array(a)) => a
             .iter()
@@ -326,12 +362,12 @@ fn layer_kinds(c: &Value, n_layers: usize) -> std::result::Result<Vec<LayerKind>
                 _ => Err(format!("unknown layer type {t}")),
             })
             .collect::<std::result::Result<Vec<_>, _>>()?,
-        _ => (0..n_layers).map(|i| if (i + 1) % 6 == 0 { LayerKind::Full } else { LayerKind::Sliding }).collect(),
+        _ => (0..n_layers).map(|i| if (i + 1) % pattern == 0 { LayerKind::Full } else { LayerKind::Sliding }).collect(),
     };
     if kinds.len() != n_layers {
         return Err(format!("layer_types has {} entries for {n_layers} layers", kinds.len()));
     }
-    if let Some(last) = kinds.last_mut() {
+    if let (Arch::Gemma4, Some(last)) = (arch, kinds.last_mut()) {
         *last = LayerKind::Full;
     }
     Ok(kinds)
@@ -391,6 +427,22 @@ fn rope_configs(
     ))
 }
 
+/// Gemma 3's older keys: `rope_local_base_freq` (sliding) and `rope_theta` (full), full rotation.
+/// Linear RoPE scaling (the 4B+ models' global layers) is not implemented yet: refused.
+fn gemma3_ropes(c: &Value, head_dim: usize) -> std::result::Result<(RopeConfig, RopeConfig), String> {
+    if let Some(s) = c.get("rope_scaling").filter(|v| !v.is_null()) {
+        let factor = s.get("factor").and_then(Value::as_f64).unwrap_or(1.0);
+        if factor != 1.0 {
+            return Err(format!("rope_scaling {s} is not supported yet"));
+        }
+    }
+    let rope = |theta: f32| RopeConfig { theta, rotary_pairs: head_dim / 2 };
+    Ok((
+        rope(opt_f32(c, "rope_local_base_freq")?.unwrap_or(10_000.0)),
+        rope(opt_f32(c, "rope_theta")?.unwrap_or(1_000_000.0)),
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -442,6 +494,28 @@ mod tests {
         o.insert("per_layer_config".into(), serde_json::json!({"2": {"head_dim": 32, "num_key_value_heads": 1}, "5": {"head_dim": 32, "num_key_value_heads": 1}}));
         let c = ModelConfig::from_json(&j).unwrap();
         assert_eq!(c, fixture("dense_31b_like", "f32"));
+    }
+
+    #[test]
+    fn gemma3_270m_config() {
+        let j = serde_json::json!({
+            "model_type": "gemma3_text", "hidden_size": 640, "intermediate_size": 2048, "num_hidden_layers": 18,
+            "num_attention_heads": 4, "num_key_value_heads": 1, "head_dim": 256, "query_pre_attn_scalar": 256,
+            "rope_theta": 1000000.0, "rope_local_base_freq": 10000.0, "sliding_window": 512, "vocab_size": 262144,
+            "max_position_embeddings": 32768, "rms_norm_eps": 1e-6, "final_logit_softcapping": null,
+            "attn_logit_softcapping": null, "rope_scaling": null, "hidden_activation": "gelu_pytorch_tanh"
+        });
+        let c = ModelConfig::from_json(&j).unwrap();
+        assert_eq!((c.arch, c.norm_plus_one, c.v_norm, c.attention_scale), (Arch::Gemma3, true, false, 1.0 / 16.0));
+        let full: Vec<_> = (0..18).filter(|&i| c.layers[i].kind == LayerKind::Full).collect();
+        assert_eq!(full, [5, 11, 17]);
+        assert_eq!(c.layers[0].rope, RopeConfig { theta: 10_000.0, rotary_pairs: 128 });
+        assert_eq!(c.layers[5].rope, RopeConfig { theta: 1_000_000.0, rotary_pairs: 128 });
+        assert_eq!((c.layers[5].head_dim, c.layers[5].n_kv_heads, c.final_logit_softcap), (256, 1, None));
+        assert!(c.layers.iter().all(|l| l.kv_source.is_none() && !l.k_eq_v));
+        let mut scaled = j.clone();
+        scaled["rope_scaling"] = serde_json::json!({"rope_type": "linear", "factor": 8.0});
+        assert!(ModelConfig::from_json(&scaled).is_err());
     }
 
     #[test]

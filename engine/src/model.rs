@@ -24,13 +24,35 @@ use crate::weights::{LayerWeights, Weights};
 use garnet_kernels::*;
 use std::sync::Arc;
 
-/// Which rows of logits a forward returns.
+/// Which rows of logits a forward returns (the LM head runs only for those).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Logits {
     /// Only the last token's (generation).
     Last,
-    /// Every token's (verification, perplexity).
+    /// Every token's (verification).
     All,
+    /// The rows of tokens `i..` (perplexity scores the second half of a window).
+    From(usize),
+}
+
+impl Logits {
+    /// The first row returned for `n` tokens.
+    fn first(self, n: usize) -> usize {
+        match self {
+            Logits::Last => n.saturating_sub(1),
+            Logits::All => 0,
+            Logits::From(i) => i.min(n.saturating_sub(1)),
+        }
+    }
+
+    /// The same rows when `k` tokens are run in front of them.
+    pub fn shifted(self, k: usize) -> Logits {
+        match self {
+            Logits::Last => Logits::Last,
+            Logits::All => Logits::From(k),
+            Logits::From(i) => Logits::From(i + k),
+        }
+    }
 }
 
 /// A loaded model on a backend.
@@ -102,8 +124,8 @@ impl<B: Backend> Model<B> {
         RmsNormArgs { rows, dim, eps: self.cfg.rms_norm_eps }
     }
 
-    /// One chunk: embeddings, every layer, then the LM head for the rows asked for.
-    fn forward_chunk(&self, st: &mut State<B>, ids: &[u32], want: Logits) -> Result<Vec<f32>> {
+    /// One chunk: embeddings, every layer, then the LM head for rows `first_row..` if asked.
+    fn forward_chunk(&self, st: &mut State<B>, ids: &[u32], first_row: Option<usize>) -> Result<Vec<f32>> {
         let (b, c, t, h) = (&self.backend, &self.cfg, ids.len(), self.cfg.hidden_size);
         st.s.ensure(b, c, t)?;
         let s = &mut st.s;
@@ -137,7 +159,10 @@ impl<B: Backend> Model<B> {
                 write_cache(b, lc, st.pos, t, k, v, &mut st.cache, i)?;
             }
         }
-        self.lm_head(t, want, s)
+        match first_row {
+            Some(first) => self.lm_head(t, first, s),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// PLE: `ple[l] = (RMSNorm(h0 W_l * H^-0.5) + E_ple[ids, l] * sqrt(P)) * 2^-0.5` per layer.
@@ -194,7 +219,11 @@ impl<B: Backend> Model<B> {
             if let Some(v_proj) = &kv.v_proj {
                 b.matmul(&mm, &s.x, v_proj, &mut s.raw)?;
             } // else K=V: values are the raw k_proj output still in `raw`
-            b.rms_norm(&self.norm(t * nkv, hd), &s.raw, None, &mut s.v)?;
+            if c.v_norm {
+                b.rms_norm(&self.norm(t * nkv, hd), &s.raw, None, &mut s.v)?;
+            } else {
+                b.copy(&CopyArgs { len: t * nkv * hd, src_offset: 0, dst_offset: 0 }, &s.raw, &mut s.v)?;
+            }
             if let Some(slot) = source_slot {
                 let keep = &mut s.keep[slot];
                 std::mem::swap(&mut s.k, &mut keep.0);
@@ -260,17 +289,14 @@ impl<B: Backend> Model<B> {
         Ok(())
     }
 
-    /// `softcap(RMSNorm(h) E^T)` for the last row or all rows, downloaded to the host.
-    fn lm_head(&self, t: usize, want: Logits, s: &mut Scratch<B>) -> Result<Vec<f32>> {
+    /// `softcap(RMSNorm(h) E^T)` for rows `first..t`, downloaded to the host.
+    fn lm_head(&self, t: usize, first: usize, s: &mut Scratch<B>) -> Result<Vec<f32>> {
         let (b, c, h, v) = (&self.backend, &self.cfg, self.cfg.hidden_size, self.cfg.vocab_size);
-        let rows = match want {
-            Logits::All => t,
-            Logits::Last => 1,
-        };
-        let src = if rows == t {
+        let rows = t - first;
+        let src = if first == 0 {
             &s.h
         } else {
-            b.copy(&CopyArgs { len: h, src_offset: (t - 1) * h, dst_offset: 0 }, &s.h, &mut s.o)?;
+            b.copy(&CopyArgs { len: rows * h, src_offset: first * h, dst_offset: 0 }, &s.h, &mut s.o)?;
             &s.o
         };
         b.rms_norm(&self.norm(rows, h), src, Some(&self.w.final_norm), &mut s.x)?;
@@ -400,15 +426,13 @@ impl<B: Backend> Forward for State<B> {
     fn forward(&mut self, ids: &[u32], want: Logits) -> Result<Vec<f32>> {
         let model = self.model.clone();
         let chunk = self.s.tokens.max(1);
+        let first = want.first(ids.len());
         let mut out = Vec::new();
         for (n, part) in ids.chunks(chunk).enumerate() {
-            let last = (n + 1) * chunk >= ids.len();
-            if want == Logits::All || last {
-                out.extend(model.forward_chunk(self, part, want)?);
-            } else {
-                // Earlier chunks only fill the cache; their logits are not needed.
-                model.forward_chunk(self, part, Logits::Last)?;
-            }
+            // Chunks before the first wanted row only fill the cache: no LM head for them.
+            let (start, end) = (n * chunk, n * chunk + part.len());
+            let rows = (first < end).then(|| first.saturating_sub(start));
+            out.extend(model.forward_chunk(self, part, rows)?);
             self.pos += part.len();
         }
         debug_assert!(self.pos <= self.context);

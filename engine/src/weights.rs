@@ -120,13 +120,14 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
     let mut layers = Vec::with_capacity(l_count);
     for (i, lc) in cfg.layers.iter().enumerate() {
         let ln = |n: &str, shape: &[usize]| get(&format!("layers.{i}.{n}"), shape);
+        let norm = |n: &str, shape: &[usize]| ln(n, shape).and_then(|t| norm_weight(cfg, t));
         let (hd, kvd) = (lc.head_dim, lc.n_kv_heads * lc.head_dim);
         let kv = match lc.kv_source {
             Some(_) => None,
             None => Some(KvWeights {
                 k_proj: ln("self_attn.k_proj.weight", &[kvd, h])?,
                 v_proj: if lc.k_eq_v { None } else { Some(ln("self_attn.v_proj.weight", &[kvd, h])?) },
-                k_norm: ln("self_attn.k_norm.weight", &[hd])?,
+                k_norm: norm("self_attn.k_norm.weight", &[hd])?,
             }),
         };
         let moe = match cfg.moe {
@@ -158,17 +159,17 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
             return Err(Error::Invalid(format!("{scalar_name} is not finite")));
         }
         layers.push(LayerWeights {
-            input_norm: ln("input_layernorm.weight", &[h])?,
+            input_norm: norm("input_layernorm.weight", &[h])?,
             q_proj: ln("self_attn.q_proj.weight", &[nh * hd, h])?,
-            q_norm: ln("self_attn.q_norm.weight", &[hd])?,
+            q_norm: norm("self_attn.q_norm.weight", &[hd])?,
             kv,
             o_proj: ln("self_attn.o_proj.weight", &[h, nh * hd])?,
-            post_attn_norm: ln("post_attention_layernorm.weight", &[h])?,
-            pre_ff_norm: ln("pre_feedforward_layernorm.weight", &[h])?,
+            post_attn_norm: norm("post_attention_layernorm.weight", &[h])?,
+            pre_ff_norm: norm("pre_feedforward_layernorm.weight", &[h])?,
             gate_proj: ln("mlp.gate_proj.weight", &[lc.mlp_inter, h])?,
             up_proj: ln("mlp.up_proj.weight", &[lc.mlp_inter, h])?,
             down_proj: ln("mlp.down_proj.weight", &[h, lc.mlp_inter])?,
-            post_ff_norm: ln("post_feedforward_layernorm.weight", &[h])?,
+            post_ff_norm: norm("post_feedforward_layernorm.weight", &[h])?,
             moe,
             ple,
             layer_scalar,
@@ -176,11 +177,21 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
     }
     let weights = Weights {
         embed: get("embed_tokens.weight", &[v, h])?,
-        final_norm: get("norm.weight", &[h])?,
+        final_norm: norm_weight(cfg, get("norm.weight", &[h])?)?,
         ple_norm: if pd > 0 { Some(get("per_layer_projection_norm.weight", &[pd])?) } else { None },
         layers,
     };
     Ok((weights, ple_table))
+}
+
+/// A norm weight as the forward pass uses it: `1 + w` (in f32, as HF computes it) where the
+/// checkpoint stores `w` (Gemma 3), else the mapped tensor itself.
+fn norm_weight(cfg: &ModelConfig, t: HostTensor) -> Result<HostTensor> {
+    if !cfg.norm_plus_one {
+        return Ok(t);
+    }
+    let plus_one: Vec<f32> = t.to_f32_vec().iter().map(|w| 1.0 + w).collect();
+    Ok(HostTensor::from_f32(&plus_one, t.shape().to_vec())?)
 }
 
 /// `model.language_model.` (released multimodal checkpoints) or `model.` (text-only saves).

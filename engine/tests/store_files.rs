@@ -112,7 +112,7 @@ fn opens_every_testdata_variant_and_layout() {
             assert_eq!(store.dtype_name(embed), Some(dtype));
             let t = store.get(embed, &[512, 96]).unwrap();
             assert_eq!(t.dtype().name(), dtype);
-            assert_eq!(t.bytes().len(), 512 * 96 * t.dtype().size());
+            assert_eq!(t.bytes().len(), t.dtype().bytes_for(512 * 96).unwrap());
             let names = store.names();
             assert!(names.windows(2).all(|w| w[0] < w[1]), "names sorted");
             let norm = names.iter().find(|n| n.ends_with("layers.0.input_layernorm.weight")).unwrap();

@@ -8,8 +8,11 @@ use crate::error::{KernelError, Result};
 use half::{bf16, f16};
 use std::sync::Arc;
 
-/// Storage dtypes of weights.
+/// Storage dtypes of weights: plain floats and ggml's block-quantized formats (GGUF).
+/// A block format stores a row as blocks of `block().0` elements in `block().1` bytes each;
+/// its definition and reference kernels are in [`crate::quant`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[allow(non_camel_case_types)]
 pub enum DType {
     /// IEEE f32.
     F32,
@@ -17,30 +20,84 @@ pub enum DType {
     F16,
     /// bfloat16.
     BF16,
+    /// 32 weights: f16 scale + 32 x i8.
+    Q8_0,
+    /// 32 weights: f16 scale + 32 x 4-bit (offset 8).
+    Q4_0,
+    /// 32 weights: f16 scale and min + 32 x 4-bit.
+    Q4_1,
+    /// 32 weights: f16 scale + 32 x 5-bit (offset 16).
+    Q5_0,
+    /// 32 weights: f16 scale and min + 32 x 5-bit.
+    Q5_1,
+    /// 256 weights: 16 sub-blocks of 2-bit with 4-bit scales and mins.
+    Q2_K,
+    /// 256 weights: 16 sub-blocks of 3-bit with 6-bit scales.
+    Q3_K,
+    /// 256 weights: 8 sub-blocks of 4-bit with 6-bit scales and mins.
+    Q4_K,
+    /// 256 weights: 8 sub-blocks of 5-bit with 6-bit scales and mins.
+    Q5_K,
+    /// 256 weights: 16 sub-blocks of 6-bit with 8-bit scales.
+    Q6_K,
+    /// 256 weights: f32 scale + 256 x i8 + 16 block sums (ggml's activation format for k-quants).
+    Q8_K,
 }
 
 impl DType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
+    /// (elements per block, bytes per block); plain floats are blocks of one element.
+    pub fn block(self) -> (usize, usize) {
         match self {
-            DType::F32 => 4,
-            DType::F16 | DType::BF16 => 2,
+            DType::F32 => (1, 4),
+            DType::F16 | DType::BF16 => (1, 2),
+            DType::Q8_0 => (32, 34),
+            DType::Q4_0 => (32, 18),
+            DType::Q4_1 => (32, 20),
+            DType::Q5_0 => (32, 22),
+            DType::Q5_1 => (32, 24),
+            DType::Q2_K => (256, 84),
+            DType::Q3_K => (256, 110),
+            DType::Q4_K => (256, 144),
+            DType::Q5_K => (256, 176),
+            DType::Q6_K => (256, 210),
+            DType::Q8_K => (256, 292),
         }
     }
-    /// The safetensors spelling ("F32", "F16", "BF16").
+    /// True for the block-quantized formats.
+    pub fn is_quantized(self) -> bool {
+        self.block().0 > 1
+    }
+    /// Bytes of `n` elements, or `None` if `n` is not a whole number of blocks (or overflows).
+    pub fn bytes_for(self, n: usize) -> Option<usize> {
+        let (elems, bytes) = self.block();
+        n.is_multiple_of(elems).then(|| (n / elems).checked_mul(bytes)).flatten()
+    }
+    /// The safetensors / ggml spelling ("F32", "BF16", "Q4_K", ...).
     pub fn name(self) -> &'static str {
         match self {
             DType::F32 => "F32",
             DType::F16 => "F16",
             DType::BF16 => "BF16",
+            DType::Q8_0 => "Q8_0",
+            DType::Q4_0 => "Q4_0",
+            DType::Q4_1 => "Q4_1",
+            DType::Q5_0 => "Q5_0",
+            DType::Q5_1 => "Q5_1",
+            DType::Q2_K => "Q2_K",
+            DType::Q3_K => "Q3_K",
+            DType::Q4_K => "Q4_K",
+            DType::Q5_K => "Q5_K",
+            DType::Q6_K => "Q6_K",
+            DType::Q8_K => "Q8_K",
         }
     }
-    /// `x` rounded to this dtype (round to nearest even) and widened back to f32.
+    /// `x` rounded to this dtype (round to nearest even) and widened back to f32. Block formats
+    /// have no per-element rounding; they return `x`.
     pub fn round(self, x: f32) -> f32 {
         match self {
-            DType::F32 => x,
             DType::F16 => f16::from_f32(x).to_f32(),
             DType::BF16 => bf16::from_f32(x).to_f32(),
+            _ => x,
         }
     }
 }
@@ -71,8 +128,16 @@ impl HostTensor {
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| KernelError::Bounds(format!("shape {shape:?} overflows")))?;
-        let end = numel
-            .checked_mul(dtype.size())
+        let last = shape.last().copied().unwrap_or(1);
+        if !last.is_multiple_of(dtype.block().0) {
+            return Err(KernelError::Bounds(format!(
+                "{} rows of {last} elements are not whole blocks of {}",
+                dtype.name(),
+                dtype.block().0
+            )));
+        }
+        let end = dtype
+            .bytes_for(numel)
             .and_then(|n| n.checked_add(offset))
             .ok_or_else(|| KernelError::Bounds(format!("shape {shape:?} at offset {offset} overflows")))?;
         let len = (*storage).as_ref().len();
@@ -91,13 +156,9 @@ impl HostTensor {
         Self::new(Arc::new(bytes), 0, DType::F32, shape)
     }
 
-    /// An owned tensor of `dtype` holding `values` rounded to it (tests).
+    /// An owned tensor of `dtype` holding `values` rounded (or quantized, row by row) to it.
     pub fn from_f32_as(values: &[f32], shape: Vec<usize>, dtype: DType) -> Result<Self> {
-        let bytes: Vec<u8> = match dtype {
-            DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-            DType::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
-            DType::BF16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect(),
-        };
+        let bytes = crate::quant::quantize(dtype, values)?;
         Self::new(Arc::new(bytes), 0, dtype, shape)
     }
 
@@ -115,7 +176,8 @@ impl HostTensor {
     }
     /// Size of the data in bytes.
     pub fn nbytes(&self) -> usize {
-        self.numel() * self.dtype.size()
+        // `new` checked that the elements are whole blocks and that the size fits.
+        self.dtype.bytes_for(self.numel()).unwrap_or(0)
     }
     /// The raw little-endian bytes.
     pub fn bytes(&self) -> &[u8] {
@@ -135,25 +197,31 @@ impl HostTensor {
         if let Some(d) = shape.first_mut() {
             *d = count;
         }
-        let offset = self.offset + start * self.row_len() * self.dtype.size();
+        let offset = self.offset + start * self.dtype.bytes_for(self.row_len()).unwrap_or(0);
         HostTensor::new(self.storage.clone(), offset, self.dtype, shape)
     }
 
-    /// Element `i` (flat index) widened to f32. Panics only on a programming error (i >= numel);
-    /// callers index within shapes they validated.
+    /// Element `i` (flat index) widened to f32 (a block format decodes the element's block).
+    /// Panics only on a programming error (i >= numel); callers index within validated shapes.
     pub fn get(&self, i: usize) -> f32 {
-        let b = &self.bytes()[i * self.dtype.size()..];
-        match self.dtype {
-            DType::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-            DType::F16 => f16::from_le_bytes([b[0], b[1]]).to_f32(),
-            DType::BF16 => bf16::from_le_bytes([b[0], b[1]]).to_f32(),
-        }
+        let mut one = [0.0f32; 256];
+        let (elems, bytes) = self.dtype.block();
+        let first = i / elems;
+        crate::quant::dequantize(self.dtype, &self.bytes()[first * bytes..(first + 1) * bytes], &mut one[..elems]);
+        one[i % elems]
     }
 
-    /// Elements `start..start + out.len()` (flat) widened into `out`.
+    /// Elements `start..start + out.len()` (flat) widened into `out`; for block formats, `start`
+    /// and `out.len()` should be whole blocks (rows always are), else it decodes block by block.
     pub fn read_f32(&self, start: usize, out: &mut [f32]) {
-        for (j, o) in out.iter_mut().enumerate() {
-            *o = self.get(start + j);
+        let (elems, bytes) = self.dtype.block();
+        if start.is_multiple_of(elems) && out.len().is_multiple_of(elems) {
+            let b = &self.bytes()[start / elems * bytes..(start + out.len()) / elems * bytes];
+            crate::quant::dequantize(self.dtype, b, out);
+        } else {
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = self.get(start + j);
+            }
         }
     }
 

@@ -4,6 +4,7 @@
 
 mod info;
 mod logits;
+mod perplexity;
 mod run;
 
 use clap::{Parser, Subcommand};
@@ -24,6 +25,8 @@ enum Cmd {
     Logits(logits::Args),
     /// Describe a checkpoint: variant, layers, parameters, bytes, KV cache cost.
     Info(info::Args),
+    /// Perplexity of a text file, llama.cpp's method (windows of --ctx, second half scored).
+    Perplexity(perplexity::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +35,7 @@ fn main() -> ExitCode {
         Cmd::Run(a) => run::main(a),
         Cmd::Logits(a) => logits::main(a),
         Cmd::Info(a) => info::main(a),
+        Cmd::Perplexity(a) => perplexity::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -10,8 +10,7 @@
 use super::{check_shape, numel};
 use crate::args::MatmulArgs;
 use crate::error::{check_len, Result};
-use crate::tensor::{DType, HostTensor};
-use half::{bf16, f16};
+use crate::tensor::HostTensor;
 use rayon::prelude::*;
 
 /// `out = x W^T` for the first `m` rows of `x`.
@@ -63,26 +62,8 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-/// Elements `start..start + out.len()` (flat) of `w` widened to f32 into `out`: the same values as
-/// [`HostTensor::get`], with the dtype dispatch hoisted out of the loop.
+/// Elements `start..start + out.len()` (flat) of `w` widened to f32 into `out` (block formats
+/// are decoded; rows are whole blocks).
 pub(crate) fn widen(w: &HostTensor, start: usize, out: &mut [f32]) {
-    let size = w.dtype().size();
-    let bytes = &w.bytes()[start * size..(start + out.len()) * size];
-    match w.dtype() {
-        DType::F32 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        DType::F16 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-        }
-        DType::BF16 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-        }
-    }
+    w.read_f32(start, out);
 }

@@ -1,0 +1,1 @@
+//! SentencePiece tokenizer from a GGUF vocabulary (in progress).
