@@ -245,6 +245,25 @@ impl TensorStore {
         Ok(store)
     }
 
+    /// A store over tensors another container parser (GGUF) has already validated: `tensors` maps
+    /// each name to `(shard, dtype name, dtype, shape, offset, len)`, where `shard` indexes `maps` /
+    /// `files`, `offset..offset + len` lies inside that map, and `len` is what `dtype × shape`
+    /// occupies (`dtype` is `None` for formats garnet cannot compute with; they fail on `get`).
+    #[allow(clippy::type_complexity)]
+    pub(crate) fn from_validated(
+        files: Vec<PathBuf>,
+        maps: Vec<Arc<Mmap>>,
+        tensors: BTreeMap<String, (usize, String, Option<DType>, Vec<usize>, usize, usize)>,
+    ) -> TensorStore {
+        let tensors = tensors
+            .into_iter()
+            .map(|(name, (shard, dtype_name, dtype, shape, offset, len))| {
+                (name, Entry { shard, dtype_name, dtype, shape, offset, len })
+            })
+            .collect();
+        TensorStore { files, maps, tensors }
+    }
+
     /// Whether the checkpoint has a tensor called `name` (of any dtype).
     pub fn contains(&self, name: &str) -> bool {
         self.tensors.contains_key(name)

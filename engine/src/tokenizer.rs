@@ -1,5 +1,7 @@
-//! Text ⇄ token ids: a thin wrapper over the Hugging Face `tokenizers` crate reading a checkpoint's
-//! `tokenizer.json`, plus [`StreamDecoder`] for printing tokens as they are generated.
+//! Text ⇄ token ids: a thin wrapper over either the Hugging Face `tokenizers` crate reading a
+//! checkpoint's `tokenizer.json` ([`Tokenizer::from_file`]) or garnet's own SentencePiece
+//! tokenizer built from a GGUF vocabulary ([`Tokenizer::from_vocab`], [`crate::spm`]), which
+//! encodes identically; plus [`StreamDecoder`] for printing tokens as they are generated.
 //!
 //! Gemma's tokenizer is a SentencePiece-style BPE: spaces become "▁", there is no pre-tokenizer,
 //! characters outside the vocabulary fall back to byte tokens `<0x00>`..`<0xFF>`, and the decoder
@@ -10,30 +12,41 @@ use std::borrow::Borrow;
 use std::path::Path;
 use std::sync::Arc;
 
+use crate::spm::SpmVocab;
 use crate::{Error, Result};
+
+/// The tokenizer implementation behind a [`Tokenizer`].
+enum Backend {
+    /// Hugging Face `tokenizers` on a `tokenizer.json`.
+    Hf(Box<tokenizers::Tokenizer>),
+    /// garnet's SentencePiece tokenizer on a bare vocabulary.
+    Spm(Box<SpmVocab>),
+}
 
 /// A loaded tokenizer. Cheap to share between threads (`Send + Sync`).
 pub struct Tokenizer {
-    inner: tokenizers::Tokenizer,
+    inner: Backend,
     /// One past the largest id, added tokens included.
     vocab_size: usize,
     /// `is_byte[id]`: the token is a byte-fallback token `<0xHH>`.
     is_byte: Vec<bool>,
     bos: Option<u32>,
+    eos: Option<u32>,
 }
 
 impl std::fmt::Debug for Tokenizer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let backend = match self.inner {
+            Backend::Hf(_) => "tokenizer.json",
+            Backend::Spm(_) => "sentencepiece vocabulary",
+        };
         f.debug_struct("Tokenizer")
+            .field("backend", &backend)
             .field("vocab_size", &self.vocab_size)
             .field("bos", &self.bos)
+            .field("eos", &self.eos)
             .finish_non_exhaustive()
     }
-}
-
-/// Whether `token` is a byte-fallback token such as `<0xE2>` (the `ByteFallback` decoder's rule).
-fn is_byte_token(token: &str) -> bool {
-    token.len() == 6 && token.starts_with("<0x") && token.ends_with('>') && u8::from_str_radix(&token[3..5], 16).is_ok()
 }
 
 impl Tokenizer {
@@ -49,10 +62,35 @@ impl Tokenizer {
         }
         let mut is_byte = vec![false; vocab_size];
         for (token, &id) in &vocab {
-            is_byte[id as usize] = is_byte_token(token);
+            is_byte[id as usize] = crate::spm::byte_token_value(token).is_some();
         }
         let bos = inner.token_to_id("<bos>");
-        Ok(Self { inner, vocab_size, is_byte, bos })
+        let eos = inner.token_to_id("<eos>");
+        Ok(Self { inner: Backend::Hf(Box::new(inner)), vocab_size, is_byte, bos, eos })
+    }
+
+    /// Builds a SentencePiece tokenizer from a bare vocabulary, as GGUF files carry it
+    /// (`tokenizer.ggml.tokens`, `.scores`, `.token_type`, `.bos_token_id`, `.eos_token_id`,
+    /// `.add_space_prefix`). For Gemma it encodes and decodes exactly like [`Tokenizer::from_file`]
+    /// on the matching `tokenizer.json`; see [`crate::spm`]. Fails with [`Error::Tokenizer`] if the
+    /// arrays are inconsistent or `bos`/`eos` is not in the vocabulary.
+    pub fn from_vocab(
+        tokens: Vec<String>,
+        scores: Vec<f32>,
+        types: Vec<i32>,
+        bos: Option<u32>,
+        eos: Option<u32>,
+        add_space_prefix: bool,
+    ) -> Result<Self> {
+        let vocab = SpmVocab::new(tokens, scores, types, add_space_prefix)?;
+        let vocab_size = vocab.len();
+        for (name, id) in [("bos", bos), ("eos", eos)] {
+            if let Some(id) = id.filter(|&id| id as usize >= vocab_size) {
+                return Err(Error::Tokenizer(format!("{name} id {id} is not in the {vocab_size}-token vocabulary")));
+            }
+        }
+        let is_byte = (0..vocab_size as u32).map(|id| vocab.is_byte(id)).collect();
+        Ok(Self { inner: Backend::Spm(Box::new(vocab)), vocab_size, is_byte, bos, eos })
     }
 
     /// Encodes `text` into ids. Special-token strings inside `text` (e.g. `"<|turn>"`) become their
@@ -64,11 +102,16 @@ impl Tokenizer {
             (true, Some(bos)) => Some(bos),
             (true, None) => return Err(Error::Tokenizer("add_bos: the vocabulary has no <bos>".into())),
         };
-        let encoding =
-            self.inner.encode_fast(text, false).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
-        let mut ids = Vec::with_capacity(encoding.len() + 1);
+        let mut ids = Vec::new();
         ids.extend(bos);
-        ids.extend_from_slice(encoding.get_ids());
+        match &self.inner {
+            Backend::Hf(hf) => {
+                let encoding =
+                    hf.encode_fast(text, false).map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+                ids.extend_from_slice(encoding.get_ids());
+            }
+            Backend::Spm(spm) => ids.extend(spm.encode(text)),
+        }
         Ok(ids)
     }
 
@@ -76,17 +119,26 @@ impl Tokenizer {
     /// becomes U+FFFD. An id outside the vocabulary is [`Error::TokenOutOfRange`].
     pub fn decode(&self, ids: &[u32]) -> Result<String> {
         self.check_ids(ids)?;
-        self.inner.decode(ids, false).map_err(|e| Error::Tokenizer(format!("decoding failed: {e}")))
+        match &self.inner {
+            Backend::Hf(hf) => hf.decode(ids, false).map_err(|e| Error::Tokenizer(format!("decoding failed: {e}"))),
+            Backend::Spm(spm) => Ok(spm.decode(ids)),
+        }
     }
 
     /// The id of a token string (ordinary or added), if it exists.
     pub fn token_id(&self, token: &str) -> Option<u32> {
-        self.inner.token_to_id(token)
+        match &self.inner {
+            Backend::Hf(hf) => hf.token_to_id(token),
+            Backend::Spm(spm) => spm.token_id(token),
+        }
     }
 
     /// The token string of an id (raw, e.g. `"▁the"` or `"<0xE2>"`), if it exists.
     pub fn token_str(&self, id: u32) -> Option<String> {
-        self.inner.id_to_token(id)
+        match &self.inner {
+            Backend::Hf(hf) => hf.id_to_token(id),
+            Backend::Spm(spm) => spm.token_str(id).map(str::to_owned),
+        }
     }
 
     /// Number of ids (one past the largest id), added tokens included.
@@ -97,6 +149,12 @@ impl Tokenizer {
     /// The id of `<bos>`, if the vocabulary has one.
     pub fn bos_id(&self) -> Option<u32> {
         self.bos
+    }
+
+    /// The id of the end-of-sequence token (`<eos>` for a `tokenizer.json`, the given `eos` for
+    /// [`Tokenizer::from_vocab`]), if any.
+    pub fn eos_id(&self) -> Option<u32> {
+        self.eos
     }
 
     /// Starts an incremental decoder for generated tokens, borrowing this tokenizer (use
@@ -330,6 +388,40 @@ mod tests {
         let err = Tokenizer::from_file(&garbage);
         std::fs::remove_file(&garbage).ok();
         assert!(matches!(err, Err(Error::Tokenizer(_))));
+    }
+
+    /// A small SentencePiece vocabulary: specials, byte tokens, a few pieces.
+    fn tiny_spm() -> Tokenizer {
+        let mut tokens: Vec<String> = ["<pad>", "<eos>", "<bos>", "<unk>", "<|turn>"].map(String::from).to_vec();
+        let mut types = vec![3, 3, 3, 2, 3];
+        tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+        types.extend([6; 256]);
+        for piece in ["▁", "h", "i", "▁h", "▁hi", "e", "é"] {
+            tokens.push(piece.into());
+            types.push(1);
+        }
+        let scores = (0..tokens.len()).map(|i| -(i as f32)).collect();
+        Tokenizer::from_vocab(tokens, scores, types, Some(2), Some(1), false).unwrap()
+    }
+
+    #[test]
+    fn sentencepiece_backend() {
+        let tok = tiny_spm();
+        assert_eq!((tok.vocab_size(), tok.bos_id(), tok.eos_id()), (268, Some(2), Some(1)));
+        assert_eq!(tiny().eos_id(), Some(1));
+        let ids = tok.encode("<|turn> hi€", true).unwrap();
+        let strs: Vec<_> = ids.iter().map(|&i| tok.token_str(i).unwrap()).collect();
+        assert_eq!(strs, ["<bos>", "<|turn>", "▁hi", "<0xE2>", "<0x82>", "<0xAC>"]);
+        assert_eq!(tok.decode(&ids).unwrap(), "<bos><|turn> hi€");
+        assert_eq!(tok.token_id("▁hi"), Some(265));
+        assert_eq!(streamed(&tok, &ids), tok.decode(&ids).unwrap());
+        assert!(matches!(tok.decode(&[268]), Err(Error::TokenOutOfRange { id: 268, vocab: 268 })));
+        let mut stream = tok.stream();
+        assert_eq!(stream.push(tok.token_id("<0xE2>").unwrap()).unwrap(), "");
+        assert_eq!(stream.finish().unwrap(), "\u{FFFD}");
+        let bad = Tokenizer::from_vocab(vec!["<unk>".into()], vec![0.0], vec![2], Some(5), None, false);
+        assert!(matches!(bad, Err(Error::Tokenizer(m)) if m.contains("bos id 5")));
+        assert!(Tokenizer::from_vocab(vec![], vec![], vec![], None, None, false).is_err());
     }
 
     #[test]

@@ -1,41 +1,181 @@
 //! Weight storage formats: plain floats and ggml's block-quantized formats (as in GGUF files).
 //!
-//! For each format: `dequantize` (blocks -> f32), `dot` (a row of blocks . f32 vector) and, for
-//! the formats garnet writes, `quantize` (f32 -> blocks). These are the scalar reference
+//! For each format: [`dequantize`] (blocks -> f32), [`dot`] (a row of blocks . f32 vector) and, for
+//! the formats garnet writes, [`quantize`] (f32 -> blocks). These are the scalar reference
 //! definitions, bit-exact to ggml's; fast backends are tested against them.
+//!
+//! Every block format is decoded the same way: a format-specific unpacker (`legacy.rs` for the
+//! 32-element formats, `kquants.rs` for the 256-element super-blocks) turns one block into integer
+//! quants `q[e]` and per-sub-block f32 factors, and element `e` is then
+//! `scale[e / sub] * q[e] - min[e / sub]`, evaluated in f32 in exactly that order. That order
+//! is ggml's for every format (for the formats with an added min, `min` holds its negation,
+//! which is exact; for formats without one, `min` is 0 and `a - 0 == a` bit for bit), so the
+//! decoded values equal ggml's `dequantize_row_*` bit for bit. Scales are widened from f16 with
+//! `half` (Q8_K's is an f32).
+//!
+//! Malformed lengths never panic: the functions work on the whole blocks that both sides hold
+//! (the minimum of the two) and leave the rest alone.
+
+mod kquants;
+mod legacy;
 
 use crate::error::{KernelError, Result};
 use crate::tensor::DType;
 use half::{bf16, f16};
 
-/// Decodes whole blocks of `dtype` from `bytes` into `out` (`out.len()` = blocks x block size).
-pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) {
-    match dtype {
-        DType::F32 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(4)) {
-                *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]]);
-            }
-        }
-        DType::F16 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = f16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-        }
-        DType::BF16 => {
-            for (o, b) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-                *o = bf16::from_le_bytes([b[0], b[1]]).to_f32();
-            }
-        }
-        _ => out.fill(f32::NAN), // block formats: being written (issue 3)
+/// The largest block, in elements (the k-quant super-block).
+const MAX_BLOCK: usize = 256;
+/// The most sub-blocks a block has (16 sub-blocks of 16 in Q2_K, Q3_K and Q6_K).
+const MAX_SUB: usize = 16;
+
+/// One block unpacked: element `e` is `scale[e / sub] * q[e] - min[e / sub]` (f32, in that order).
+struct Unpacked {
+    /// Integer quants, offsets already applied (e.g. `nibble - 8` for Q4_0).
+    q: [i8; MAX_BLOCK],
+    /// Per-sub-block scale.
+    scale: [f32; MAX_SUB],
+    /// Per-sub-block value subtracted after scaling (0 for the symmetric formats).
+    min: [f32; MAX_SUB],
+    /// Elements per sub-block.
+    sub: usize,
+}
+
+impl Unpacked {
+    fn new() -> Self {
+        Unpacked { q: [0; MAX_BLOCK], scale: [0.0; MAX_SUB], min: [0.0; MAX_SUB], sub: MAX_BLOCK }
     }
 }
 
-/// Encodes `values` (whole blocks) as `dtype`.
-pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
-    Ok(match dtype {
-        DType::F32 => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-        DType::F16 => values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect(),
-        DType::BF16 => values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect(),
-        other => return Err(KernelError::DType { op: "quantize", dtype: other.name() }),
+/// Unpacks one block (`bytes.len()` is exactly the block size) into `u`.
+type Unpack = fn(&[u8], &mut Unpacked);
+/// Quantizes one block (`values` and `out` are exactly one block each); `out` arrives zeroed.
+type Pack = fn(&[f32], &mut [u8]);
+
+/// The unpacker of a block format, `None` for the plain floats.
+fn unpacker(dtype: DType) -> Option<Unpack> {
+    Some(match dtype {
+        DType::F32 | DType::F16 | DType::BF16 => return None,
+        DType::Q8_0 => legacy::unpack_q8_0,
+        DType::Q4_0 => legacy::unpack_q4_0,
+        DType::Q4_1 => legacy::unpack_q4_1,
+        DType::Q5_0 => legacy::unpack_q5_0,
+        DType::Q5_1 => legacy::unpack_q5_1,
+        DType::Q2_K => kquants::unpack_q2_k,
+        DType::Q3_K => kquants::unpack_q3_k,
+        DType::Q4_K => kquants::unpack_q4_k,
+        DType::Q5_K => kquants::unpack_q5_k,
+        DType::Q6_K => kquants::unpack_q6_k,
+        DType::Q8_K => kquants::unpack_q8_k,
     })
+}
+
+/// The plain float (`dtype` is F32, F16 or BF16) whose little-endian bytes start `b`.
+fn float_at(dtype: DType, b: &[u8]) -> f32 {
+    match dtype {
+        DType::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+        DType::F16 => f16::from_le_bytes([b[0], b[1]]).to_f32(),
+        _ => bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+    }
+}
+
+/// The little-endian f16 at `b[at..at + 2]`, widened to f32.
+fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16::from_le_bytes([b[at], b[at + 1]]).to_f32()
+}
+
+/// ggml's `nearest_int`: `v` rounded to the nearest integer, ties to even, by adding 1.5 * 2^23
+/// and reading the low mantissa bits. Exact for `|v| < 2^22`; other inputs (huge, infinite, NaN)
+/// give some finite value without panicking, as in ggml (which only asserts the range).
+fn nearest_int(v: f32) -> i32 {
+    let t = v + 12_582_912.0;
+    (t.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
+}
+
+/// Decodes the whole blocks of `dtype` in `bytes` into `out` (block by block, as many as both
+/// `bytes` and `out` hold whole; elements of `out` past them are left untouched).
+/// Bit-exact to ggml's `dequantize_row_*` for every block format.
+pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) {
+    let (elems, size) = dtype.block();
+    let Some(unpack) = unpacker(dtype) else {
+        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(size)) {
+            *o = float_at(dtype, b);
+        }
+        return;
+    };
+    let mut u = Unpacked::new();
+    for (b, o) in bytes.chunks_exact(size).zip(out.chunks_exact_mut(elems)) {
+        unpack(b, &mut u);
+        for (e, (v, q)) in o.iter_mut().zip(&u.q).enumerate() {
+            let s = e / u.sub;
+            *v = u.scale[s] * f32::from(*q) - u.min[s];
+        }
+    }
+}
+
+/// `sum_e w[e] * x[e]` for the row `w` stored as blocks of `dtype` in `bytes`, over the whole
+/// blocks that both `bytes` and `x` hold (the rest of the longer side is ignored).
+///
+/// The row is never materialised: each block is unpacked and, per sub-block, `Σ q·x` and `Σ x`
+/// are accumulated in f32 and combined as `scale · Σ q·x − min · Σ x`; block sums are added to
+/// the total in order. Plain floats are one sequential f32 sum. This regrouping differs from
+/// `dequantize` + a plain dot only by f32 rounding (a few ulps of `Σ |w·x|`).
+pub fn dot(dtype: DType, bytes: &[u8], x: &[f32]) -> f32 {
+    let (elems, size) = dtype.block();
+    let Some(unpack) = unpacker(dtype) else {
+        let mut sum = 0.0f32;
+        for (b, xv) in bytes.chunks_exact(size).zip(x) {
+            sum += float_at(dtype, b) * xv;
+        }
+        return sum;
+    };
+    let mut u = Unpacked::new();
+    let mut total = 0.0f32;
+    for (b, xb) in bytes.chunks_exact(size).zip(x.chunks_exact(elems)) {
+        unpack(b, &mut u);
+        let mut block = 0.0f32;
+        for (s, (qs, xs)) in u.q[..elems].chunks_exact(u.sub).zip(xb.chunks_exact(u.sub)).enumerate() {
+            let (mut qx, mut sx) = (0.0f32, 0.0f32);
+            for (q, xv) in qs.iter().zip(xs) {
+                qx += f32::from(*q) * xv;
+                sx += xv;
+            }
+            block += u.scale[s] * qx;
+            if u.min[s] != 0.0 {
+                block -= u.min[s] * sx;
+            }
+        }
+        total += block;
+    }
+    total
+}
+
+/// Encodes `values` as `dtype`: F32 / F16 / BF16 (round to nearest even), or blocks of Q8_0,
+/// Q4_0, Q4_K or Q8_K as ggml's reference quantizers (`quantize_row_q8_0_ref`,
+/// `quantize_row_q4_0_ref`, `quantize_row_q4_K_ref`, `quantize_row_q8_K_ref`) write them.
+///
+/// Errors: `KernelError::DType` for the other block formats; `KernelError::Shape` if
+/// `values.len()` is not a whole number of blocks.
+pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
+    let pack: Pack = match dtype {
+        DType::F32 => return Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F16 => return Ok(values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()),
+        DType::BF16 => return Ok(values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()),
+        DType::Q8_0 => legacy::quantize_q8_0,
+        DType::Q4_0 => legacy::quantize_q4_0,
+        DType::Q4_K => kquants::quantize_q4_k,
+        DType::Q8_K => kquants::quantize_q8_k,
+        other => return Err(KernelError::DType { op: "quantize", dtype: other.name() }),
+    };
+    let (elems, size) = dtype.block();
+    if !values.len().is_multiple_of(elems) {
+        return Err(KernelError::Shape {
+            op: "quantize",
+            what: format!("{} values are not whole {} blocks of {elems}", values.len(), dtype.name()),
+        });
+    }
+    let mut out = vec![0u8; values.len() / elems * size];
+    for (v, b) in values.chunks_exact(elems).zip(out.chunks_exact_mut(size)) {
+        pack(v, b);
+    }
+    Ok(out)
 }
