@@ -4,6 +4,7 @@
 use crate::chat::{format_chat, Message, TURN_END};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
+use crate::gguf::GgufFile;
 use crate::model::{Forward, Logits, Model, Runner};
 use crate::sampling::{Sampler, Sampling};
 use crate::store::TensorStore;
@@ -101,12 +102,20 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Loads a checkpoint directory (or `.safetensors` file): config, memory-mapped weights checked
-    /// against the config, and `tokenizer.json` when present. O(header) on the CPU.
+    /// Loads a checkpoint: a safetensors directory or file (with `config.json`), or a `.gguf` file
+    /// (config and vocabulary from its metadata). Weights are memory-mapped and checked against
+    /// the config; the tokenizer is `tokenizer.json` next to the weights when present, else the
+    /// GGUF vocabulary. O(header) on the CPU.
     pub fn load(path: impl AsRef<Path>, opts: LoadOptions) -> Result<Engine> {
         let path = path.as_ref();
-        let cfg = ModelConfig::load(path)?;
-        let store = TensorStore::open(path)?;
+        let (cfg, store, vocab_tokenizer) = if path.extension().is_some_and(|e| e == "gguf") {
+            let file = GgufFile::open(path)?;
+            let cfg = crate::gguf::model_config(&file)?;
+            let tokenizer = crate::gguf::tokenizer(&file)?;
+            (cfg, file.into_store()?, tokenizer)
+        } else {
+            (ModelConfig::load(path)?, TensorStore::open(path)?, None)
+        };
         let (host, ple_table) = crate::weights::load(&store, &cfg)?;
         let (mut weight_bytes, mut params) = (0u64, 0u64);
         host.for_each(&mut |t| {
@@ -137,7 +146,7 @@ impl Engine {
         let tok_path = opts.tokenizer.clone().unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
         let tokenizer = match (tok_path.exists(), opts.tokenizer.is_some()) {
             (true, _) | (false, true) => Some(Arc::new(Tokenizer::from_file(&tok_path)?)),
-            (false, false) => None,
+            (false, false) => vocab_tokenizer.map(Arc::new),
         };
         let info = ModelInfo {
             path: path.to_path_buf(),

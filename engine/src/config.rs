@@ -236,8 +236,9 @@ impl ModelConfig {
         Ok(cfg)
     }
 
-    /// Consistency checks that keep every later shape computation in range.
-    fn validate(&self) -> std::result::Result<(), String> {
+    /// Consistency checks that keep every later shape computation in range (shared by the
+    /// safetensors and GGUF paths).
+    pub(crate) fn validate(&self) -> std::result::Result<(), String> {
         let nonzero = [
             ("vocab_size", self.vocab_size),
             ("hidden_size", self.hidden_size),
@@ -247,22 +248,21 @@ impl ModelConfig {
         if let Some((k, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
             return Err(format!("{k} must be positive"));
         }
-        if self.vocab_size > u32::MAX as usize || self.hidden_size > 1 << 20 || self.layers.len() > 4096 {
+        let huge = self.vocab_size > u32::MAX as usize || self.hidden_size > 1 << 20 || self.n_heads > 1 << 12;
+        if huge || self.layers.len() > 4096 {
             return Err("sizes beyond any Gemma model".into());
         }
         for (i, l) in self.layers.iter().enumerate() {
-            if l.head_dim == 0
-                || !l.head_dim.is_multiple_of(2)
-                || l.n_kv_heads == 0
-                || !self.n_heads.is_multiple_of(l.n_kv_heads)
-            {
+            let bad_heads = l.n_kv_heads == 0 || !self.n_heads.is_multiple_of(l.n_kv_heads);
+            if l.head_dim == 0 || !l.head_dim.is_multiple_of(2) || l.head_dim > 1 << 14 || bad_heads {
                 return Err(format!(
                     "layer {i}: head_dim {} / {} KV heads do not fit {} attention heads",
                     l.head_dim, l.n_kv_heads, self.n_heads
                 ));
             }
-            if l.rope.rotary_pairs > l.head_dim / 2 || l.mlp_inter == 0 {
-                return Err(format!("layer {i}: bad rotary dims or MLP width"));
+            let bad_theta = l.rope.theta.is_nan() || l.rope.theta <= 0.0;
+            if l.rope.rotary_pairs > l.head_dim / 2 || l.mlp_inter == 0 || bad_theta {
+                return Err(format!("layer {i}: bad RoPE or MLP width"));
             }
         }
         if let Some(m) = self.moe {

@@ -284,8 +284,8 @@ impl TensorStore {
         self.tensors.get(name).map(|e| e.dtype_name.as_str())
     }
 
-    /// Tensor `name` as a zero-copy view of the map, checking that its dtype is F32, F16 or BF16
-    /// and its shape is exactly `want`.
+    /// Tensor `name` as a zero-copy view of the map, checking that garnet can compute with its
+    /// dtype and that its shape is exactly `want`.
     pub fn get(&self, name: &str, want: &[usize]) -> Result<HostTensor> {
         self.view(name, Some(want))
     }
@@ -300,7 +300,7 @@ impl TensorStore {
         let dtype = entry.dtype.ok_or_else(|| Error::DType {
             name: name.to_string(),
             got: entry.dtype_name.clone(),
-            want: "F32, F16 or BF16".to_string(),
+            want: "a float or ggml block format garnet implements".to_string(),
         })?;
         if let Some(want) = want.filter(|w| *w != entry.shape.as_slice()) {
             return Err(Error::Shape { name: name.to_string(), got: entry.shape.clone(), want: want.to_vec() });

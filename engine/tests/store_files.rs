@@ -242,7 +242,7 @@ fn get_checks_presence_dtype_and_shape() {
     assert!(matches!(&e, Error::Shape { got, want, .. } if got == &[2, 3] && want == &[3, 2]), "{e:?}");
     for name in ["ids", "pix"] {
         let e = store.get_any(name).unwrap_err();
-        assert!(matches!(&e, Error::DType { want, .. } if want == "F32, F16 or BF16"), "{e:?}");
+        assert!(matches!(&e, Error::DType { want, .. } if want.contains("float")), "{e:?}");
         assert_has(&e.to_string(), name);
     }
     assert_has(&store.get("ids", &[3]).unwrap_err().to_string(), "I64");

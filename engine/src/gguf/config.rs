@@ -28,7 +28,7 @@ pub fn model_config(file: &GgufFile) -> Result<ModelConfig> {
         other => Err(format!("architecture {other:?} is not supported (gemma3, gemma4)")),
     }
     .map_err(err)?;
-    validate(&cfg).map_err(err)?;
+    cfg.validate().map_err(err)?;
     Ok(cfg)
 }
 
@@ -338,38 +338,4 @@ fn gemma3(m: &Meta) -> R<ModelConfig> {
         eos_token_ids,
         pad_token_id,
     })
-}
-
-/// The checks `ModelConfig::from_json` applies, so every later shape computation stays in range.
-fn validate(c: &ModelConfig) -> R<()> {
-    let nonzero = [
-        ("vocab_size", c.vocab_size),
-        ("embedding_length", c.hidden_size),
-        ("attention.head_count", c.n_heads),
-        ("attention.sliding_window", c.sliding_window),
-    ];
-    if let Some((k, _)) = nonzero.iter().find(|(_, v)| *v == 0) {
-        return Err(format!("{k} must be positive"));
-    }
-    if c.vocab_size > u32::MAX as usize || c.hidden_size > 1 << 20 || c.n_heads > 1 << 12 {
-        return Err("sizes beyond any Gemma model".into());
-    }
-    for (i, l) in c.layers.iter().enumerate() {
-        let bad_heads = l.n_kv_heads == 0 || !c.n_heads.is_multiple_of(l.n_kv_heads);
-        if l.head_dim == 0 || !l.head_dim.is_multiple_of(2) || l.head_dim > 1 << 14 || bad_heads {
-            return Err(format!(
-                "layer {i}: head_dim {} / {} KV heads do not fit {} attention heads",
-                l.head_dim, l.n_kv_heads, c.n_heads
-            ));
-        }
-        if l.rope.rotary_pairs > l.head_dim / 2 || l.mlp_inter == 0 || l.rope.theta.is_nan() || l.rope.theta <= 0.0 {
-            return Err(format!("layer {i}: bad RoPE or MLP width"));
-        }
-    }
-    if let Some(moe) = c.moe {
-        if moe.top_k == 0 || moe.top_k > moe.n_experts || moe.inter == 0 {
-            return Err(format!("MoE with {} experts, top-{}, width {}", moe.n_experts, moe.top_k, moe.inter));
-        }
-    }
-    Ok(())
 }

@@ -19,9 +19,11 @@
 
 mod config;
 mod names;
+mod vocab;
 
 pub use config::model_config;
 pub use names::hf_name;
+pub use vocab::tokenizer;
 
 use crate::error::{Error, Result};
 use crate::store::TensorStore;
