@@ -1,7 +1,7 @@
 //! The public API: [`Engine`] (a loaded model, shared) and [`Session`] (a conversation with its
 //! own KV cache), plus the streaming [`Generation`] iterator.
 
-use crate::chat::{format_chat, Message, TURN_END};
+use crate::chat::{ChatFormat, Message};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
@@ -297,14 +297,15 @@ impl Session {
         self.generate_ids(&ids, sampling)
     }
 
-    /// A chat turn in the Gemma 4 format; the model's reply streams back. Later turns continue
-    /// the conversation: the model's previous turn is closed with `<turn|>` if it did not end so.
+    /// A chat turn in the model family's format; the model's reply streams back. Later turns
+    /// continue the conversation: the model's previous turn is closed if it did not end so.
     pub fn chat(&mut self, messages: &[Message], sampling: &Sampling) -> Result<Generation<'_>> {
         let tok = self.tokenizer()?;
-        let mut text = format_chat(messages, true);
+        let format = ChatFormat::for_arch(self.runner.config().arch);
+        let mut text = format.format(messages, true);
         if self.position() > 0 {
-            let closed = tok.token_id(TURN_END).is_some_and(|id| self.history.last() == Some(&id));
-            let close = if closed { String::new() } else { TURN_END.to_string() };
+            let closed = tok.token_id(format.end).is_some_and(|id| self.history.last() == Some(&id));
+            let close = if closed { String::new() } else { format.end.to_string() };
             text.insert_str(0, &format!("{close}\n"));
         }
         let ids = tok.encode(&text, self.position() == 0)?;
@@ -320,7 +321,8 @@ impl Session {
         let cfg = self.runner.config();
         let mut stop = sampling.stop_tokens.clone().unwrap_or_else(|| cfg.eos_token_ids.clone());
         if sampling.stop_tokens.is_none() {
-            if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id(TURN_END)) {
+            let end = ChatFormat::for_arch(cfg.arch).end;
+            if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id(end)) {
                 stop.push(id);
             }
         }

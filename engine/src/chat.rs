@@ -1,8 +1,10 @@
-//! The Gemma 4 chat format: each message is a turn `<|turn>{role}\n{text}<turn|>\n`, and a prompt
-//! for the model's reply ends with `<|turn>model\n`.
+//! Gemma chat formats: each message is a turn `<|turn>{role}\n{text}<turn|>\n`, and a prompt for
+//! the model's reply ends with `<|turn>model\n` (Gemma 4). Gemma 3 spells the markers
+//! `<start_of_turn>` / `<end_of_turn>` and has no system role: system text opens the first user
+//! turn. [`ChatFormat::for_arch`] picks the family's format.
 //!
 //! `<bos>` is not part of the formatted text: [`crate::tokenizer::Tokenizer::encode`] with
-//! `add_bos = true` adds it. The model ends its turn with `<turn|>` (id 106), a stop token.
+//! `add_bos = true` adds it. The model ends its turn with the end marker (id 106), a stop token.
 
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,24 +49,64 @@ pub const TURN_START: &str = "<|turn>";
 /// Closes a turn.
 pub const TURN_END: &str = "<turn|>";
 
-/// Formats `messages` as Gemma 4 turns, without `<bos>`; with `add_generation_prompt`, appends
-/// `<|turn>model\n` so the model writes the next reply.
+/// A family's turn markers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChatFormat {
+    /// Opens a turn (`<|turn>`, Gemma 3: `<start_of_turn>`).
+    pub start: &'static str,
+    /// Closes a turn, and is the model's stop token (`<turn|>`, Gemma 3: `<end_of_turn>`).
+    pub end: &'static str,
+    /// Whether `system` turns exist (Gemma 4); else system text opens the first user turn.
+    pub system_turns: bool,
+}
+
+impl ChatFormat {
+    /// Gemma 4's format.
+    pub const GEMMA4: ChatFormat = ChatFormat { start: TURN_START, end: TURN_END, system_turns: true };
+    /// Gemma 3's format.
+    pub const GEMMA3: ChatFormat = ChatFormat { start: "<start_of_turn>", end: "<end_of_turn>", system_turns: false };
+
+    /// The format of a model family.
+    pub fn for_arch(arch: crate::config::Arch) -> ChatFormat {
+        match arch {
+            crate::config::Arch::Gemma4 => ChatFormat::GEMMA4,
+            crate::config::Arch::Gemma3 => ChatFormat::GEMMA3,
+        }
+    }
+
+    /// Formats `messages` as turns, without `<bos>`; with `add_generation_prompt`, appends the
+    /// opening of a model turn so the model writes the next reply.
+    pub fn format(&self, messages: &[Message], add_generation_prompt: bool) -> String {
+        let mut out = String::new();
+        let mut system = String::new();
+        for m in messages {
+            if m.role == Role::System && !self.system_turns {
+                system.push_str(&m.content);
+                system.push_str("\n\n");
+                continue;
+            }
+            out.push_str(self.start);
+            out.push_str(m.role.as_str());
+            out.push('\n');
+            if m.role == Role::User {
+                out.push_str(&std::mem::take(&mut system));
+            }
+            out.push_str(&m.content);
+            out.push_str(self.end);
+            out.push('\n');
+        }
+        if add_generation_prompt {
+            out.push_str(self.start);
+            out.push_str(Role::Model.as_str());
+            out.push('\n');
+        }
+        out
+    }
+}
+
+/// Formats `messages` as Gemma 4 turns (see [`ChatFormat::format`]).
 pub fn format_chat(messages: &[Message], add_generation_prompt: bool) -> String {
-    let mut out = String::new();
-    for m in messages {
-        out.push_str(TURN_START);
-        out.push_str(m.role.as_str());
-        out.push('\n');
-        out.push_str(&m.content);
-        out.push_str(TURN_END);
-        out.push('\n');
-    }
-    if add_generation_prompt {
-        out.push_str(TURN_START);
-        out.push_str(Role::Model.as_str());
-        out.push('\n');
-    }
-    out
+    ChatFormat::GEMMA4.format(messages, add_generation_prompt)
 }
 
 #[cfg(test)]
@@ -118,5 +160,15 @@ mod tests {
         assert_eq!(ids[..2], [2, 105]);
         let last_start = ids.iter().rposition(|&i| i == 105).unwrap();
         assert_eq!(tok.decode(&ids[last_start..]).unwrap(), "<|turn>model\n");
+    }
+
+    #[test]
+    fn gemma3_format_folds_system_into_the_first_user_turn() {
+        let text = ChatFormat::GEMMA3.format(&conversation(), true);
+        assert_eq!(
+            text,
+            "<start_of_turn>user\nBe brief.\n\nHi<end_of_turn>\n<start_of_turn>model\nHello!<end_of_turn>\n\
+             <start_of_turn>user\nCapital of France?<end_of_turn>\n<start_of_turn>model\n"
+        );
     }
 }

@@ -1,11 +1,31 @@
-//! The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`).
+//! The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`): a SentencePiece
+//! vocabulary (llama.cpp's model "llama"), tokenized by [`crate::spm`].
 
 use super::GgufFile;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::tokenizer::Tokenizer;
 
-/// The file's SentencePiece vocabulary as a [`Tokenizer`], or `None` if it has none.
-pub fn tokenizer(_file: &GgufFile) -> Result<Option<Tokenizer>> {
-    // Wired to the SentencePiece backend (engine/src/spm.rs) as soon as it lands.
-    Ok(None)
+/// The file's vocabulary as a [`Tokenizer`], or `None` if it has no tokens.
+pub fn tokenizer(file: &GgufFile) -> Result<Option<Tokenizer>> {
+    let Some(tokens) = file.get("tokenizer.ggml.tokens").and_then(|v| v.as_strings()) else { return Ok(None) };
+    let model = file.get("tokenizer.ggml.model").and_then(|v| v.as_str()).unwrap_or("llama");
+    if model != "llama" {
+        return Err(Error::Tokenizer(format!("GGUF tokenizer model {model:?} is not supported (llama/SentencePiece)")));
+    }
+    let n = tokens.len();
+    let scores =
+        file.get("tokenizer.ggml.scores").and_then(|v| v.as_f32s()).map_or_else(|| vec![0.0; n], <[_]>::to_vec);
+    let types =
+        file.get("tokenizer.ggml.token_type").and_then(|v| v.as_i32s()).map_or_else(|| vec![1; n], <[_]>::to_vec);
+    let id = |key: &str| file.get(key).and_then(|v| v.as_u64()).map(|x| x as u32);
+    let space_prefix = file.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(false);
+    let tok = Tokenizer::from_vocab(
+        tokens.to_vec(),
+        scores,
+        types,
+        id("tokenizer.ggml.bos_token_id"),
+        id("tokenizer.ggml.eos_token_id"),
+        space_prefix,
+    )?;
+    Ok(Some(tok))
 }
