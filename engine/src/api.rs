@@ -62,6 +62,8 @@ pub struct LoadOptions {
     pub tokenizer: Option<PathBuf>,
     /// Called as weights become resident (a progress bar for large models).
     pub progress: Option<Progress>,
+    /// Quantize the float matrices at load (`Q8_0`, `Q4_0` or `Q4_K`); see [`crate::weights::quantize`].
+    pub quant: Option<garnet_kernels::DType>,
 }
 
 /// How to open a session.
@@ -90,6 +92,8 @@ pub struct ModelInfo {
     pub params: u64,
     /// Bytes of all tensors in the checkpoint files.
     pub file_bytes: u64,
+    /// With load-time quantization: the bytes the same weights had before it.
+    pub unquantized_bytes: Option<u64>,
     /// Which backend runs the model.
     pub backend: &'static str,
 }
@@ -116,14 +120,20 @@ impl Engine {
         } else {
             (ModelConfig::load(path)?, TensorStore::open(path)?, None)
         };
-        let (host, ple_table) = crate::weights::load(&store, &cfg)?;
+        let (mut host, ple_table) = crate::weights::load(&store, &cfg)?;
+        let mut loaded_bytes = 0u64;
+        host.for_each(&mut |t| loaded_bytes += t.nbytes() as u64);
+        if let Some(q) = opts.quant {
+            host = crate::weights::quantize(&host, q)?;
+        }
         let (mut weight_bytes, mut params) = (0u64, 0u64);
         host.for_each(&mut |t| {
             weight_bytes += t.nbytes() as u64;
             params += t.numel() as u64;
         });
+        let ple_table_bytes = ple_table.as_ref().map_or(0, |t| t.nbytes() as u64);
         if let Some(t) = &ple_table {
-            weight_bytes += t.nbytes() as u64;
+            weight_bytes += ple_table_bytes;
             params += t.numel() as u64;
         }
         let reference = opts.precision == Precision::Reference;
@@ -153,6 +163,7 @@ impl Engine {
             weight_bytes,
             params,
             file_bytes: store.total_bytes(),
+            unquantized_bytes: opts.quant.map(|_| loaded_bytes + ple_table_bytes),
             backend: runner.backend_name(),
         };
         Ok(Engine { runner, tokenizer, info })

@@ -9,7 +9,7 @@
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::store::TensorStore;
-use garnet_kernels::HostTensor;
+use garnet_kernels::{DType, HostTensor};
 
 /// Attention weights of a layer that computes its own keys and values.
 #[derive(Debug)]
@@ -201,6 +201,45 @@ fn prefix(store: &TensorStore) -> &'static str {
     } else {
         "model."
     }
+}
+
+/// Load-time quantization: the matrices (attention and MLP projections, experts, PLE projections,
+/// the tied embedding that is also the LM head) become `target` blocks; norms, scales, the router
+/// and the PLE table keep their dtype. Rows that are not whole blocks of `target` fall back to
+/// Q8_0 (32-element blocks), else stay as they are; so do weights already block-quantized (GGUF).
+/// This copies the quantized weights into memory: the mapped floats are no longer read.
+pub fn quantize(w: &Weights<HostTensor>, target: DType) -> Result<Weights<HostTensor>> {
+    if !target.is_quantized() {
+        return Err(Error::Invalid(format!("--quant {} is not a block format", target.name())));
+    }
+    let q = |t: &HostTensor| -> Result<HostTensor> {
+        let row = t.shape().last().copied().unwrap_or(0);
+        let dtype = [target, DType::Q8_0].into_iter().find(|d| row % d.block().0 == 0);
+        match dtype {
+            Some(d) if !t.dtype().is_quantized() => {
+                Ok(HostTensor::from_f32_as(&t.to_f32_vec(), t.shape().to_vec(), d)?)
+            }
+            _ => Ok(t.clone()),
+        }
+    };
+    let mut out = w.map(&mut |t| Ok(t.clone()))?;
+    out.embed = q(&w.embed)?;
+    for (o, l) in out.layers.iter_mut().zip(&w.layers) {
+        (o.q_proj, o.o_proj) = (q(&l.q_proj)?, q(&l.o_proj)?);
+        (o.gate_proj, o.up_proj, o.down_proj) = (q(&l.gate_proj)?, q(&l.up_proj)?, q(&l.down_proj)?);
+        if let (Some(okv), Some(kv)) = (o.kv.as_mut(), l.kv.as_ref()) {
+            okv.k_proj = q(&kv.k_proj)?;
+            okv.v_proj = kv.v_proj.as_ref().map(q).transpose()?;
+        }
+        if let (Some(om), Some(m)) = (o.moe.as_mut(), l.moe.as_ref()) {
+            (om.gate_up, om.down) = (q(&m.gate_up)?, q(&m.down)?);
+        }
+        if let (Some(op), Some(p)) = (o.ple.as_mut(), l.ple.as_ref()) {
+            (op.input_gate, op.projection) = (q(&p.input_gate)?, q(&p.projection)?);
+            op.model_projection = q(&p.model_projection)?;
+        }
+    }
+    Ok(out)
 }
 
 impl<W> Weights<W> {

@@ -8,10 +8,13 @@ pub struct Args {
     /// Checkpoint directory or .safetensors file.
     #[arg(long)]
     model: PathBuf,
+    /// Report the sizes after quantizing the float weights at load: q8_0, q4_0 or q4_k.
+    #[arg(long, value_parser = crate::parse_quant)]
+    quant: Option<garnet_kernels::DType>,
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let engine = crate::load(&a.model, Default::default())?;
+    let engine = crate::load(&a.model, garnet::api::LoadOptions { quant: a.quant, ..Default::default() })?;
     let (c, i) = (engine.config(), engine.info());
     let embed = (c.vocab_size * c.hidden_size) as u64;
     let ple = (c.ple_vocab_size * c.n_layers() * c.ple_dim) as u64;

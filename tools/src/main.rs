@@ -46,6 +46,17 @@ fn main() -> ExitCode {
     }
 }
 
+/// `--quant` values: the block formats garnet quantizes to at load.
+pub(crate) fn parse_quant(s: &str) -> Result<garnet_kernels::DType, String> {
+    use garnet_kernels::DType;
+    match s.to_ascii_lowercase().as_str() {
+        "q8_0" => Ok(DType::Q8_0),
+        "q4_0" => Ok(DType::Q4_0),
+        "q4_k" => Ok(DType::Q4_K),
+        _ => Err(format!("{s:?}: expected q8_0, q4_0 or q4_k")),
+    }
+}
+
 /// Loads a model with a progress bar on stderr for checkpoints over 1 GiB.
 pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) -> garnet::Result<garnet::api::Engine> {
     use indicatif::{ProgressBar, ProgressStyle};
@@ -64,9 +75,18 @@ pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) 
         });
         pb.set_position(done);
     }));
+    let quant = opts.quant;
     let engine = garnet::api::Engine::load(model, opts);
     if let Some(pb) = bar.get() {
         pb.finish_and_clear();
+    }
+    if let (Ok(e), Some(q)) = (&engine, quant) {
+        let before = e.info().unquantized_bytes.unwrap_or(0) as f64 / 1e6;
+        eprintln!(
+            "quantized to {}: {before:.1} MB -> {:.1} MB of weights",
+            q.name(),
+            e.info().weight_bytes as f64 / 1e6
+        );
     }
     engine
 }

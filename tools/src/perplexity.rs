@@ -21,11 +21,14 @@ pub struct Args {
     chunks: usize,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
+    /// Quantize the float weights at load: q8_0, q4_0 or q4_k.
+    #[arg(long, value_parser = crate::parse_quant)]
+    quant: Option<garnet_kernels::DType>,
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
     let text = std::fs::read_to_string(&a.file).map_err(|source| garnet::Error::Io { path: a.file.clone(), source })?;
-    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, ..Default::default() })?;
+    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, quant: a.quant, ..Default::default() })?;
     let tok = engine.tokenizer().ok_or_else(|| garnet::Error::Tokenizer("the model has no tokenizer".into()))?;
     let bos = engine.config().bos_token_id;
     let tokens = tok.encode(&text, true)?;

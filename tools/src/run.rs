@@ -45,10 +45,13 @@ pub struct Args {
     ctx: Option<usize>,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
+    /// Quantize the float weights at load: q8_0, q4_0 or q4_k.
+    #[arg(long, value_parser = crate::parse_quant)]
+    quant: Option<garnet_kernels::DType>,
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, ..Default::default() })?;
+    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, quant: a.quant, ..Default::default() })?;
     let ctx = a.ctx.unwrap_or(engine.config().max_position_embeddings.min(4096));
     let mut session = engine.session(SessionOptions { context: ctx, ..Default::default() })?;
     let sampling = Sampling {
