@@ -178,12 +178,7 @@ impl ModelConfig {
 
         let mut layers = Vec::with_capacity(n_layers);
         for (i, &kind) in kinds.iter().enumerate() {
-            let kv_source = if i >= first_shared {
-                let src = (0..first_shared).rev().find(|&j| kinds[j] == kind);
-                Some(src.ok_or(format!("KV-shared layer {i} has no earlier {kind:?} layer to read"))?)
-            } else {
-                None
-            };
+            let kv_source = kv_source(&kinds, first_shared, i)?;
             let full = kind == LayerKind::Full;
             layers.push(LayerConfig {
                 kind,
@@ -310,6 +305,21 @@ impl ModelConfig {
             .map(|l| 2 * l.n_kv_heads * l.head_dim)
             .sum()
     }
+}
+
+/// The layer a KV-shared layer `i` reads (layers from `first_shared` on share): the last earlier
+/// non-shared layer of the same kind. `None` for layers that compute their own K/V.
+pub(crate) fn kv_source(
+    kinds: &[LayerKind],
+    first_shared: usize,
+    i: usize,
+) -> std::result::Result<Option<usize>, String> {
+    if i < first_shared {
+        return Ok(None);
+    }
+    let kind = kinds[i];
+    let src = (0..first_shared).rev().find(|&j| kinds[j] == kind);
+    src.map(Some).ok_or(format!("KV-shared layer {i} has no earlier {kind:?} layer to read"))
 }
 
 fn config_err(path: &Path, why: String) -> Error {

@@ -204,12 +204,7 @@ fn gemma4(m: &Meta) -> R<ModelConfig> {
 
     let mut layers = Vec::with_capacity(n);
     for (i, &kind) in kinds.iter().enumerate() {
-        let kv_source = if i >= first_shared {
-            let src = (0..first_shared).rev().find(|&j| kinds[j] == kind);
-            Some(src.ok_or(format!("KV-shared layer {i} has no earlier {kind:?} layer to read"))?)
-        } else {
-            None
-        };
+        let kv_source = crate::config::kv_source(&kinds, first_shared, i)?;
         let full = kind == LayerKind::Full;
         layers.push(LayerConfig {
             kind,
