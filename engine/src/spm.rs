@@ -82,6 +82,9 @@ pub struct SpmVocab {
     unk: Option<u32>,
     literals: Trie,
     add_space_prefix: bool,
+    /// BPE merge ranks of token pairs (`tokenizer.ggml.merges`); when set, only listed pairs merge,
+    /// earliest first, instead of ranking by the merged token's score.
+    pair_ranks: Option<HashMap<(u32, u32), u32>>,
 }
 
 impl SpmVocab {
@@ -138,7 +141,21 @@ impl SpmVocab {
         if unk.is_none() && byte_token.iter().any(Option::is_none) {
             return Err(Error::Tokenizer("vocabulary has neither all 256 byte tokens nor an unknown token".into()));
         }
-        Ok(Self { tokens, ids, scores, types, byte_of, byte_token, unk, literals, add_space_prefix })
+        Ok(Self { tokens, ids, scores, types, byte_of, byte_token, unk, literals, add_space_prefix, pair_ranks: None })
+    }
+
+    /// Ranks merges by a BPE merge list (`"left right"` per entry, earliest first) instead of by
+    /// scores: llama.cpp's "gemma4" tokenizer model. Entries naming unknown pieces are skipped.
+    pub fn with_merges(mut self, merges: &[String]) -> Self {
+        let mut ranks = HashMap::with_capacity(merges.len());
+        for (rank, m) in merges.iter().enumerate() {
+            let ids = m.split_once(' ').and_then(|(a, b)| Some((*self.ids.get(a)?, *self.ids.get(b)?)));
+            if let Some(pair) = ids {
+                ranks.entry(pair).or_insert(rank as u32);
+            }
+        }
+        self.pair_ranks = Some(ranks);
+        self
     }
 
     /// Number of tokens.
@@ -288,7 +305,13 @@ impl SpmVocab {
         let r = &symbols[right];
         let len = l.len + r.len;
         if let Some(&token) = self.ids.get(&text[l.start..l.start + len]) {
-            let score = self.scores[token as usize];
+            let score = match (&self.pair_ranks, l.token.zip(r.token)) {
+                (Some(ranks), Some(pair)) => match ranks.get(&pair) {
+                    Some(&rank) => -(rank as f32), // exact: ranks stay below 2^24
+                    None => return,
+                },
+                _ => self.scores[token as usize],
+            };
             queue.push(Bigram { score, left_chars: l.chars, right_chars: r.chars, token, left, len });
         }
     }

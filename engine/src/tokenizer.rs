@@ -82,7 +82,12 @@ impl Tokenizer {
         eos: Option<u32>,
         add_space_prefix: bool,
     ) -> Result<Self> {
-        let vocab = SpmVocab::new(tokens, scores, types, add_space_prefix)?;
+        Self::from_spm(SpmVocab::new(tokens, scores, types, add_space_prefix)?, bos, eos)
+    }
+
+    /// A tokenizer over a built SentencePiece vocabulary (e.g. one ranked by BPE merges, see
+    /// [`SpmVocab::with_merges`]), with its `<bos>` / `<eos>` ids.
+    pub fn from_spm(vocab: SpmVocab, bos: Option<u32>, eos: Option<u32>) -> Result<Self> {
         let vocab_size = vocab.len();
         for (name, id) in [("bos", bos), ("eos", eos)] {
             if let Some(id) = id.filter(|&id| id as usize >= vocab_size) {

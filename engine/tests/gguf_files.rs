@@ -489,3 +489,29 @@ fn fuzz_mutations() {
     println!("fuzz: {ran} mutated inputs ran, {opened} opened as valid stores, {panics} panics");
     assert_eq!(panics, 0);
 }
+
+/// A gemma4 GGUF ranks BPE merges with `tokenizer.ggml.merges`; the tokenizer garnet builds from
+/// it must tokenize exactly like HF `tokenizers` on the tokenizer.json it came from.
+#[test]
+fn gemma4_merges_tokenizer_matches_tokenizer_json() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    let file = garnet::gguf::GgufFile::open(dir.join("tests/data/gemma4_e2b_tiny.gguf")).unwrap();
+    let gguf_tok = garnet::gguf::tokenizer(&file).unwrap().expect("the file has a vocabulary");
+    let hf =
+        garnet::tokenizer::Tokenizer::from_file(&dir.join("../testdata/gemma4-tiny/edge_e2b_like/f32/tokenizer.json"))
+            .unwrap();
+    let texts = [
+        "The quick brown fox jumps over the lazy dog.",
+        "and then the thing in the string, the end\n\nnothing   spaced  out",
+        "Ünïcödé → byte fallback: 日本語, emoji 🦀",
+        "<|turn>user\nhello<turn|>\n<|turn>model\n",
+        "",
+    ];
+    let mut tokens = 0;
+    for t in texts {
+        let (a, b) = (gguf_tok.encode(t, true).unwrap(), hf.encode(t, true).unwrap());
+        assert_eq!(a, b, "{t:?}");
+        tokens += a.len();
+    }
+    eprintln!("gemma4 merges tokenizer: {} texts, {tokens} tokens identical to tokenizer.json", texts.len());
+}

@@ -51,8 +51,12 @@ fn golden(variant: &str, file: &str) -> Golden {
 }
 
 fn load(variant: &str, layout: &str) -> Engine {
+    load_path(&root().join(variant).join(layout))
+}
+
+fn load_path(path: &std::path::Path) -> Engine {
     let opts = LoadOptions { precision: Precision::Reference, ..Default::default() };
-    Engine::load(root().join(variant).join(layout), opts).unwrap()
+    Engine::load(path, opts).unwrap()
 }
 
 fn max_err(a: &[f32], b: &[f32]) -> f32 {
@@ -126,6 +130,22 @@ fn bf16_weights_released_layout() {
 fn f32_weights() {
     for v in VARIANTS {
         check(v, "f32", "golden_f32.safetensors");
+    }
+}
+
+/// The same tiny models written as GGUF with llama.cpp's gemma4 names and metadata
+/// (tools/scripts/make_gguf_fixtures.py): the GGUF path (metadata -> config, names -> tensors)
+/// must reproduce HF's logits too.
+#[test]
+fn gguf_gemma4_files_match_goldens() {
+    for (file, variant) in [("gemma4_moe_tiny.gguf", "moe_26b_a4b_like"), ("gemma4_e2b_tiny.gguf", "edge_e2b_like")] {
+        let g = golden(variant, "golden_f32.safetensors");
+        let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(file);
+        let engine = load_path(&path);
+        let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: 64 }).unwrap();
+        let e = max_err(&s.prefill_all(&g.full).unwrap(), &g.full_logits);
+        eprintln!("{file}: full-forward max abs error {e:.2e}");
+        assert!(e < TOL, "{file}: {e}");
     }
 }
 

@@ -130,7 +130,9 @@ def convert(src: Path, out: Path):
     tokens = [vocab[i] for i in range(len(vocab))]
     w.add_tokenizer_model("gemma4")
     w.add_token_list(tokens)
-    w.add_token_scores([0.0] * len(tokens))
+    # Real gemma4 GGUFs rank BPE merges with tokenizer.ggml.merges ("a b"), not scores.
+    merges = [m if isinstance(m, str) else " ".join(m) for m in tok["model"]["merges"]]
+    w.add_token_merges(merges)
     w.add_token_types([int(gguf.TokenType.CONTROL if i in special else gguf.TokenType.NORMAL) for i in range(len(tokens))])
     w.add_bos_token_id(c["bos_token_id"])
     w.add_eos_token_id(c["eos_token_id"])

@@ -1,16 +1,19 @@
-//! The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`): a SentencePiece
-//! vocabulary (llama.cpp's model "llama"), tokenized by [`crate::spm`].
+//! The tokenizer a GGUF file carries in its metadata (`tokenizer.ggml.*`), tokenized by
+//! [`crate::spm`]: llama.cpp's model "llama" (SentencePiece: tokens ranked by `scores`) or
+//! "gemma4" (the same SentencePiece-style BPE over raw UTF-8 with `▁` and byte tokens, where only
+//! the pairs in `tokenizer.ggml.merges` merge, earliest first: HF's BPE).
 
 use super::GgufFile;
 use crate::error::{Error, Result};
+use crate::spm::SpmVocab;
 use crate::tokenizer::Tokenizer;
 
 /// The file's vocabulary as a [`Tokenizer`], or `None` if it has no tokens.
 pub fn tokenizer(file: &GgufFile) -> Result<Option<Tokenizer>> {
     let Some(tokens) = file.get("tokenizer.ggml.tokens").and_then(|v| v.as_strings()) else { return Ok(None) };
     let model = file.get("tokenizer.ggml.model").and_then(|v| v.as_str()).unwrap_or("llama");
-    if model != "llama" {
-        return Err(Error::Tokenizer(format!("GGUF tokenizer model {model:?} is not supported (llama/SentencePiece)")));
+    if model != "llama" && model != "gemma4" {
+        return Err(Error::Tokenizer(format!("GGUF tokenizer model {model:?} is not supported (llama, gemma4)")));
     }
     let n = tokens.len();
     let scores =
@@ -19,13 +22,10 @@ pub fn tokenizer(file: &GgufFile) -> Result<Option<Tokenizer>> {
         file.get("tokenizer.ggml.token_type").and_then(|v| v.as_i32s()).map_or_else(|| vec![1; n], <[_]>::to_vec);
     let id = |key: &str| file.get(key).and_then(|v| v.as_u64()).map(|x| x as u32);
     let space_prefix = file.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(false);
-    let tok = Tokenizer::from_vocab(
-        tokens.to_vec(),
-        scores,
-        types,
-        id("tokenizer.ggml.bos_token_id"),
-        id("tokenizer.ggml.eos_token_id"),
-        space_prefix,
-    )?;
-    Ok(Some(tok))
+    let mut vocab = SpmVocab::new(tokens.to_vec(), scores, types, space_prefix)?;
+    if let (true, Some(merges)) = (model == "gemma4", file.get("tokenizer.ggml.merges").and_then(|v| v.as_strings())) {
+        vocab = vocab.with_merges(merges);
+    }
+    let (bos, eos) = (id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"));
+    Ok(Some(Tokenizer::from_spm(vocab, bos, eos)?))
 }
