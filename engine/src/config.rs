@@ -26,6 +26,8 @@ pub struct RopeConfig {
     pub theta: f32,
     /// Dimension pairs that rotate (the rest pass through).
     pub rotary_pairs: usize,
+    /// Frequency multiplier: `1 / factor` of linear RoPE scaling, else 1.0.
+    pub freq_scale: f32,
 }
 
 /// Everything about one decoder layer.
@@ -415,16 +417,21 @@ fn rope_configs(
         let p = params.and_then(|p| p.get(kind));
         let rope_type = p.and_then(|p| p.get("rope_type")).and_then(Value::as_str).unwrap_or("default");
         let theta = p.and_then(|p| p.get("rope_theta")).and_then(Value::as_f64).unwrap_or(theta);
-        let factor = match rope_type {
-            "default" => 1.0,
-            "proportional" => p.and_then(|p| p.get("partial_rotary_factor")).and_then(Value::as_f64).unwrap_or(factor),
+        let scaling = p.and_then(|p| p.get("factor")).and_then(Value::as_f64).unwrap_or(1.0);
+        let (factor, scaling) = match rope_type {
+            "default" => (1.0, 1.0),
+            "linear" => (1.0, scaling),
+            "proportional" => {
+                (p.and_then(|p| p.get("partial_rotary_factor")).and_then(Value::as_f64).unwrap_or(factor), 1.0)
+            }
             other => return Err(format!("rope_type {other:?} on {kind} layers is not supported")),
         };
-        if !(0.0..=1.0).contains(&factor) || theta.is_nan() || theta <= 0.0 {
+        if !(0.0..=1.0).contains(&factor) || theta.is_nan() || theta <= 0.0 || scaling.is_nan() || scaling <= 0.0 {
             return Err(format!("bad RoPE parameters on {kind} layers"));
         }
         // transformers: int(partial_rotary_factor * head_dim // 2)
-        Ok(RopeConfig { theta: theta as f32, rotary_pairs: (factor * dim as f64 / 2.0).floor() as usize })
+        let rotary_pairs = (factor * dim as f64 / 2.0).floor() as usize;
+        Ok(RopeConfig { theta: theta as f32, rotary_pairs, freq_scale: (1.0 / scaling) as f32 })
     };
     let has_params = params.is_some_and(Value::is_object);
     Ok((
@@ -432,24 +439,27 @@ fn rope_configs(
         if has_params {
             one("full_attention", global_head_dim, 1_000_000.0, 1.0)?
         } else {
-            RopeConfig { theta: 1_000_000.0, rotary_pairs: global_head_dim / 8 }
+            RopeConfig { theta: 1_000_000.0, rotary_pairs: global_head_dim / 8, freq_scale: 1.0 }
         },
     ))
 }
 
-/// Gemma 3's older keys: `rope_local_base_freq` (sliding) and `rope_theta` (full), full rotation.
-/// Linear RoPE scaling (the 4B+ models' global layers) is not implemented yet: refused.
+/// Gemma 3's older keys: `rope_local_base_freq` (sliding) and `rope_theta` (full), full rotation;
+/// `rope_scaling` (linear, factor 8 on the 4B+ models) applies to the full layers only.
 fn gemma3_ropes(c: &Value, head_dim: usize) -> std::result::Result<(RopeConfig, RopeConfig), String> {
+    let mut freq_scale = 1.0;
     if let Some(s) = c.get("rope_scaling").filter(|v| !v.is_null()) {
+        let kind = s.get("rope_type").or(s.get("type")).and_then(Value::as_str).unwrap_or("linear");
         let factor = s.get("factor").and_then(Value::as_f64).unwrap_or(1.0);
-        if factor != 1.0 {
-            return Err(format!("rope_scaling {s} is not supported yet"));
+        if kind != "linear" || factor.is_nan() || factor <= 0.0 {
+            return Err(format!("rope_scaling {s} is not supported (linear only)"));
         }
+        freq_scale = (1.0 / factor) as f32;
     }
-    let rope = |theta: f32| RopeConfig { theta, rotary_pairs: head_dim / 2 };
+    let rope = |theta: f32, freq_scale: f32| RopeConfig { theta, rotary_pairs: head_dim / 2, freq_scale };
     Ok((
-        rope(opt_f32(c, "rope_local_base_freq")?.unwrap_or(10_000.0)),
-        rope(opt_f32(c, "rope_theta")?.unwrap_or(1_000_000.0)),
+        rope(opt_f32(c, "rope_local_base_freq")?.unwrap_or(10_000.0), 1.0),
+        rope(opt_f32(c, "rope_theta")?.unwrap_or(1_000_000.0), freq_scale),
     ))
 }
 
@@ -519,12 +529,16 @@ mod tests {
         assert_eq!((c.arch, c.norm_plus_one, c.v_norm, c.attention_scale), (Arch::Gemma3, true, false, 1.0 / 16.0));
         let full: Vec<_> = (0..18).filter(|&i| c.layers[i].kind == LayerKind::Full).collect();
         assert_eq!(full, [5, 11, 17]);
-        assert_eq!(c.layers[0].rope, RopeConfig { theta: 10_000.0, rotary_pairs: 128 });
-        assert_eq!(c.layers[5].rope, RopeConfig { theta: 1_000_000.0, rotary_pairs: 128 });
+        assert_eq!(c.layers[0].rope, RopeConfig { theta: 10_000.0, rotary_pairs: 128, freq_scale: 1.0 });
+        assert_eq!(c.layers[5].rope, RopeConfig { theta: 1_000_000.0, rotary_pairs: 128, freq_scale: 1.0 });
         assert_eq!((c.layers[5].head_dim, c.layers[5].n_kv_heads, c.final_logit_softcap), (256, 1, None));
         assert!(c.layers.iter().all(|l| l.kv_source.is_none() && !l.k_eq_v));
+        // Gemma 3 4B+: linear scaling x8 on the global layers only.
         let mut scaled = j.clone();
         scaled["rope_scaling"] = serde_json::json!({"rope_type": "linear", "factor": 8.0});
+        let s = ModelConfig::from_json(&scaled).unwrap();
+        assert_eq!((s.layers[0].rope.freq_scale, s.layers[5].rope.freq_scale), (1.0, 0.125));
+        scaled["rope_scaling"] = serde_json::json!({"rope_type": "yarn", "factor": 8.0});
         assert!(ModelConfig::from_json(&scaled).is_err());
     }
 

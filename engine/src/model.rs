@@ -204,6 +204,7 @@ impl<B: Backend> Model<B> {
             rotary_pairs: lc.rope.rotary_pairs,
             theta: lc.rope.theta,
             pos0,
+            freq_scale: lc.rope.freq_scale,
         };
         b.rms_norm(&self.norm(t, h), &s.h, Some(&lw.input_norm), &mut s.x)?;
         b.matmul(&MatmulArgs { m: t, n: nh * hd, k: h }, &s.x, &lw.q_proj, &mut s.raw)?;

@@ -338,6 +338,14 @@ fn gemma3_config_from_metadata() {
     assert_eq!(cfg.attention_scale, 8f32.powf(-0.5), "27B: query_pre_attn_scalar = hidden / heads");
     let scaled = g3(26, 8).kv("gemma3.rope.scaling.type", 8, &gstr(b"linear")).f32("gemma3.rope.scaling.factor", 8.0);
     let g = open_bytes(&dir, "scaled.gguf", &scaled.build()).unwrap();
+    let cfg = model_config(&g).unwrap();
+    assert_eq!(
+        (cfg.layers[0].rope.freq_scale, cfg.layers[5].rope.freq_scale),
+        (1.0, 0.125),
+        "linear x8 on full layers"
+    );
+    let yarn = g3(26, 8).kv("gemma3.rope.scaling.type", 8, &gstr(b"yarn")).f32("gemma3.rope.scaling.factor", 8.0);
+    let g = open_bytes(&dir, "yarn.gguf", &yarn.build()).unwrap();
     assert!(matches!(model_config(&g), Err(Error::Config { .. })));
     let g = open_bytes(&dir, "llama.gguf", &Builder::new("llama").u32("llama.block_count", 1).build()).unwrap();
     assert!(matches!(model_config(&g), Err(Error::Config { .. })));

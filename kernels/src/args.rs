@@ -47,6 +47,7 @@ pub struct RmsNormArgs {
 /// `pos * theta^(-2i / head_dim)`; pairs `rotary_pairs..head_dim/2` are left as they are.
 /// Default RoPE: `rotary_pairs = head_dim / 2`; Gemma 4's proportional RoPE on full layers:
 /// `rotary_pairs = partial_rotary_factor * head_dim / 2` (the exponent keeps the full head_dim).
+/// Linear scaling multiplies every frequency by `freq_scale`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct RopeArgs {
     /// Tokens (rows) in the call.
@@ -61,6 +62,9 @@ pub struct RopeArgs {
     pub theta: f32,
     /// Position of the first token.
     pub pos0: usize,
+    /// Multiplies every frequency: linear RoPE scaling (`1 / factor`, Gemma 3 4B+ global layers);
+    /// 1.0 without scaling.
+    pub freq_scale: f32,
 }
 
 /// Writes the keys and values of tokens at positions `pos0..pos0 + tokens` into a layer's cache,

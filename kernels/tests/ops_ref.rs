@@ -229,7 +229,7 @@ fn run_rope(a: &RopeArgs, seed: u64) -> (Vec<f32>, Vec<f32>) {
 
 fn rope_args(head_dim: usize, rotary_pairs: usize, theta: f32, pos0: usize) -> RopeArgs {
     let (tokens, heads) = (3, 4);
-    RopeArgs { tokens, heads, head_dim, rotary_pairs, theta, pos0 }
+    RopeArgs { tokens, heads, head_dim, rotary_pairs, theta, pos0, freq_scale: 1.0 }
 }
 
 #[test]
@@ -243,6 +243,21 @@ fn rope_default_256() {
             check("rope 256 exact angle", &got, &rope_f64(&x, &a, false));
         }
     }
+}
+
+/// Linear scaling (Gemma 3 4B+, factor 8): position 8p with frequencies x 1/8 turns exactly as
+/// position p unscaled (scaling by a power of two is exact in binary floating point).
+#[test]
+fn rope_linear_scaling() {
+    for p in [1usize, 37, 4096] {
+        let one =
+            |pos0: usize, freq_scale: f32| RopeArgs { tokens: 1, pos0, freq_scale, ..rope_args(256, 128, 1e6, 0) };
+        let (_, scaled) = run_rope(&one(8 * p, 0.125), 5);
+        let (_, plain) = run_rope(&one(p, 1.0), 5);
+        assert_eq!(scaled, plain, "position {p}");
+    }
+    let bad = RopeArgs { freq_scale: 0.0, ..rope_args(256, 128, 1e4, 0) };
+    assert!(be().rope(&bad, &mut buf(&vec![0.0; 3 * 4 * 256])).is_err());
 }
 
 #[test]

@@ -187,11 +187,15 @@ fn gemma4(m: &Meta) -> R<ModelConfig> {
     }
     let first_shared = n - n_shared;
     let sliding_window = m.usize("attention.sliding_window")?;
-    let rope_swa =
-        RopeConfig { theta: m.opt_f32("rope.freq_base_swa")?.unwrap_or(10_000.0), rotary_pairs: head_swa / 2 };
+    let rope_swa = RopeConfig {
+        theta: m.opt_f32("rope.freq_base_swa")?.unwrap_or(10_000.0),
+        rotary_pairs: head_swa / 2,
+        freq_scale: 1.0,
+    };
     let rope_full = RopeConfig {
         theta: m.opt_f32("rope.freq_base")?.unwrap_or(1_000_000.0),
         rotary_pairs: if kinds.contains(&LayerKind::Full) { rotary_pairs(m, head_full)? } else { head_full / 8 },
+        freq_scale: 1.0,
     };
     // K=V: the full layers that compute their own K/V have no attn_v (llama.cpp: "v_proj is
     // optional, if it's not present, use k_proj").
@@ -281,17 +285,24 @@ fn gemma3(m: &Meta) -> R<ModelConfig> {
     let kinds = m
         .pattern(n)?
         .unwrap_or_else(|| (0..n).map(|i| if i % 6 == 5 { LayerKind::Full } else { LayerKind::Sliding }).collect());
+    // Gemma 3 4B+: linear RoPE scaling (x8) on the global layers; llama.cpp's rope.scaling.*.
+    let mut freq_scale = 1.0f32;
     if let Some(MetaValue::String(t)) = m.raw("rope.scaling.type") {
         let factor = m.opt_f32("rope.scaling.factor")?.unwrap_or(1.0);
-        if t != "none" && factor != 1.0 {
-            return Err(format!("RoPE scaling {t:?} x{factor} on full layers is not supported"));
+        match t.as_str() {
+            "none" => {}
+            "linear" if factor.is_finite() && factor > 0.0 => freq_scale = 1.0 / factor,
+            _ => return Err(format!("RoPE scaling {t:?} x{factor} on full layers is not supported")),
         }
     }
     let sliding_window = m.usize("attention.sliding_window")?;
     // llama.cpp hard-codes theta 10000 for Gemma 3's local layers (rope.freq_base_swa is ignored).
-    let rope_local = RopeConfig { theta: 10_000.0, rotary_pairs: head_dim / 2 };
-    let rope_global =
-        RopeConfig { theta: m.opt_f32("rope.freq_base")?.unwrap_or(1_000_000.0), rotary_pairs: head_dim / 2 };
+    let rope_local = RopeConfig { theta: 10_000.0, rotary_pairs: head_dim / 2, freq_scale: 1.0 };
+    let rope_global = RopeConfig {
+        theta: m.opt_f32("rope.freq_base")?.unwrap_or(1_000_000.0),
+        rotary_pairs: head_dim / 2,
+        freq_scale,
+    };
     let layers = kinds
         .iter()
         .enumerate()

@@ -26,6 +26,9 @@ pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
     if a.rotary_pairs > half {
         return Err(bad_arg(OP, format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs)));
     }
+    if !(a.freq_scale.is_finite() && a.freq_scale > 0.0) {
+        return Err(bad_arg(OP, format!("freq_scale {} must be positive", a.freq_scale)));
+    }
     if a.pos0.checked_add(a.tokens).is_none() {
         return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
     }
@@ -51,7 +54,7 @@ pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
 
 /// `inv_freq_i = 1 / theta^(2i / head_dim)` for `i < rotary_pairs`, in f32.
 fn inverse_frequencies(a: &RopeArgs) -> Vec<f32> {
-    (0..a.rotary_pairs).map(|i| 1.0f32 / a.theta.powf((2 * i) as f32 / a.head_dim as f32)).collect()
+    (0..a.rotary_pairs).map(|i| a.freq_scale / a.theta.powf((2 * i) as f32 / a.head_dim as f32)).collect()
 }
 
 /// Rotate-half on one head: pair `i` (with `i + head_dim/2`) turns by the angle of `cos[i]`, `sin[i]`.
