@@ -74,3 +74,37 @@ fn greedy_text_matches_llama_cpp() {
         " the capital of the country of France. It is the largest city in France"
     );
 }
+
+/// More greedy continuations. Expected texts are llama.cpp's (`llama-completion --temp 0`) on the
+/// same file, except "primary colors": llama.cpp's Q4_K_M run says " red, yellow, and blue"
+/// because it quantizes activations to 8 bits for its dot products and the top-2 margin there is
+/// 0.17 logits; on the same weights dequantized to F32 (`llama-quantize --allow-requantize ...
+/// F32`) llama.cpp says " red, blue, and yellow", as garnet does with f32 activations.
+#[test]
+fn more_prompts_match_llama_cpp() {
+    let Some(model) = model() else { return };
+    let cases = [
+        (
+            "Once upon a time",
+            "24",
+            ", there was a little girl named Lily. She was a very smart girl, and she loved to play with her friends",
+        ),
+        ("def fibonacci(n):", "24", "\n    if n == 0:\n        return 0\n    elif n == 1:\n        return"),
+        ("The three primary colors are", "12", " red, blue, and yellow.\n\nThe primary colors are"),
+    ];
+    for (prompt, n, want) in cases {
+        let o = garnet(&[
+            "run",
+            "--model",
+            model.to_str().unwrap(),
+            "--prompt",
+            prompt,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            n,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{prompt:?}");
+    }
+}
