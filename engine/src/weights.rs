@@ -136,7 +136,7 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
                 router_proj: ln("router.proj.weight", &[m.n_experts, h])?,
                 router_scale: ln("router.scale", &[h])?,
                 per_expert_scale: ln("router.per_expert_scale", &[m.n_experts])?,
-                gate_up: ln("experts.gate_up_proj", &[m.n_experts, 2 * m.inter, h])?,
+                gate_up: expert_gate_up(store, &format!("{p}layers.{i}.experts."), [m.n_experts, m.inter, h])?,
                 down: ln("experts.down_proj", &[m.n_experts, h, m.inter])?,
                 pre_norm_2: ln("pre_feedforward_layernorm_2.weight", &[h])?,
                 post_norm_1: ln("post_feedforward_layernorm_1.weight", &[h])?,
@@ -182,6 +182,29 @@ pub fn load(store: &TensorStore, cfg: &ModelConfig) -> Result<(Weights<HostTenso
         layers,
     };
     Ok((weights, ple_table))
+}
+
+/// The experts' fused `[E, 2I, H]` gate/up weight (`gate_up_proj`), or, from files that store
+/// them apart (`gate_proj` and `up_proj`, `[E, I, H]` each: GGUF `ffn_gate_exps`/`ffn_up_exps`),
+/// the two fused per expert. Rows are whole blocks in every format, so fusing is a byte copy; it
+/// costs memory for the gate/up experts, which the fused layout avoids.
+fn expert_gate_up(store: &TensorStore, prefix: &str, [e, inter, h]: [usize; 3]) -> Result<HostTensor> {
+    let fused = format!("{prefix}gate_up_proj");
+    let (gate_name, up_name) = (format!("{prefix}gate_proj"), format!("{prefix}up_proj"));
+    if store.contains(&fused) || !(store.contains(&gate_name) && store.contains(&up_name)) {
+        return store.get(&fused, &[e, 2 * inter, h]);
+    }
+    let (gate, up) = (store.get(&gate_name, &[e, inter, h])?, store.get(&up_name, &[e, inter, h])?);
+    if gate.dtype() != up.dtype() {
+        return Err(Error::DType { name: up_name, got: up.dtype().name().into(), want: gate.dtype().name().into() });
+    }
+    let half = gate.nbytes() / e.max(1);
+    let mut bytes = Vec::with_capacity(2 * gate.nbytes());
+    for (g, u) in gate.bytes().chunks_exact(half).zip(up.bytes().chunks_exact(half)) {
+        bytes.extend_from_slice(g);
+        bytes.extend_from_slice(u);
+    }
+    Ok(HostTensor::new(std::sync::Arc::new(bytes), 0, gate.dtype(), vec![e, 2 * inter, h])?)
 }
 
 /// A norm weight as the forward pass uses it: `1 + w` (in f32, as HF computes it) where the

@@ -149,6 +149,46 @@ fn gguf_gemma4_files_match_goldens() {
     }
 }
 
+/// Experts stored as separate gate and up tensors (`[E, I, H]` each, like GGUF's
+/// ffn_gate_exps/ffn_up_exps) instead of the fused `gate_up_proj`: same logits.
+#[test]
+fn split_expert_tensors_match_goldens() {
+    let src = root().join("moe_26b_a4b_like/f32");
+    let dir = std::env::temp_dir().join(format!("garnet-split-experts-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(src.join("config.json"), dir.join("config.json")).unwrap();
+    let bytes = std::fs::read(src.join("model.safetensors")).unwrap();
+    let st = SafeTensors::deserialize(&bytes).unwrap();
+    let mut tensors: Vec<(String, Vec<usize>, Vec<u8>)> = vec![];
+    for (name, t) in st.tensors() {
+        let Some(prefix) = name.strip_suffix("gate_up_proj") else {
+            tensors.push((name, t.shape().to_vec(), t.data().to_vec()));
+            continue;
+        };
+        let (e, two_i, h) = (t.shape()[0], t.shape()[1], t.shape()[2]);
+        let half = two_i / 2 * h * 4;
+        let per_expert = t.data().chunks_exact(2 * half);
+        let gate: Vec<u8> = per_expert.clone().flat_map(|c| c[..half].to_vec()).collect();
+        let up: Vec<u8> = per_expert.flat_map(|c| c[half..].to_vec()).collect();
+        tensors.push((format!("{prefix}gate_proj"), vec![e, two_i / 2, h], gate));
+        tensors.push((format!("{prefix}up_proj"), vec![e, two_i / 2, h], up));
+    }
+    let views: Vec<(String, safetensors::tensor::TensorView)> = tensors
+        .iter()
+        .map(|(n, s, d)| {
+            (n.clone(), safetensors::tensor::TensorView::new(safetensors::Dtype::F32, s.clone(), d).unwrap())
+        })
+        .collect();
+    safetensors::serialize_to_file(views, None, &dir.join("model.safetensors")).unwrap();
+
+    let g = golden("moe_26b_a4b_like", "golden_f32.safetensors");
+    let engine = load_path(&dir);
+    let mut s = engine.session(SessionOptions { context: 64, prefill_chunk: 64 }).unwrap();
+    let e = max_err(&s.prefill_all(&g.full).unwrap(), &g.full_logits);
+    assert!(e < TOL, "split experts: {e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 #[test]
 fn token_by_token_decode_matches_full_forward() {
     for v in VARIANTS {
