@@ -4,75 +4,14 @@
 //! `max |got - want| / max(1e-6, max |want|)`, bound [`TOL`]. Also: bad arguments return `Err`
 //! (never panic), and the rayon-parallel ops give bit-identical results on any thread count.
 
-use garnet_kernels::cpu::{gather_rows, RefCpu};
+use garnet_kernels::cpu::gather_rows;
 use garnet_kernels::*;
 
 /// Bound on the normalised error of every f32 path against its f64 twin.
 const TOL: f64 = 1e-5;
 
-// ---- test utilities ----
-
-/// splitmix64: a tiny deterministic PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[-scale, scale)`.
-    fn uniform(&mut self, scale: f32) -> f32 {
-        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-    }
-    fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
-        (0..n).map(|_| self.uniform(scale)).collect()
-    }
-    /// Uniform in `[1 - spread, 1 + spread)`: norm weights, expert scales, routing weights.
-    fn around_one(&mut self, n: usize, spread: f32) -> Vec<f32> {
-        (0..n).map(|_| 1.0 + self.uniform(spread)).collect()
-    }
-    /// `k` distinct values of `0..n` in random order (partial Fisher-Yates).
-    fn distinct(&mut self, n: usize, k: usize) -> Vec<u32> {
-        let mut all: Vec<u32> = (0..n as u32).collect();
-        for i in 0..k {
-            let j = i + (self.next_u64() % (n - i) as u64) as usize;
-            all.swap(i, j);
-        }
-        all.truncate(k);
-        all
-    }
-}
-
-fn be() -> RefCpu {
-    RefCpu::new()
-}
-
-/// A zeroed device buffer.
-fn z(len: usize) -> Vec<f32> {
-    be().alloc(len).unwrap()
-}
-
-/// A device buffer holding `x`.
-fn buf(x: &[f32]) -> Vec<f32> {
-    let mut b = z(x.len());
-    be().upload(x, &mut b).unwrap();
-    b
-}
-
-fn ids_buf(x: &[u32]) -> Vec<u32> {
-    let mut b = be().alloc_ids(x.len()).unwrap();
-    be().upload_ids(x, &mut b).unwrap();
-    b
-}
-
-fn host(b: &Vec<f32>) -> Vec<f32> {
-    let mut out = vec![0.0; be().buf_len(b)];
-    be().download(b, 0, &mut out).unwrap();
-    out
-}
+mod common;
+use common::*;
 
 /// A resident weight of `shape` holding `values` rounded to `dtype`, and the rounded values.
 fn weight(values: &[f32], shape: &[usize], dtype: DType) -> (HostTensor, Vec<f32>) {
@@ -227,11 +166,6 @@ fn run_rope(a: &RopeArgs, seed: u64) -> (Vec<f32>, Vec<f32>) {
     (x, host(&b))
 }
 
-fn rope_args(head_dim: usize, rotary_pairs: usize, theta: f32, pos0: usize) -> RopeArgs {
-    let (tokens, heads) = (3, 4);
-    RopeArgs { tokens, heads, head_dim, rotary_pairs, theta, pos0, freq_scale: 1.0 }
-}
-
 #[test]
 fn rope_default_256() {
     for pos0 in [0usize, 1000, 129_990] {
@@ -372,13 +306,6 @@ fn check_attention(kv: &mut Kv, a: &AttentionArgs, fill: &[usize], rng: &mut Rng
 fn sliding(n_heads: usize, n_kv_heads: usize, pos0: usize, tokens: usize) -> AttentionArgs {
     let (head_dim, capacity, window, scale) = (256, 512, Some(512), 2.0 / 16.0);
     AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window, scale }
-}
-
-/// A full layer: head_dim 512, 32 query heads on 4 KV heads, a 64-position cache.
-fn full(pos0: usize, tokens: usize) -> AttentionArgs {
-    let (n_heads, n_kv_heads, head_dim, capacity) = (32, 4, 512, 64);
-    let scale = 2.0 / (head_dim as f32).sqrt();
-    AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window: None, scale }
 }
 
 #[test]
@@ -577,139 +504,6 @@ fn embed_and_gather_rows() {
         be().embed_host(&a, &table, &ids, &mut out).unwrap();
         assert_eq!(host(&out), want, "embed_host");
     }
-}
-
-// ---- bad arguments: every op returns Err, none panics ----
-
-#[track_caller]
-fn bad<T>(r: Result<T>) {
-    assert!(matches!(r, Err(KernelError::Shape { .. })), "expected a shape error");
-}
-
-#[track_caller]
-fn bad_id<T>(r: Result<T>) {
-    assert!(matches!(r, Err(KernelError::IdOutOfRange { .. })), "expected an id error");
-}
-
-/// `a` with one change.
-fn with<A: Copy>(a: A, change: impl FnOnce(&mut A)) -> A {
-    let mut b = a;
-    change(&mut b);
-    b
-}
-
-/// An f32 weight of `shape`.
-fn f32w(shape: &[usize]) -> HostTensor {
-    HostTensor::from_f32(&vec![0.5; shape.iter().product()], shape.to_vec()).unwrap()
-}
-
-#[test]
-fn errors_matmul_norm_rope() {
-    let a = MatmulArgs { m: 2, n: 3, k: 4 };
-    let w = f32w(&[3, 4]);
-    be().matmul(&a, &z(8), &w, &mut z(6)).unwrap();
-    bad(be().matmul(&a, &z(7), &w, &mut z(6)));
-    bad(be().matmul(&a, &z(8), &w, &mut z(5)));
-    bad(be().matmul(&a, &z(8), &f32w(&[4, 3]), &mut z(6)));
-    bad(be().matmul(&a, &z(8), &f32w(&[1, 3, 4]), &mut z(6)));
-    bad(be().matmul(&with(a, |a| a.m = usize::MAX), &z(8), &w, &mut z(6)));
-
-    let a = RmsNormArgs { rows: 2, dim: 4, eps: 1e-6 };
-    be().rms_norm(&a, &z(8), Some(&f32w(&[4])), &mut z(8)).unwrap();
-    bad(be().rms_norm(&a, &z(8), Some(&f32w(&[5])), &mut z(8)));
-    bad(be().rms_norm(&a, &z(7), None, &mut z(8)));
-    bad(be().rms_norm(&a, &z(8), None, &mut z(7)));
-    bad(be().add_rms_norm(&a, &z(8), &f32w(&[4]), &mut z(7)));
-    bad(be().add_rms_norm(&a, &z(8), &f32w(&[2, 2]), &mut z(8)));
-
-    let a = rope_args(8, 4, 1e4, 3); // 3 tokens x 4 heads x 8
-    be().rope(&a, &mut z(96)).unwrap();
-    bad(be().rope(&a, &mut z(95)));
-    bad(be().rope(&with(a, |a| a.rotary_pairs = 5), &mut z(96)));
-    bad(be().rope(&with(a, |a| (a.head_dim, a.rotary_pairs) = (7, 3)), &mut z(96)));
-    bad(be().rope(&with(a, |a| a.pos0 = usize::MAX), &mut z(96)));
-}
-
-#[test]
-fn errors_kv_attention() {
-    let a = KvWriteArgs { tokens: 2, kv_dim: 4, pos0: 7, capacity: 3 };
-    be().kv_write(&a, &z(8), &z(8), &mut z(12), &mut z(12)).unwrap();
-    bad(be().kv_write(&a, &z(7), &z(8), &mut z(12), &mut z(12)));
-    bad(be().kv_write(&a, &z(8), &z(8), &mut z(12), &mut z(11)));
-    bad(be().kv_write(&with(a, |a| a.capacity = 0), &z(8), &z(8), &mut z(12), &mut z(12)));
-
-    // 2 tokens, 4 query heads on 2 KV heads of 8, a 4-slot cache, no window.
-    let a = with(full(4, 2), |a| (a.n_heads, a.n_kv_heads, a.head_dim, a.capacity) = (4, 2, 8, 4));
-    // Buffer lengths: q/out, new k/v, caches.
-    let run = |a: AttentionArgs, q: usize, kv: usize, cache: usize, out: usize| {
-        be().attention(&a, &z(q), &z(kv), &z(kv), &z(cache), &z(cache), &mut z(out))
-    };
-    run(a, 64, 32, 64, 64).unwrap();
-    run(with(a, |a| (a.pos0, a.window) = (10, Some(5))), 64, 32, 64, 64).unwrap(); // 4 past
-    bad(run(with(a, |a| (a.pos0, a.window) = (10, Some(6))), 64, 32, 64, 64)); // 5 past
-    bad(run(with(a, |a| a.pos0 = 5), 64, 32, 64, 64)); // no window, pos0 > capacity
-    bad(run(with(a, |a| a.n_kv_heads = 3), 64, 48, 96, 64)); // 4 % 3 != 0
-    bad(run(with(a, |a| a.n_kv_heads = 0), 64, 0, 0, 64));
-    bad(run(with(a, |a| (a.n_heads, a.n_kv_heads) = (2, 4)), 32, 64, 128, 32));
-    bad(run(with(a, |a| a.window = Some(0)), 64, 32, 64, 64));
-    bad(run(with(a, |a| (a.pos0, a.window) = (usize::MAX, Some(1))), 64, 32, 64, 64));
-    bad(run(a, 63, 32, 64, 64));
-    bad(run(a, 64, 31, 64, 64));
-    bad(run(a, 64, 32, 63, 64));
-    bad(run(a, 64, 32, 64, 63));
-}
-
-#[test]
-fn errors_moe() {
-    let a = RouteArgs { tokens: 2, n_experts: 4, top_k: 2 };
-    let run =
-        |a: RouteArgs, scale: &HostTensor, ids: usize| be().moe_route(&a, &z(8), scale, &mut vec![0; ids], &mut z(4));
-    run(a, &f32w(&[4]), 4).unwrap();
-    bad(run(with(a, |a| a.top_k = 0), &f32w(&[4]), 4));
-    bad(run(with(a, |a| a.top_k = 5), &f32w(&[4]), 10));
-    bad(run(a, &f32w(&[5]), 4));
-    bad(run(a, &f32w(&[4]), 3));
-
-    let a = MoeArgs { tokens: 2, hidden: 4, inter: 3, n_experts: 4, top_k: 2 };
-    let (gate_up, down) = (f32w(&[4, 6, 4]), f32w(&[4, 4, 3]));
-    let run = |a: MoeArgs, gate_up: &HostTensor, down: &HostTensor, ids: &[u32]| {
-        be().moe_experts(&a, &z(8), gate_up, down, &ids.to_vec(), &z(4), &mut z(8))
-    };
-    run(a, &gate_up, &down, &[0, 1, 2, 3]).unwrap();
-    bad_id(run(a, &gate_up, &down, &[0, 1, 4, 3]));
-    bad(run(a, &gate_up, &down, &[0, 1, 2]));
-    bad(run(a, &f32w(&[4, 3, 4]), &down, &[0, 1, 2, 3]));
-    bad(run(a, &gate_up, &f32w(&[4, 3, 4]), &[0, 1, 2, 3]));
-    bad(run(with(a, |a| a.top_k = 0), &gate_up, &down, &[0, 1, 2, 3]));
-    bad(run(with(a, |a| a.top_k = 5), &gate_up, &down, &[0; 10]));
-}
-
-#[test]
-fn errors_embed_elementwise_memory() {
-    let table = f32w(&[10, 8]);
-    let a = EmbedArgs { tokens: 2, width: 4, col_offset: 4, scale: 1.0 };
-    be().embed(&a, &table, &vec![0, 9], &mut z(8)).unwrap();
-    bad_id(be().embed(&a, &table, &vec![0, 10], &mut z(8)));
-    bad_id(gather_rows(&a, &table, &[10, 0]));
-    bad(gather_rows(&with(a, |a| a.col_offset = 5), &table, &[0, 1]));
-    bad(gather_rows(&a, &table, &[0]));
-    bad(be().embed(&a, &table, &vec![0, 1], &mut z(7)));
-    bad(be().embed_host(&a, &table, &[0, 1], &mut z(7)));
-
-    bad(be().geglu(&GegluArgs { rows: 2, width: 3 }, &z(6), &z(5), &mut z(6)));
-    bad(be().softcap(&SoftcapArgs { len: 5, cap: 30.0 }, &mut z(4)));
-    bad(be().scale(&ScaleArgs { len: 5, factor: 2.0 }, &mut z(4)));
-    bad(be().add(&AddArgs { len: 5, scale: 1.0 }, &z(5), &mut z(4)));
-    let a = CopyArgs { len: 3, src_offset: 2, dst_offset: 1 };
-    be().copy(&a, &z(5), &mut z(4)).unwrap();
-    bad(be().copy(&a, &z(4), &mut z(4)));
-    bad(be().copy(&a, &z(5), &mut z(3)));
-    bad(be().copy(&with(a, |a| a.dst_offset = usize::MAX), &z(5), &mut z(4)));
-
-    assert!(be().download(&z(4), 2, &mut [0.0; 3]).is_err());
-    assert!(be().download(&z(4), usize::MAX, &mut [0.0; 3]).is_err());
-    assert!(be().upload(&[0.0; 5], &mut z(4)).is_err());
-    assert!(be().download_ids(&vec![0; 2], &mut [0; 3]).is_err());
 }
 
 // ---- parallel results do not depend on the thread count ----

@@ -6,6 +6,8 @@
 //! (d) `dot` equals dequantize + dot; (e) `RefCpu::matmul` with quantized weights equals the
 //! matmul with their f32 decoding; (f) malformed lengths and values never panic.
 
+mod common;
+use common::Rng;
 use garnet_kernels::cpu::RefCpu;
 use garnet_kernels::quant::{dequantize, dot, quantize};
 use garnet_kernels::*;
@@ -26,31 +28,6 @@ const BLOCK_FORMATS: [DType; 11] = [
     DType::Q6_K,
     DType::Q8_K,
 ];
-
-/// splitmix64: a tiny deterministic PRNG.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f32 {
-        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
-    }
-    /// Standard normal (Box-Muller).
-    fn gauss(&mut self) -> f32 {
-        let (u, v) = (1.0 - self.unit(), self.unit());
-        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
-    }
-    fn gauss_vec(&mut self, n: usize, sigma: f32) -> Vec<f32> {
-        (0..n).map(|_| self.gauss() * sigma).collect()
-    }
-}
 
 /// Byte offsets of the f16 scales inside a block (Q8_K: its f32 scale at 0).
 fn scale_offsets(dtype: DType) -> &'static [usize] {

@@ -1,0 +1,92 @@
+//! Shared by the kernel tests: a deterministic PRNG (splitmix64) and the reference backend's
+//! buffer helpers. Each test file uses a subset.
+#![allow(dead_code)]
+
+use garnet_kernels::cpu::RefCpu;
+use garnet_kernels::*;
+
+/// splitmix64: a tiny deterministic PRNG.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+    /// Uniform in `[-scale, scale)`.
+    pub fn uniform(&mut self, scale: f32) -> f32 {
+        ((self.next_u64() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
+    }
+    pub fn vec(&mut self, n: usize, scale: f32) -> Vec<f32> {
+        (0..n).map(|_| self.uniform(scale)).collect()
+    }
+    /// Uniform in `[1 - spread, 1 + spread)`: norm weights, expert scales, routing weights.
+    pub fn around_one(&mut self, n: usize, spread: f32) -> Vec<f32> {
+        (0..n).map(|_| 1.0 + self.uniform(spread)).collect()
+    }
+    /// Uniform in `[0, 1)`.
+    pub fn unit(&mut self) -> f32 {
+        (self.next_u64() >> 40) as f32 / (1u64 << 24) as f32
+    }
+    /// Standard normal (Box-Muller).
+    pub fn gauss(&mut self) -> f32 {
+        let (u, v) = (1.0 - self.unit(), self.unit());
+        (-2.0 * u.ln()).sqrt() * (std::f32::consts::TAU * v).cos()
+    }
+    pub fn gauss_vec(&mut self, n: usize, sigma: f32) -> Vec<f32> {
+        (0..n).map(|_| self.gauss() * sigma).collect()
+    }
+    /// `k` distinct values of `0..n` in random order (partial Fisher-Yates).
+    pub fn distinct(&mut self, n: usize, k: usize) -> Vec<u32> {
+        let mut all: Vec<u32> = (0..n as u32).collect();
+        for i in 0..k {
+            let j = i + (self.next_u64() % (n - i) as u64) as usize;
+            all.swap(i, j);
+        }
+        all.truncate(k);
+        all
+    }
+}
+
+pub fn be() -> RefCpu {
+    RefCpu::new()
+}
+
+/// A zeroed device buffer.
+pub fn z(len: usize) -> Vec<f32> {
+    be().alloc(len).unwrap()
+}
+
+/// A device buffer holding `x`.
+pub fn buf(x: &[f32]) -> Vec<f32> {
+    let mut b = z(x.len());
+    be().upload(x, &mut b).unwrap();
+    b
+}
+
+pub fn ids_buf(x: &[u32]) -> Vec<u32> {
+    let mut b = be().alloc_ids(x.len()).unwrap();
+    be().upload_ids(x, &mut b).unwrap();
+    b
+}
+
+pub fn host(b: &Vec<f32>) -> Vec<f32> {
+    let mut out = vec![0.0; be().buf_len(b)];
+    be().download(b, 0, &mut out).unwrap();
+    out
+}
+
+pub fn rope_args(head_dim: usize, rotary_pairs: usize, theta: f32, pos0: usize) -> RopeArgs {
+    let (tokens, heads) = (3, 4);
+    RopeArgs { tokens, heads, head_dim, rotary_pairs, theta, pos0, freq_scale: 1.0 }
+}
+
+/// A full layer: head_dim 512, 32 query heads on 4 KV heads, a 64-position cache.
+pub fn full(pos0: usize, tokens: usize) -> AttentionArgs {
+    let (n_heads, n_kv_heads, head_dim, capacity) = (32, 4, 512, 64);
+    let scale = 2.0 / (head_dim as f32).sqrt();
+    AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window: None, scale }
+}
