@@ -1,8 +1,9 @@
 //! The block formats of `garnet_kernels::quant` against their definitions:
 //! (a) hand-built blocks of every format (quants packed here from the documented layouts) decode
-//! element-exactly; (b) vectors from gguf-py / ggml's C reference (`tests/data/quant`, see its
-//! `gen.py`) decode bit-exactly and the Q8_0 / Q4_0 / Q4_K / Q8_K quantizers reproduce ggml's
-//! bytes; (c) quantize -> dequantize round trips stay within error bounds on gaussian data;
+//! element-exactly; (b) reference vectors (`tests/data/quant`: seeded random blocks and inputs,
+//! encoded and decoded once by gguf-py's numpy reference and, for what gguf-py lacks (Q8_K decode,
+//! Q4_K / Q8_K quantize), by ggml's C reference quantizers, the two agreeing wherever both
+//! apply) decode bit-exactly and the Q8_0 / Q4_0 / Q4_K / Q8_K quantizers reproduce those bytes; (c) quantize -> dequantize round trips stay within error bounds on gaussian data;
 //! (d) `dot` equals dequantize + dot; (e) `RefCpu::matmul` with quantized weights equals the
 //! matmul with their f32 decoding; (f) malformed lengths and values never panic.
 
