@@ -275,13 +275,19 @@ impl ModelConfig {
         self.layers.len()
     }
 
-    /// The released checkpoint this config resembles: "E2B", "E4B", "26B-A4B", "31B" or "custom".
+    /// The released checkpoint this config resembles: "E2B", "E4B", "26B-A4B", "31B" (Gemma 4),
+    /// "270M", "1B", "4B", "12B", "27B" (Gemma 3), or "custom".
     pub fn variant(&self) -> &'static str {
-        match (self.hidden_size, self.layers.len(), self.moe.is_some()) {
-            (1536, 35, false) => "E2B",
-            (2560, 42, false) => "E4B",
-            (2816, 30, true) => "26B-A4B",
-            (5376, 60, false) => "31B",
+        match (self.arch, self.hidden_size, self.layers.len(), self.moe.is_some()) {
+            (Arch::Gemma4, 1536, 35, false) => "E2B",
+            (Arch::Gemma4, 2560, 42, false) => "E4B",
+            (Arch::Gemma4, 2816, 30, true) => "26B-A4B",
+            (Arch::Gemma4, 5376, 60, false) => "31B",
+            (Arch::Gemma3, 640, 18, _) => "270M",
+            (Arch::Gemma3, 1152, 26, _) => "1B",
+            (Arch::Gemma3, 2560, 34, _) => "4B",
+            (Arch::Gemma3, 3840, 48, _) => "12B",
+            (Arch::Gemma3, 5376, 62, _) => "27B",
             _ => "custom",
         }
     }

@@ -28,7 +28,8 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let shared = c.layers.iter().filter(|l| l.kv_source.is_some()).count();
     println!("model        {}", i.path.display());
     println!(
-        "variant      Gemma 4 {} ({} layers, hidden {}, vocab {})",
+        "variant      {} {} ({} layers, hidden {}, vocab {})",
+        if c.arch == garnet::config::Arch::Gemma3 { "Gemma 3" } else { "Gemma 4" },
         c.variant(),
         c.n_layers(),
         c.hidden_size,
@@ -61,10 +62,12 @@ pub fn main(a: Args) -> garnet::Result<()> {
         count(active)
     );
     println!("weights      {}B used, {}B in the files", count(i.weight_bytes), count(i.file_bytes));
+    let ctx = c.max_position_embeddings.min(4096);
     println!(
-        "kv cache     {}B per position (full layers) + {}B fixed (sliding rings), f32",
+        "kv cache     {}B per position (full layers) + {}B fixed (sliding rings), f32: {}B at {ctx} positions",
         count(full_kv as u64),
-        count(sliding_kv as u64)
+        count(sliding_kv as u64),
+        count(garnet::kv::cache_bytes(c, ctx) as u64)
     );
     Ok(())
 }
