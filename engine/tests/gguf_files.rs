@@ -2,45 +2,17 @@
 //! conversions of the tiny Gemma 4 fixtures (`tools/scripts/make_gguf_fixtures.py`) checked
 //! byte for byte against the safetensors store, malformed files, and a bounded mutation fuzz loop.
 
+mod common;
+use common::{testdata, TempDir};
 use garnet::config::{Arch, LayerKind, ModelConfig};
 use garnet::gguf::{model_config, GgufFile, MetaValue};
 use garnet::store::TensorStore;
 use garnet::Error;
 use garnet_kernels::DType;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 fn data(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data").join(name)
-}
-
-fn testdata(rel: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny").join(rel)
-}
-
-/// A unique temporary directory, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(tag: &str) -> TempDir {
-        static N: AtomicUsize = AtomicUsize::new(0);
-        let n = N.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("garnet-gguf-{}-{tag}-{n}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-    fn write(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let p = self.0.join(name);
-        std::fs::write(&p, bytes).unwrap();
-        p
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
 }
 
 fn gstr(s: &[u8]) -> Vec<u8> {

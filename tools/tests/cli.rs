@@ -64,32 +64,14 @@ fn logits_command_reproduces_the_goldens() {
 
 #[test]
 fn run_streams_text_and_reports_speed() {
-    let o = garnet(&[
-        "run",
-        "--model",
-        &testdata("edge_e4b_like/bf16"),
-        "--prompt",
-        "Hello world",
-        "--max-tokens",
-        "12",
-        "--temperature",
-        "0",
-    ]);
+    let model = testdata("edge_e4b_like/bf16");
+    let args = ["run", "--model", &model, "--prompt", "Hello world", "--max-tokens", "12", "--temperature", "0"];
+    let o = garnet(&args);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(err.contains("tok/s"), "{err}");
     // Greedy is deterministic: a second run prints the same text.
-    let again = garnet(&[
-        "run",
-        "--model",
-        &testdata("edge_e4b_like/bf16"),
-        "--prompt",
-        "Hello world",
-        "--max-tokens",
-        "12",
-        "--temperature",
-        "0",
-    ]);
+    let again = garnet(&args);
     assert_eq!(o.stdout, again.stdout);
 }
 
