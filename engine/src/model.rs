@@ -74,7 +74,6 @@ pub struct State<B: Backend> {
     cache: KvCache<B>,
     s: Scratch<B>,
     pos: usize,
-    context: usize,
 }
 
 /// A session's forward pass with the backend type erased (what `Session` holds).
@@ -436,7 +435,6 @@ impl<B: Backend> Forward for State<B> {
             out.extend(model.forward_chunk(self, part, rows)?);
             self.pos += part.len();
         }
-        debug_assert!(self.pos <= self.context);
         Ok(out)
     }
 
@@ -461,6 +459,6 @@ impl<B: Backend> Runner for Model<B> {
     fn new_state(self: Arc<Self>, context: usize, chunk: usize) -> Result<Box<dyn Forward>> {
         let cache = KvCache::new(&self.backend, &self.cfg, context)?;
         let s = Scratch::new(&self.backend, &self.cfg, chunk.max(1))?;
-        Ok(Box::new(State { model: self, cache, s, pos: 0, context }))
+        Ok(Box::new(State { model: self, cache, s, pos: 0 }))
     }
 }
