@@ -29,30 +29,30 @@ const MAX_BLOCK: usize = 256;
 const MAX_SUB: usize = 16;
 
 /// One block unpacked: element `e` is `scale[e / sub] * q[e] - min[e / sub]` (f32, in that order).
-struct Unpacked {
+pub(crate) struct Unpacked {
     /// Integer quants, offsets already applied (e.g. `nibble - 8` for Q4_0).
-    q: [i8; MAX_BLOCK],
+    pub(crate) q: [i8; MAX_BLOCK],
     /// Per-sub-block scale.
-    scale: [f32; MAX_SUB],
+    pub(crate) scale: [f32; MAX_SUB],
     /// Per-sub-block value subtracted after scaling (0 for the symmetric formats).
-    min: [f32; MAX_SUB],
+    pub(crate) min: [f32; MAX_SUB],
     /// Elements per sub-block.
-    sub: usize,
+    pub(crate) sub: usize,
 }
 
 impl Unpacked {
-    fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Unpacked { q: [0; MAX_BLOCK], scale: [0.0; MAX_SUB], min: [0.0; MAX_SUB], sub: MAX_BLOCK }
     }
 }
 
 /// Unpacks one block (`bytes.len()` is exactly the block size) into `u`.
-type Unpack = fn(&[u8], &mut Unpacked);
+pub(crate) type Unpack = fn(&[u8], &mut Unpacked);
 /// Quantizes one block (`values` and `out` are exactly one block each); `out` arrives zeroed.
 type Pack = fn(&[f32], &mut [u8]);
 
 /// The unpacker of a block format, `None` for the plain floats.
-fn unpacker(dtype: DType) -> Option<Unpack> {
+pub(crate) fn unpacker(dtype: DType) -> Option<Unpack> {
     Some(match dtype {
         DType::F32 | DType::F16 | DType::BF16 => return None,
         DType::Q8_0 => legacy::unpack_q8_0,
