@@ -1,10 +1,10 @@
-//! Decode matvec v4 for Q8_0 and Q4_0 on AVX-512: two 32-blocks per 512-bit `vpdpbusd`, so the
+//! Decode matvec v4 for Q8_0, Q4_0 and Q5_0 on AVX-512: two 32-blocks per 512-bit `vpdpbusd`, so the
 //! integer products, their conversion and the f32 accumulation are one instruction per two
 //! blocks, and the two f16 scales are widened together. (v3, one block per 256-bit register,
-//! is `row_simple` in matvec.rs; it serves Q5_0, AVX2 and a row's odd last block.)
+//! is `row_simple` in matvec.rs; it serves AVX2 and rows of an odd number of blocks.)
 //!
 //! The weight quants enter `vpdpbusd` unsigned: Q8_0 as `q ^ 0x80 = q + 128`, Q4_0 as the raw
-//! nibble (`q + 8`). The offset is removed exactly in the integer domain by starting each lane
+//! nibble (`q + 8`), Q5_0 as nibble plus fifth bit (`q + 16`, bits spread by `vpmovm2b`). The offset is removed exactly in the integer domain by starting each lane
 //! at `-offset * (sum of its 4 activations)` ([`QAct::nlsum`], shifted by log2 of the offset).
 //! Per two blocks the scale vector is `[d0 dx0 x 8 lanes, d1 dx1 x 8 lanes]`.
 
@@ -16,6 +16,7 @@ use std::arch::x86_64::*;
 pub(super) enum Zmm {
     Q8_0,
     Q4_0,
+    Q5_0,
 }
 
 /// Quants of two consecutive blocks `b` (whole blocks) as 64 unsigned bytes.
@@ -33,15 +34,32 @@ unsafe fn quants(fmt: Zmm, b: &[u8]) -> __m512i {
                 let hi = _mm256_loadu_si256(p.add(36).cast());
                 _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8(-128))
             }
-            Zmm::Q4_0 => {
-                let y = _mm256_set_m128i(_mm_loadu_si128(p.add(20).cast()), _mm_loadu_si128(p.add(2).cast()));
-                let ys = _mm256_srli_epi16(y, 4);
-                // 128-bit lanes [n0, n0 >> 4, n1, n1 >> 4]: each block's low then high nibbles.
-                let idx = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
-                let z = _mm512_permutex2var_epi64(_mm512_castsi256_si512(y), idx, _mm512_castsi256_si512(ys));
-                _mm512_and_si512(z, _mm512_set1_epi8(15))
+            Zmm::Q4_0 => nibbles(p.add(2), p.add(20)),
+            Zmm::Q5_0 => {
+                // Fifth bits: bit e of the two blocks' `qh` words is byte e's 16.
+                let qh = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+                let high = _mm512_movm_epi8(qh(2) | qh(24) << 32);
+                _mm512_or_si512(nibbles(p.add(6), p.add(28)), _mm512_and_si512(high, _mm512_set1_epi8(16)))
             }
         }
+    }
+}
+
+/// The 16 nibble bytes at `p0` and at `p1` (two blocks) as 64 bytes: each block's low nibbles,
+/// then its high nibbles (elements `j` and `j + 16` of a block share byte `j`).
+///
+/// # Safety
+/// AVX-512 F/BW/VL; 16 bytes readable at both pointers.
+#[inline(always)]
+unsafe fn nibbles(p0: *const u8, p1: *const u8) -> __m512i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let y = _mm256_set_m128i(_mm_loadu_si128(p1.cast()), _mm_loadu_si128(p0.cast()));
+        let ys = _mm256_srli_epi16(y, 4);
+        // 128-bit lanes [n0, n0 >> 4, n1, n1 >> 4].
+        let idx = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+        let z = _mm512_permutex2var_epi64(_mm512_castsi256_si512(y), idx, _mm512_castsi256_si512(ys));
+        _mm512_and_si512(z, _mm512_set1_epi8(15))
     }
 }
 
@@ -54,6 +72,7 @@ unsafe fn row(fmt: Zmm, row: &[u8], a: &QAct) -> f32 {
     let (size, shift) = match fmt {
         Zmm::Q8_0 => (34, 7),
         Zmm::Q4_0 => (18, 3),
+        Zmm::Q5_0 => (22, 4),
     };
     // SAFETY (whole body): the features are present (the caller's contract); activation loads
     // read 64 bytes (`q`), 16 lanes (`nlsum`, `dlanes`) of one block pair.
@@ -82,7 +101,12 @@ unsafe fn row(fmt: Zmm, row: &[u8], a: &QAct) -> f32 {
 /// Rows of `fmt` with an even number of blocks per row: `out[j] ~ w[j] . x`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
 pub(super) fn rows(fmt: Zmm, w: &[u8], a: &QAct, out: &mut [f32]) {
-    let row_bytes = a.q.len() / 32 * if fmt == Zmm::Q8_0 { 34 } else { 18 };
+    let size = match fmt {
+        Zmm::Q8_0 => 34,
+        Zmm::Q4_0 => 18,
+        Zmm::Q5_0 => 22,
+    };
+    let row_bytes = a.q.len() / 32 * size;
     for (o, r) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
         // SAFETY: this function's features cover `row`'s contract.
         *o = unsafe { row(fmt, r, a) };

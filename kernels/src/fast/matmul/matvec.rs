@@ -483,8 +483,13 @@ mod x86 {
 fn simple(isa: Isa, fmt: u8, w: &[u8], a: &QAct, out: &mut [f32]) {
     use x86::{simple_avx2 as avx2, simple_avx512 as avx512, Q4_0, Q8_0};
     let wide = isa >= Isa::Avx512;
-    if wide && (fmt == Q8_0 || fmt == Q4_0) && (a.q.len() / 32).is_multiple_of(2) {
-        let z = if fmt == Q8_0 { super::legacy_zmm::Zmm::Q8_0 } else { super::legacy_zmm::Zmm::Q4_0 };
+    if wide && (a.q.len() / 32).is_multiple_of(2) {
+        use super::legacy_zmm::Zmm;
+        let z = match fmt {
+            Q8_0 => Zmm::Q8_0,
+            Q4_0 => Zmm::Q4_0,
+            _ => Zmm::Q5_0,
+        };
         // SAFETY: `isa` (never above `Isa::detect()`) is at least `Avx512`.
         return unsafe { super::legacy_zmm::rows(z, w, a, out) };
     }
