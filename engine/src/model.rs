@@ -424,6 +424,23 @@ impl<B: Backend> Scratch<B> {
 
 impl<B: Backend> Forward for State<B> {
     fn forward(&mut self, ids: &[u32], want: Logits) -> Result<Vec<f32>> {
+        // The whole pass runs on a rayon worker: the kernels' parallel loops then start from
+        // inside the pool (the caller joins the work) instead of each waking the pool from
+        // outside through a lock and a condition variable (~15 us per op, 100+ ops per token).
+        rayon::scope(|_| self.forward_in_pool(ids, want))
+    }
+
+    fn position(&self) -> usize {
+        self.pos
+    }
+
+    fn reset(&mut self) {
+        self.pos = 0;
+    }
+}
+
+impl<B: Backend> State<B> {
+    fn forward_in_pool(&mut self, ids: &[u32], want: Logits) -> Result<Vec<f32>> {
         let model = self.model.clone();
         let chunk = self.s.tokens.max(1);
         let first = want.first(ids.len());
@@ -436,14 +453,6 @@ impl<B: Backend> Forward for State<B> {
             self.pos += part.len();
         }
         Ok(out)
-    }
-
-    fn position(&self) -> usize {
-        self.pos
-    }
-
-    fn reset(&mut self) {
-        self.pos = 0;
     }
 }
 

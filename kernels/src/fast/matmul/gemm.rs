@@ -4,7 +4,8 @@
 //! Method (BLIS-style, one level): the weight rows are cut into panels of [`NR`] = 32 rows; a
 //! task decodes one panel (any dtype, through the block decoders) into a packed buffer that
 //! stays in L2, then sweeps all tokens in tiles of `MR` rows, each tile a register-blocked
-//! micro-kernel over the whole `k`. Panels run in parallel (rayon).
+//! micro-kernel over the whole `k`, and writes its columns of the output. Panels run in
+//! parallel (rayon); scratch buffers are per thread and reused across calls.
 //!
 //! Micro-kernels (versions):
 //! - v1 portable: `MR = 4` x 32 f32 accumulators in arrays, for the auto-vectoriser.
@@ -14,8 +15,9 @@
 //!   rounded to bf16, `vdpbf16ps` (two products per f32 lane per instruction, f32 sums):
 //!   twice the f32 rate, the accuracy effect is measured in docs/KERNELS.md.
 //!
-//! Packed layouts: f32 panel `[k][32]`; bf16 panel `[k / 2][32][2]` (pairs along `k`, `k` padded
-//! to even with zeros); bf16 tokens `[m][k / 2]` pairs as u32.
+//! Packed layouts: f32 panel `[k][32]`; bf16 panel `[k / 2][32]` u32 pairs along `k` (`k` padded
+//! to even with zeros), i.e. each row's bf16 values transposed two at a time; bf16 tokens
+//! `[m][k / 2]` pairs.
 
 use super::decode::{with_decoder, Block, DecodeJob, Format};
 use super::matvec::widen_row;
@@ -91,14 +93,29 @@ fn decode_row(dtype: DType, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
-/// f32 -> bf16 bits, round to nearest even (NaN stays NaN).
+/// f32 -> bf16 bits, round to nearest even (NaN stays NaN); branch-free so loops vectorise.
 #[inline(always)]
 fn bf16_bits(v: f32) -> u16 {
     let b = v.to_bits();
+    let rounded = (b.wrapping_add(0x7fff + ((b >> 16) & 1)) >> 16) as u16;
+    let nan = ((b >> 16) | 0x40) as u16;
     if v.is_nan() {
-        return ((b >> 16) | 0x40) as u16;
+        nan
+    } else {
+        rounded
     }
-    ((b + 0x7fff + ((b >> 16) & 1)) >> 16) as u16
+}
+
+/// `src` rounded to bf16, consecutive pairs packed low-first into `dst` (an odd tail pairs
+/// with zero).
+fn to_bf16_pairs(src: &[f32], dst: &mut [u32]) {
+    let (pairs, tail) = src.split_at(src.len() / 2 * 2);
+    for (d, p) in dst.iter_mut().zip(pairs.chunks_exact(2)) {
+        *d = u32::from(bf16_bits(p[0])) | u32::from(bf16_bits(p[1])) << 16;
+    }
+    if let (Some(v), Some(d)) = (tail.first(), dst.get_mut(pairs.len() / 2)) {
+        *d = u32::from(bf16_bits(*v));
+    }
 }
 
 /// `out[t * n + j] = x[t] . w_row(j)` for `t < m`, `j < n`; `w` holds `n` rows of `row_bytes`.
@@ -119,67 +136,98 @@ pub(super) fn gemm(
     let mr = kern.mr();
     let m_pad = m.div_ceil(mr) * mr;
     let kp = k + k % 2;
-    // Tokens in the kernel's layout, padded to whole tiles with zero rows.
-    let (xf, xb): (Vec<f32>, Vec<u32>) = if kern_is_bf16(kern) {
-        let mut xb = vec![0u32; m_pad * kp / 2];
-        for (src, dst) in x.chunks_exact(k).zip(xb.chunks_exact_mut(kp / 2)) {
-            for (i, d) in dst.iter_mut().enumerate() {
-                let lo = bf16_bits(src[2 * i]);
-                let hi = src.get(2 * i + 1).map_or(0, |v| bf16_bits(*v));
-                *d = u32::from(lo) | u32::from(hi) << 16;
+    let bf16 = kern_is_bf16(kern);
+    // Tokens in the kernel's layout, padded to whole tiles with zero rows, in a buffer the
+    // calling thread keeps (no page faults from fresh multi-MB allocations per call). Taken out
+    // of the thread-local while in use: a thread waiting in the parallel loop below may run
+    // another session's forward (work stealing), which then finds it empty and allocates.
+    let (mut xf, mut xb) = TOKENS.take();
+    {
+        if bf16 {
+            xb.clear();
+            xb.resize(m_pad * kp / 2, 0);
+            for (src, dst) in x.chunks_exact(k).zip(xb.chunks_exact_mut(kp / 2)) {
+                to_bf16_pairs(src, dst);
             }
+        } else {
+            xf.clear();
+            xf.resize(m_pad * k, 0.0);
+            xf[..m * k].copy_from_slice(&x[..m * k]);
         }
-        (Vec::new(), xb)
-    } else {
-        let mut xf = vec![0.0f32; m_pad * k];
-        xf[..m * k].copy_from_slice(&x[..m * k]);
-        (xf, Vec::new())
-    };
-    let panels = n.div_ceil(NR);
-    // Each task writes its own columns of `out`; the rows of out are shared, so tasks return
-    // their tiles and the copy into `out` happens per panel through a raw split below.
-    let results: Vec<Vec<f32>> = (0..panels)
-        .into_par_iter()
-        .map(|p| {
-            let j0 = p * NR;
-            let nr = NR.min(n - j0);
-            let mut row = vec![0.0f32; k];
-            let mut cols = vec![0.0f32; m * nr];
-            let mut tile = [0.0f32; 8 * NR];
-            if kern_is_bf16(kern) {
-                let mut panel = vec![0u16; kp * NR];
-                for r in 0..nr {
-                    decode_row(dtype, &w[(j0 + r) * row_bytes..(j0 + r + 1) * row_bytes], &mut row);
-                    for (kk, v) in row.iter().enumerate() {
-                        panel[(kk / 2) * 2 * NR + 2 * r + kk % 2] = bf16_bits(*v);
+        let dst = OutPtr(out.as_mut_ptr());
+        let (xf, xb) = (&xf, &xb);
+        (0..n.div_ceil(NR)).into_par_iter().for_each(|p| {
+            let (j0, nr) = (p * NR, NR.min(n - p * NR));
+            PANEL.with_borrow_mut(|(row, pairs, panel_f, panel_b)| {
+                row.resize(k, 0.0);
+                pairs.resize(kp / 2, 0);
+                let mut tile = [0.0f32; 8 * NR];
+                let store = |tile: &[f32; 8 * NR], t0: usize| {
+                    for t in 0..mr.min(m - t0) {
+                        let o = (t0 + t) * n + j0;
+                        // SAFETY: `out` holds `m * n` floats; this panel alone writes columns
+                        // `j0..j0 + nr` of each row, so the writes of parallel tasks are disjoint.
+                        unsafe { std::ptr::copy_nonoverlapping(tile[t * NR..].as_ptr(), dst.at(o), nr) };
+                    }
+                };
+                let rows = (0..nr).map(|r| &w[(j0 + r) * row_bytes..(j0 + r + 1) * row_bytes]);
+                if bf16 {
+                    panel_b.resize(kp / 2 * NR, 0);
+                    for (r, bytes) in rows.enumerate() {
+                        decode_row(dtype, bytes, row);
+                        to_bf16_pairs(row, pairs);
+                        for (kk2, v) in pairs.iter().enumerate() {
+                            panel_b[kk2 * NR + r] = *v;
+                        }
+                    }
+                    for t0 in (0..m).step_by(mr) {
+                        run_tile_bf16(kern, &xb[t0 * kp / 2..(t0 + mr) * kp / 2], kp / 2, panel_b, &mut tile);
+                        store(&tile, t0);
+                    }
+                } else {
+                    panel_f.resize(k * NR, 0.0);
+                    for (r, bytes) in rows.enumerate() {
+                        decode_row(dtype, bytes, row);
+                        for (kk, v) in row.iter().enumerate() {
+                            panel_f[kk * NR + r] = *v;
+                        }
+                    }
+                    for t0 in (0..m).step_by(mr) {
+                        run_tile_f32(kern, &xf[t0 * k..(t0 + mr) * k], k, panel_f, &mut tile);
+                        store(&tile, t0);
                     }
                 }
-                for t0 in (0..m).step_by(mr) {
-                    run_tile_bf16(kern, &xb[t0 * kp / 2..(t0 + mr) * kp / 2], kp / 2, &panel, &mut tile);
-                    scatter(&tile, t0, m, mr, nr, &mut cols);
-                }
-            } else {
-                let mut panel = vec![0.0f32; k * NR];
-                for r in 0..nr {
-                    decode_row(dtype, &w[(j0 + r) * row_bytes..(j0 + r + 1) * row_bytes], &mut row);
-                    for (kk, v) in row.iter().enumerate() {
-                        panel[kk * NR + r] = *v;
-                    }
-                }
-                for t0 in (0..m).step_by(mr) {
-                    run_tile_f32(kern, &xf[t0 * k..(t0 + mr) * k], k, &panel, &mut tile);
-                    scatter(&tile, t0, m, mr, nr, &mut cols);
-                }
-            }
-            cols
-        })
-        .collect();
-    for (p, cols) in results.iter().enumerate() {
-        let (j0, nr) = (p * NR, NR.min(n - p * NR));
-        for t in 0..m {
-            out[t * n + j0..t * n + j0 + nr].copy_from_slice(&cols[t * nr..(t + 1) * nr]);
-        }
+            });
+        });
     }
+    TOKENS.set((xf, xb));
+}
+
+/// `out`'s base pointer, shared by the panel tasks (each writes its own columns).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the tasks write disjoint elements (see `gemm`), and `gemm` returns only after all of
+// them have finished, while `out` is still mutably borrowed.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The element `i` (a method, so closures capture the `Sync` wrapper, not the raw pointer).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+type TokenScratch = (Vec<f32>, Vec<u32>);
+type PanelScratch = (Vec<f32>, Vec<u32>, Vec<f32>, Vec<u32>);
+
+thread_local! {
+    /// The calling thread's tokens in the kernel layout (f32 or bf16 pairs).
+    static TOKENS: std::cell::RefCell<TokenScratch> = const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+    /// A worker's decoded row, the row as bf16 pairs, and its packed panel (f32 or bf16 pairs).
+    static PANEL: std::cell::RefCell<PanelScratch> =
+        const { std::cell::RefCell::new((Vec::new(), Vec::new(), Vec::new(), Vec::new())) };
 }
 
 fn kern_is_bf16(kern: Kernel) -> bool {
@@ -189,13 +237,6 @@ fn kern_is_bf16(kern: Kernel) -> bool {
     }
     let _ = kern;
     false
-}
-
-/// Copies the valid rows and columns of a `[mr][NR]` tile into `cols` (`[m][nr]`).
-fn scatter(tile: &[f32], t0: usize, m: usize, mr: usize, nr: usize, cols: &mut [f32]) {
-    for t in 0..mr.min(m - t0) {
-        cols[(t0 + t) * nr..(t0 + t + 1) * nr].copy_from_slice(&tile[t * NR..t * NR + nr]);
-    }
 }
 
 /// One f32 tile: `tile[t][j] = x[t] . panel[:, j]` for the kernel's `MR` rows of `x` (`lda = k`).
@@ -213,7 +254,7 @@ fn run_tile_f32(kern: Kernel, x: &[f32], k: usize, panel: &[f32], tile: &mut [f3
 }
 
 /// One bf16 tile (pairs along `k`, `k2 = k / 2` pairs).
-fn run_tile_bf16(kern: Kernel, x: &[u32], k2: usize, panel: &[u16], tile: &mut [f32; 8 * NR]) {
+fn run_tile_bf16(kern: Kernel, x: &[u32], k2: usize, panel: &[u32], tile: &mut [f32; 8 * NR]) {
     #[cfg(target_arch = "x86_64")]
     if kern == Kernel::Avx512Bf16 {
         // SAFETY: only picked on `Isa::Avx512Bf16`, never above `Isa::detect()`.
@@ -303,17 +344,17 @@ mod x86 {
 
     /// v4: 8 tokens x 32 rows, bf16 pairs, 16 zmm accumulators of `vdpbf16ps`.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512bf16,avx2,fma")]
-    pub(super) fn tile_bf16(x: &[u32], k2: usize, panel: &[u16], tile: &mut [f32; 8 * NR]) {
+    pub(super) fn tile_bf16(x: &[u32], k2: usize, panel: &[u32], tile: &mut [f32; 8 * NR]) {
         const MR: usize = 8;
-        assert!(x.len() >= MR * k2 && panel.len() >= k2 * 2 * NR);
+        assert!(x.len() >= MR * k2 && panel.len() >= k2 * NR);
         let mut acc = [[_mm512_setzero_ps(); 2]; MR];
         let (xp, pp) = (x.as_ptr(), panel.as_ptr());
         for kk in 0..k2 {
             // SAFETY: in bounds as asserted; `__m512i` and `__m512bh` are both 64 plain bytes,
             // so the transmutes reinterpret bits only.
             unsafe {
-                let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(pp.add(kk * 2 * NR).cast()));
-                let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(pp.add(kk * 2 * NR + NR).cast()));
+                let b0: __m512bh = std::mem::transmute(_mm512_loadu_si512(pp.add(kk * NR).cast()));
+                let b1: __m512bh = std::mem::transmute(_mm512_loadu_si512(pp.add(kk * NR + 16).cast()));
                 for (t, a) in acc.iter_mut().enumerate() {
                     let xv: __m512bh = std::mem::transmute(_mm512_set1_epi32(*xp.add(t * k2 + kk) as i32));
                     a[0] = _mm512_dpbf16_ps(a[0], xv, b0);
