@@ -1,7 +1,8 @@
-//! Decode matvec for the two k-quants of real GGUF files, Q4_K and Q6_K, against 8-bit
-//! activations ([`QAct`]) on x86: the 256-element super-blocks are decoded in registers straight
-//! from the row bytes (no [`super::decode::Block`] round trip), one 32-group per `vpdpbusd`
-//! (AVX-512 VNNI on 256-bit registers) or `vpmaddubsw` + `vpmaddwd` (AVX2).
+//! Decode matvec v3 for the two k-quants of real GGUF files, Q4_K and Q6_K, against 8-bit
+//! activations ([`QAct`]) on AVX2 (AVX-512 uses v4, `kquant_zmm.rs`, but the tests run this on
+//! every x86 level): the 256-element super-blocks are decoded in registers straight
+//! from the row bytes (no [`super::decode::Block`] round trip), one 32-group per `vpmaddubsw` +
+//! `vpmaddwd` (or `vpdpbusd` on 256-bit registers when instantiated with VNNI).
 //!
 //! Both formats' quants are unsigned (Q4_K nibbles 0..15; Q6_K 0..63 with offset 32), so they
 //! are the unsigned operand as they are; mins and offsets are subtracted in f32 from the
@@ -191,13 +192,6 @@ unsafe fn rows<const VNNI: bool>(fmt: KQuant, w: &[u8], a: &QAct, out: &mut [f32
             }
         };
     }
-}
-
-/// Q4_K / Q6_K rows inside AVX-512 target features.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-pub(super) fn rows_avx512(fmt: KQuant, w: &[u8], a: &QAct, out: &mut [f32]) {
-    // SAFETY: this function's features cover the contract.
-    unsafe { rows::<true>(fmt, w, a, out) }
 }
 
 /// Q4_K / Q6_K rows inside AVX2 target features.

@@ -520,7 +520,7 @@ pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32
         if let (Some(fmt), true) = (fmt, isa >= Isa::Avx2) {
             return simple(isa, fmt, w, a, out);
         }
-        use super::kquant_x86::{rows_avx2, rows_avx512, KQuant};
+        use super::kquant_x86::{rows_avx2, KQuant};
         let kq = match dtype {
             DType::Q4_K => Some(KQuant::Q4K),
             DType::Q6_K => Some(KQuant::Q6K),
@@ -529,7 +529,9 @@ pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32
         if let Some(kq) = kq {
             match isa {
                 // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
-                Isa::Avx512 | Isa::Avx512Bf16 => return unsafe { rows_avx512(kq, w, a, out) },
+                Isa::Avx512 | Isa::Avx512Bf16 => {
+                    return unsafe { super::kquant_zmm::rows(kq == KQuant::Q6K, w, a, out) }
+                }
                 // SAFETY: as above.
                 Isa::Avx2 => return unsafe { rows_avx2(kq, w, a, out) },
                 Isa::Portable => {}

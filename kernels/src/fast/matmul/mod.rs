@@ -12,6 +12,8 @@ mod gemm;
 #[cfg(target_arch = "x86_64")]
 mod kquant_x86;
 #[cfg(target_arch = "x86_64")]
+mod kquant_zmm;
+#[cfg(target_arch = "x86_64")]
 mod legacy_zmm;
 mod matvec;
 
