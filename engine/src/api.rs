@@ -10,6 +10,7 @@ use crate::sampling::{Sampler, Sampling};
 use crate::store::TensorStore;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
 use garnet_kernels::cpu::RefCpu;
+use garnet_kernels::fast::{Activations, FastCpu};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -17,9 +18,11 @@ use std::time::{Duration, Instant};
 /// Which backend runs the model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum BackendKind {
-    /// The CPU (today: the scalar reference backend).
+    /// The fast CPU backend (SIMD kernels chosen at start-up, rayon threads).
     #[default]
     Cpu,
+    /// The scalar CPU reference backend (the oracle; slow).
+    CpuRef,
     /// WGSL compute shaders through wgpu (not in this build yet).
     Wgpu,
     /// CUDA PTX through cudarc (not in this build yet).
@@ -31,9 +34,10 @@ impl std::str::FromStr for BackendKind {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "cpu" => Ok(BackendKind::Cpu),
+            "cpu-ref" => Ok(BackendKind::CpuRef),
             "wgpu" => Ok(BackendKind::Wgpu),
             "cuda" => Ok(BackendKind::Cuda),
-            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, wgpu, cuda)"))),
+            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, cpu-ref, wgpu, cuda)"))),
         }
     }
 }
@@ -41,11 +45,24 @@ impl std::str::FromStr for BackendKind {
 /// Numerical mode of a loaded model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Precision {
-    /// As the model runs natively: f32 activations, embedding scales rounded to the weight dtype.
+    /// As the model runs natively: embedding scales rounded to the weight dtype; on the fast CPU
+    /// backend, matmul activations quantized as llama.cpp does (8-bit blocks against block
+    /// formats, bf16 in prefill GEMMs where the CPU has bf16 dot products).
     #[default]
     Native,
-    /// HF transformers' f32 reference: f32 activations and cache, scales kept in f32.
+    /// HF transformers' f32 reference: f32 activations everywhere and f32 cache, scales kept in f32.
     Reference,
+}
+
+impl std::str::FromStr for Precision {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "native" => Ok(Precision::Native),
+            "reference" => Ok(Precision::Reference),
+            _ => Err(Error::Invalid(format!("unknown precision {s:?} (native, reference)"))),
+        }
+    }
 }
 
 /// Load progress callback: (bytes made resident so far, total bytes).
@@ -145,7 +162,15 @@ impl Engine {
             }
         };
         let runner: Arc<dyn Runner> = match opts.backend {
-            BackendKind::Cpu => Arc::new(Model::new(cfg, RefCpu::new(), &host, ple_table, reference, &mut progress)?),
+            BackendKind::Cpu => {
+                // Reference precision keeps f32 activations in every matmul; native runs them as
+                // llama.cpp does (8-bit against block formats, bf16 in prefill GEMMs).
+                let act = if reference { Activations::Exact } else { Activations::Quantized };
+                Arc::new(Model::new(cfg, FastCpu::new(act), &host, ple_table, reference, &mut progress)?)
+            }
+            BackendKind::CpuRef => {
+                Arc::new(Model::new(cfg, RefCpu::new(), &host, ple_table, reference, &mut progress)?)
+            }
             other => {
                 return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
                     backend: if other == BackendKind::Wgpu { "wgpu" } else { "cuda" },

@@ -21,6 +21,7 @@ pub mod api;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod footprint;
 pub mod gguf;
 pub mod kv;
 pub mod model;

@@ -12,6 +12,7 @@ pub mod args;
 pub mod backend;
 pub mod cpu;
 pub mod error;
+pub mod fast;
 pub mod quant;
 pub mod tensor;
 

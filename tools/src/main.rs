@@ -1,11 +1,14 @@
 //! `garnet`: the command line. `run` generates text, `logits` writes verification logits in the
-//! golden files' format, `info` describes a checkpoint. Errors print one line on stderr and exit
-//! non-zero.
+//! golden files' format, `info` describes a checkpoint, `perplexity` scores a text, `synth` writes
+//! random-weight checkpoints of the released shapes, `bench` measures speed. Errors print one line
+//! on stderr and exit non-zero.
 
+mod bench;
 mod info;
 mod logits;
 mod perplexity;
 mod run;
+mod synth;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +30,10 @@ enum Cmd {
     Info(info::Args),
     /// Perplexity of a text file, llama.cpp's method (windows of --ctx, second half scored).
     Perplexity(perplexity::Args),
+    /// Random-weight checkpoint with the tensor names and shapes of a released Gemma 4 model.
+    Synth(synth::Args),
+    /// llama-bench's pp / tg tests (mean ± stddev tok/s) and the decode bandwidth they imply.
+    Bench(bench::Args),
 }
 
 fn main() -> ExitCode {
@@ -36,6 +43,8 @@ fn main() -> ExitCode {
         Cmd::Logits(a) => logits::main(a),
         Cmd::Info(a) => info::main(a),
         Cmd::Perplexity(a) => perplexity::main(a),
+        Cmd::Synth(a) => synth::main(a),
+        Cmd::Bench(a) => bench::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

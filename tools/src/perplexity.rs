@@ -3,7 +3,7 @@
 //! and runs as one prompt; the second half of each window is scored (every token predicted from
 //! at least ctx/2 tokens of context). The last line is `PPL = <value> +/- <stderr>`.
 
-use garnet::api::{BackendKind, LoadOptions, SessionOptions};
+use garnet::api::{BackendKind, LoadOptions, Precision, SessionOptions};
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
@@ -21,6 +21,9 @@ pub struct Args {
     chunks: usize,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
+    /// native (activations quantized in the matmuls, as llama.cpp) or reference (f32 throughout).
+    #[arg(long, default_value = "native")]
+    precision: Precision,
     /// Quantize the float weights at load: q8_0, q4_0 or q4_k.
     #[arg(long, value_parser = crate::parse_quant)]
     quant: Option<garnet_kernels::DType>,
@@ -28,7 +31,10 @@ pub struct Args {
 
 pub fn main(a: Args) -> garnet::Result<()> {
     let text = std::fs::read_to_string(&a.file).map_err(|source| garnet::Error::Io { path: a.file.clone(), source })?;
-    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, quant: a.quant, ..Default::default() })?;
+    let engine = crate::load(
+        &a.model,
+        LoadOptions { backend: a.backend, quant: a.quant, precision: a.precision, ..Default::default() },
+    )?;
     let tok = engine.tokenizer().ok_or_else(|| garnet::Error::Tokenizer("the model has no tokenizer".into()))?;
     let bos = engine.config().bos_token_id;
     let tokens = tok.encode(&text, true)?;

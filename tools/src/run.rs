@@ -1,6 +1,6 @@
 //! `garnet run`: streamed generation. stdout carries only the generated text; timings go to stderr.
 
-use garnet::api::{BackendKind, Generation, LoadOptions, SessionOptions};
+use garnet::api::{BackendKind, Generation, LoadOptions, Precision, SessionOptions};
 use garnet::chat::{Message, Role};
 use garnet::sampling::Sampling;
 use std::io::{BufRead, Write};
@@ -45,13 +45,19 @@ pub struct Args {
     ctx: Option<usize>,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
+    /// native (activations quantized in the matmuls, as llama.cpp) or reference (f32 throughout).
+    #[arg(long, default_value = "native")]
+    precision: Precision,
     /// Quantize the float weights at load: q8_0, q4_0 or q4_k.
     #[arg(long, value_parser = crate::parse_quant)]
     quant: Option<garnet_kernels::DType>,
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, quant: a.quant, ..Default::default() })?;
+    let engine = crate::load(
+        &a.model,
+        LoadOptions { backend: a.backend, quant: a.quant, precision: a.precision, ..Default::default() },
+    )?;
     let ctx = a.ctx.unwrap_or(engine.config().max_position_embeddings.min(4096));
     let mut session = engine.session(SessionOptions { context: ctx, ..Default::default() })?;
     let sampling = Sampling {

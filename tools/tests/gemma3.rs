@@ -53,7 +53,8 @@ fn greedy_ids_match_llama_cpp() {
 }
 
 /// The same continuation as text: GGUF vocabulary -> SentencePiece tokenizer -> quantized
-/// weights -> greedy sampling -> streamed UTF-8, with nothing but the .gguf file.
+/// weights -> greedy sampling -> streamed UTF-8, with nothing but the .gguf file. Reference
+/// precision (f32 activations); the native mode's accuracy is the perplexity test's.
 #[test]
 fn greedy_text_matches_llama_cpp() {
     let Some(model) = model() else { return };
@@ -67,6 +68,8 @@ fn greedy_text_matches_llama_cpp() {
         "0",
         "--max-tokens",
         "15",
+        "--precision",
+        "reference",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_eq!(
@@ -75,7 +78,7 @@ fn greedy_text_matches_llama_cpp() {
     );
 }
 
-/// More greedy continuations. Expected texts are llama.cpp's (`llama-completion --temp 0`) on the
+/// More greedy continuations, in reference precision. Expected texts are llama.cpp's (`llama-completion --temp 0`) on the
 /// same file, except "primary colors": llama.cpp's Q4_K_M run says " red, yellow, and blue"
 /// because it quantizes activations to 8 bits for its dot products and the top-2 margin there is
 /// 0.17 logits; on the same weights dequantized to F32 (`llama-quantize --allow-requantize ...
@@ -103,6 +106,8 @@ fn more_prompts_match_llama_cpp() {
             "0",
             "--max-tokens",
             n,
+            "--precision",
+            "reference",
         ]);
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{prompt:?}");

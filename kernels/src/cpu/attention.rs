@@ -131,7 +131,7 @@ fn attend_one(
 }
 
 /// Checks the head counts, the window and the buffer sizes; returns `tokens * n_heads * head_dim`.
-fn validate(
+pub(crate) fn validate(
     a: &AttentionArgs,
     q: &[f32],
     k: &[f32],

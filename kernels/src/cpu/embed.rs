@@ -31,7 +31,7 @@ pub(crate) fn embed(a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut [f
 }
 
 /// Checks the column range and the ids against the table (before anything is allocated).
-fn validate(a: &EmbedArgs, table: &HostTensor, ids: &[u32]) -> Result<()> {
+pub(crate) fn validate(a: &EmbedArgs, table: &HostTensor, ids: &[u32]) -> Result<()> {
     let Some(&rows) = table.shape().first() else {
         return Err(bad_arg(OP, "table is a scalar, needs [rows, row_len]".into()));
     };

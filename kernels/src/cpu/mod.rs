@@ -12,11 +12,11 @@
 //! Each op validates its arguments against the buffer lengths and weight shapes first and returns
 //! a [`KernelError`] on any mismatch; the files of this module hold one op family each.
 
-mod attention;
+pub(crate) mod attention;
 mod elementwise;
-mod embed;
+pub(crate) mod embed;
 mod matmul;
-mod moe;
+pub(crate) mod moe;
 mod norm;
 mod rope;
 

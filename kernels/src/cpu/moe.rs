@@ -19,7 +19,7 @@ use crate::error::{check_len, KernelError, Result};
 use crate::tensor::HostTensor;
 
 /// Fails unless `1 <= top_k <= n_experts`.
-fn check_top_k(op: &'static str, top_k: usize, n_experts: usize) -> Result<()> {
+pub(crate) fn check_top_k(op: &'static str, top_k: usize, n_experts: usize) -> Result<()> {
     if top_k == 0 || top_k > n_experts {
         return Err(bad_arg(op, format!("top_k {top_k} is not in 1..={n_experts} experts")));
     }

@@ -328,8 +328,8 @@ mod x86 {
                     [_mm256_set1_ps(*xp.add(kk)), _mm256_set1_ps(*xp.add(k + kk)), _mm256_set1_ps(*xp.add(2 * k + kk))];
                 for c in 0..4 {
                     let b = _mm256_loadu_ps(pp.add(kk * NR + 8 * c));
-                    for t in 0..MR {
-                        acc[t][c] = _mm256_fmadd_ps(xv[t], b, acc[t][c]);
+                    for (a, xt) in acc.iter_mut().zip(&xv) {
+                        a[c] = _mm256_fmadd_ps(*xt, b, a[c]);
                     }
                 }
             }

@@ -1,0 +1,209 @@
+//! The fast CPU backend [`FastCpu`]: SIMD kernels for every op, runtime-dispatched on the
+//! instruction set ([`Isa`]: AVX-512, AVX2, or portable auto-vectorised Rust), rayon over rows,
+//! heads and key blocks for large calls, per-thread scratch instead of per-call allocation.
+//!
+//! Same buffers, weights and semantics as the reference [`crate::cpu::RefCpu`] (`Vec<f32>`
+//! buffers, the mapped [`HostTensor`]s as weights, never copied whole), and the same argument
+//! checks and errors; results differ from it only by f32 rounding (summation order, fused
+//! multiply-adds, the vectorised `exp` / `tanh`), bounded in `kernels/tests/ops_fast.rs`.
+//!
+//! Files: `isa` (levels and detection), `matmul` (linear layers, every weight dtype), `attention`
+//! (decode and flash-style prefill), `norm` (RMSNorm, RoPE), `elementwise` (GeGLU, softcap,
+//! scale, add, copy, KV write, embedding gather), `moe` (router and experts), `simd` (the
+//! dispatcher, vectorisable `exp` / `tanh`, scratch).
+
+mod attention;
+mod elementwise;
+pub mod isa;
+pub(crate) mod matmul;
+mod moe;
+mod norm;
+mod simd;
+
+pub use isa::{Activations, Isa};
+
+use crate::args::*;
+use crate::backend::Backend;
+use crate::cpu::{check_shape, numel};
+use crate::error::{check_len, Result};
+use crate::tensor::HostTensor;
+
+/// The fast CPU backend.
+#[derive(Clone, Copy, Debug)]
+pub struct FastCpu {
+    isa: Isa,
+    act: Activations,
+}
+
+impl FastCpu {
+    /// The backend at the best instruction set of this CPU (detected once, here).
+    pub fn new(act: Activations) -> Self {
+        FastCpu { isa: Isa::detect(), act }
+    }
+
+    /// The backend at instruction set `isa` (tests run every level). A level above what this CPU
+    /// supports is clamped to [`Isa::detect()`]: every kernel relies on the CPU having the
+    /// features of the level it runs, so no `FastCpu` ever holds a higher one.
+    pub fn with_isa(isa: Isa, act: Activations) -> Self {
+        FastCpu { isa: isa.min(Isa::detect()), act }
+    }
+
+    /// The instruction set the kernels use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// How matrix products take their activations.
+    pub fn activations(&self) -> Activations {
+        self.act
+    }
+}
+
+impl Backend for FastCpu {
+    type Buf = Vec<f32>;
+    type Ids = Vec<u32>;
+    type Weight = HostTensor;
+
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn alloc(&self, len: usize) -> Result<Vec<f32>> {
+        Ok(vec![0.0; len])
+    }
+
+    fn alloc_ids(&self, len: usize) -> Result<Vec<u32>> {
+        Ok(vec![0; len])
+    }
+
+    fn buf_len(&self, buf: &Vec<f32>) -> usize {
+        buf.len()
+    }
+
+    fn upload(&self, src: &[f32], dst: &mut Vec<f32>) -> Result<()> {
+        crate::cpu::RefCpu.upload(src, dst)
+    }
+
+    fn upload_ids(&self, src: &[u32], dst: &mut Vec<u32>) -> Result<()> {
+        crate::cpu::RefCpu.upload_ids(src, dst)
+    }
+
+    fn download(&self, src: &Vec<f32>, offset: usize, dst: &mut [f32]) -> Result<()> {
+        crate::cpu::RefCpu.download(src, offset, dst)
+    }
+
+    fn download_ids(&self, src: &Vec<u32>, dst: &mut [u32]) -> Result<()> {
+        crate::cpu::RefCpu.download_ids(src, dst)
+    }
+
+    fn weight(&self, t: &HostTensor) -> Result<HostTensor> {
+        Ok(t.clone())
+    }
+
+    fn embed(&self, a: &EmbedArgs, table: &HostTensor, ids: &Vec<u32>, out: &mut Vec<f32>) -> Result<()> {
+        elementwise::embed(self.isa, a, table, ids, out)
+    }
+
+    fn embed_host(&self, a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut Vec<f32>) -> Result<()> {
+        // The same errors as the trait's default (a host gather, then an upload).
+        crate::cpu::embed::validate(a, table, ids)?;
+        check_len("upload", "dst", out.len(), numel("embed", &[a.tokens, a.width])?)?;
+        elementwise::embed(self.isa, a, table, ids, out)
+    }
+
+    fn matmul(&self, a: &MatmulArgs, x: &Vec<f32>, w: &HostTensor, out: &mut Vec<f32>) -> Result<()> {
+        // The reference's checks, in its order (`crate::cpu::matmul`).
+        const OP: &str = "matmul";
+        let x_len = numel(OP, &[a.m, a.k])?;
+        let out_len = numel(OP, &[a.m, a.n])?;
+        check_len(OP, "x", x.len(), x_len)?;
+        check_shape(OP, "w", w, &[a.n, a.k])?;
+        check_len(OP, "out", out.len(), out_len)?;
+        if a.k == 0 {
+            out[..out_len].fill(0.0); // an empty dot product is 0 (and `linear` sees no rows)
+            return Ok(());
+        }
+        matmul::linear(self.isa, self.act, w, a.k, 0, a.n, &x[..x_len], &mut out[..out_len]);
+        Ok(())
+    }
+
+    fn rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: Option<&HostTensor>, out: &mut Vec<f32>) -> Result<()> {
+        norm::rms_norm(self.isa, a, x, w, out)
+    }
+
+    fn add_rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: &HostTensor, residual: &mut Vec<f32>) -> Result<()> {
+        norm::add_rms_norm(self.isa, a, x, w, residual)
+    }
+
+    fn rope(&self, a: &RopeArgs, x: &mut Vec<f32>) -> Result<()> {
+        norm::rope(self.isa, a, x)
+    }
+
+    fn kv_write(
+        &self,
+        a: &KvWriteArgs,
+        k: &Vec<f32>,
+        v: &Vec<f32>,
+        cache_k: &mut Vec<f32>,
+        cache_v: &mut Vec<f32>,
+    ) -> Result<()> {
+        elementwise::kv_write(a, k, v, cache_k, cache_v)
+    }
+
+    fn attention(
+        &self,
+        a: &AttentionArgs,
+        q: &Vec<f32>,
+        k: &Vec<f32>,
+        v: &Vec<f32>,
+        cache_k: &Vec<f32>,
+        cache_v: &Vec<f32>,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        attention::attention(self.isa, a, q, k, v, cache_k, cache_v, out)
+    }
+
+    fn geglu(&self, a: &GegluArgs, gate: &Vec<f32>, up: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
+        elementwise::geglu(self.isa, a, gate, up, out)
+    }
+
+    fn copy(&self, a: &CopyArgs, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
+        elementwise::copy(a, src, dst)
+    }
+
+    fn softcap(&self, a: &SoftcapArgs, x: &mut Vec<f32>) -> Result<()> {
+        elementwise::softcap(self.isa, a, x)
+    }
+
+    fn scale(&self, a: &ScaleArgs, x: &mut Vec<f32>) -> Result<()> {
+        elementwise::scale(self.isa, a, x)
+    }
+
+    fn add(&self, a: &AddArgs, x: &Vec<f32>, acc: &mut Vec<f32>) -> Result<()> {
+        elementwise::add(self.isa, a, x, acc)
+    }
+
+    fn moe_route(
+        &self,
+        a: &RouteArgs,
+        scores: &Vec<f32>,
+        per_expert_scale: &HostTensor,
+        ids: &mut Vec<u32>,
+        weights: &mut Vec<f32>,
+    ) -> Result<()> {
+        moe::moe_route(a, scores, per_expert_scale, ids, weights)
+    }
+
+    fn moe_experts(
+        &self,
+        a: &MoeArgs,
+        x: &Vec<f32>,
+        gate_up: &HostTensor,
+        down: &HostTensor,
+        ids: &Vec<u32>,
+        weights: &Vec<f32>,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        moe::moe_experts(self.isa, self.act, a, x, gate_up, down, ids, weights, out)
+    }
+}

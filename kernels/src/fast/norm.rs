@@ -1,0 +1,264 @@
+//! RMSNorm, the fused post-norm + residual add, and RoPE on the fast CPU path, with the
+//! reference's semantics and argument checks (see `crate::cpu::norm`, `crate::cpu::rope`).
+//!
+//! - `rms_norm`:     `out[r] = x[r] * (mean(x[r]^2) + eps)^-0.5 [* w]`, rows of `dim`
+//! - `add_rms_norm`: `residual[r] += x[r] * (mean(x[r]^2) + eps)^-0.5 * w`
+//! - `rope`:         rotate-half RoPE in place on `[tokens, heads, head_dim]`
+//!
+//! Norms: the weight is widened once per call into per-thread scratch; each row is a 16-lane sum
+//! of squares then one scaling pass (an auto-vectorised [`Job`] per instruction set). Rows run in
+//! rayon tasks from [`PAR_MIN`] elements on.
+//!
+//! RoPE: the cos/sin table of each (position, pair) is computed exactly as the reference does
+//! (f32 `inv_freq = freq_scale / theta^(2i/d)`, f32 angle, std `cos`/`sin`), so results are
+//! bit-identical to it, and applied to every head. The std trigonometry is the costly part, so
+//! the last two tables (per RoPE configuration and position range) are kept per thread: the q
+//! and k rotations of a layer, and every layer of the same kind in a chunk, share one table.
+//! v1: auto-vectorised bodies.
+
+use super::isa::Isa;
+use super::simd::{self, rows_per_task, with_scratch, Job, PAR_MIN};
+use crate::args::{RmsNormArgs, RopeArgs};
+use crate::cpu::{bad_arg, check_shape, numel};
+use crate::error::{check_len, Result};
+use crate::tensor::HostTensor;
+use rayon::prelude::*;
+use std::cell::Cell;
+
+thread_local! {
+    /// The widened norm weight of the current call.
+    static WEIGHT: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// Recently used RoPE tables, most recent first.
+    static ROPE: Cell<Vec<RopeTable>> = const { Cell::new(Vec::new()) };
+}
+
+/// Normalised rows of `x` written to (or, `add`, added to) `out`.
+struct NormRows<'a> {
+    x: &'a [f32],
+    dim: usize,
+    w: Option<&'a [f32]>,
+    eps: f32,
+    add: bool,
+    out: &'a mut [f32],
+}
+
+impl Job for NormRows<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let dim = self.dim;
+        for (src, dst) in self.x.chunks_exact(dim).zip(self.out.chunks_exact_mut(dim)) {
+            let inv_rms = (simd::dot::<FMA>(src, src) / dim as f32 + self.eps).powf(-0.5);
+            match (self.w, self.add) {
+                (Some(w), false) => {
+                    for ((d, v), w) in dst.iter_mut().zip(src).zip(w) {
+                        *d = v * inv_rms * w;
+                    }
+                }
+                (Some(w), true) => {
+                    for ((d, v), w) in dst.iter_mut().zip(src).zip(w) {
+                        *d += v * inv_rms * w;
+                    }
+                }
+                (None, false) => {
+                    for (d, v) in dst.iter_mut().zip(src) {
+                        *d = v * inv_rms;
+                    }
+                }
+                (None, true) => {
+                    for (d, v) in dst.iter_mut().zip(src) {
+                        *d += v * inv_rms;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Checks the buffers and the weight shape (the reference's checks, in its order).
+fn validate(op: &'static str, a: &RmsNormArgs, x: &[f32], w: Option<&HostTensor>, out_len: usize) -> Result<()> {
+    let len = numel(op, &[a.rows, a.dim])?;
+    check_len(op, "x", x.len(), len)?;
+    check_len(op, "out", out_len, len)?;
+    if let Some(w) = w {
+        check_shape(op, "w", w, &[a.dim])?;
+    }
+    Ok(())
+}
+
+/// The norm of the first `rows` rows of `x` into (or added to) `out`, on validated arguments.
+fn norm(isa: Isa, a: &RmsNormArgs, x: &[f32], w: Option<&HostTensor>, add: bool, out: &mut [f32]) {
+    let len = a.rows * a.dim;
+    if len == 0 {
+        return;
+    }
+    let weight_len = if w.is_some() { a.dim } else { 0 };
+    with_scratch(&WEIGHT, weight_len, |weight| {
+        if let Some(w) = w {
+            simd::widen(w, 0, weight);
+        }
+        let w = w.map(|_| &*weight);
+        let (x, out) = (&x[..len], &mut out[..len]);
+        let (eps, dim) = (a.eps, a.dim);
+        if len < PAR_MIN {
+            return simd::run(isa, NormRows { x, dim, w, eps, add, out });
+        }
+        let chunk = rows_per_task(dim) * dim;
+        out.par_chunks_mut(chunk).zip(x.par_chunks(chunk)).for_each(|(out, x)| {
+            simd::run(isa, NormRows { x, dim, w, eps, add, out });
+        });
+    });
+}
+
+/// `out[r] = RMSNorm(x[r]) * w` for each row.
+pub(crate) fn rms_norm(isa: Isa, a: &RmsNormArgs, x: &[f32], w: Option<&HostTensor>, out: &mut [f32]) -> Result<()> {
+    validate("rms_norm", a, x, w, out.len())?;
+    norm(isa, a, x, w, false, out);
+    Ok(())
+}
+
+/// `residual[r] += RMSNorm(x[r]) * w` for each row.
+pub(crate) fn add_rms_norm(isa: Isa, a: &RmsNormArgs, x: &[f32], w: &HostTensor, residual: &mut [f32]) -> Result<()> {
+    validate("add_rms_norm", a, x, Some(w), residual.len())?;
+    norm(isa, a, x, Some(w), true, residual);
+    Ok(())
+}
+
+/// cos/sin of every rotating pair for a run of positions, for one RoPE configuration.
+#[derive(Default)]
+struct RopeTable {
+    /// `(theta bits, freq_scale bits, head_dim, rotary_pairs)`.
+    config: (u32, u32, usize, usize),
+    /// First position of the table.
+    pos0: usize,
+    /// Positions in the table.
+    len: usize,
+    /// `cos[(p - pos0) * pairs + i]`.
+    cos: Vec<f32>,
+    /// `sin[(p - pos0) * pairs + i]`.
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    /// Whether this table holds positions `pos0..pos0 + len` of `config`.
+    fn covers(&self, config: (u32, u32, usize, usize), pos0: usize, len: usize) -> bool {
+        self.config == config && self.pos0 <= pos0 && pos0 + len <= self.pos0 + self.len
+    }
+
+    /// Recomputes the table for `a` (positions `a.pos0..a.pos0 + a.tokens`), as the reference.
+    fn fill(&mut self, a: &RopeArgs) {
+        let pairs = a.rotary_pairs;
+        self.config = rope_config(a);
+        (self.pos0, self.len) = (a.pos0, a.tokens);
+        self.cos.resize(a.tokens * pairs, 0.0);
+        self.sin.resize(a.tokens * pairs, 0.0);
+        let inv_freq = |i: usize| a.freq_scale / a.theta.powf((2 * i) as f32 / a.head_dim as f32);
+        let row = |t: usize, cos: &mut [f32], sin: &mut [f32]| {
+            let pos = (a.pos0 + t) as f32;
+            for (i, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
+                let angle = pos * inv_freq(i);
+                *c = angle.cos();
+                *s = angle.sin();
+            }
+        };
+        if pairs == 0 {
+            return;
+        }
+        if a.tokens * pairs < PAR_MIN / 8 {
+            for (t, (c, s)) in self.cos.chunks_exact_mut(pairs).zip(self.sin.chunks_exact_mut(pairs)).enumerate() {
+                row(t, c, s);
+            }
+        } else {
+            let (cos, sin) = (self.cos.par_chunks_mut(pairs), self.sin.par_chunks_mut(pairs));
+            cos.zip(sin).enumerate().for_each(|(t, (c, s))| row(t, c, s));
+        }
+    }
+}
+
+fn rope_config(a: &RopeArgs) -> (u32, u32, usize, usize) {
+    (a.theta.to_bits(), a.freq_scale.to_bits(), a.head_dim, a.rotary_pairs)
+}
+
+/// Rotate-half of whole heads: `x` holds `heads` heads of one position per table row.
+struct Rotate<'a> {
+    x: &'a mut [f32],
+    heads: usize,
+    head_dim: usize,
+    pairs: usize,
+    cos: &'a [f32],
+    sin: &'a [f32],
+}
+
+impl Job for Rotate<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let pairs = self.pairs;
+        let token_len = self.heads * self.head_dim;
+        for (t, token) in self.x.chunks_exact_mut(token_len).enumerate() {
+            let (cos, sin) = (&self.cos[t * pairs..(t + 1) * pairs], &self.sin[t * pairs..(t + 1) * pairs]);
+            for head in token.chunks_exact_mut(self.head_dim) {
+                let (lo, hi) = head.split_at_mut(self.head_dim / 2);
+                // Plain multiplies and adds (never fused): the reference's rounding exactly.
+                for (((x1, x2), c), s) in lo.iter_mut().zip(hi.iter_mut()).zip(cos).zip(sin) {
+                    let (a, b) = (*x1, *x2);
+                    *x1 = a * c - b * s;
+                    *x2 = b * c + a * s;
+                }
+            }
+        }
+    }
+}
+
+/// Rotates the first `tokens * heads * head_dim` elements of `x` in place.
+pub(crate) fn rope(isa: Isa, a: &RopeArgs, x: &mut [f32]) -> Result<()> {
+    const OP: &str = "rope";
+    if !a.head_dim.is_multiple_of(2) {
+        return Err(bad_arg(OP, format!("head_dim {} is odd", a.head_dim)));
+    }
+    let half = a.head_dim / 2;
+    if a.rotary_pairs > half {
+        return Err(bad_arg(OP, format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs)));
+    }
+    if !(a.freq_scale.is_finite() && a.freq_scale > 0.0) {
+        return Err(bad_arg(OP, format!("freq_scale {} must be positive", a.freq_scale)));
+    }
+    if a.pos0.checked_add(a.tokens).is_none() {
+        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
+    }
+    let len = numel(OP, &[a.tokens, a.heads, a.head_dim])?;
+    check_len(OP, "x", x.len(), len)?;
+    if len == 0 || a.rotary_pairs == 0 {
+        return Ok(());
+    }
+
+    let mut tables = ROPE.take();
+    let config = rope_config(a);
+    let hit = tables.iter().position(|t| t.covers(config, a.pos0, a.tokens));
+    let table = match hit {
+        Some(i) => tables.remove(i),
+        None => {
+            // Reuse the least recently used table's vectors.
+            let mut t = if tables.len() >= 2 { tables.pop().unwrap_or_default() } else { RopeTable::default() };
+            t.fill(a);
+            t
+        }
+    };
+    let pairs = a.rotary_pairs;
+    let first = (a.pos0 - table.pos0) * pairs;
+    let (cos, sin) = (&table.cos[first..first + a.tokens * pairs], &table.sin[first..first + a.tokens * pairs]);
+    let (heads, head_dim) = (a.heads, a.head_dim);
+    let token_len = heads * head_dim;
+    if len < PAR_MIN {
+        simd::run(isa, Rotate { x: &mut x[..len], heads, head_dim, pairs, cos, sin });
+    } else {
+        let tokens = rows_per_task(token_len);
+        x[..len].par_chunks_mut(tokens * token_len).enumerate().for_each(|(i, x)| {
+            let span = i * tokens * pairs..(i * tokens * pairs + x.len() / token_len * pairs);
+            simd::run(isa, Rotate { x, heads, head_dim, pairs, cos: &cos[span.clone()], sin: &sin[span] });
+        });
+    }
+    tables.insert(0, table);
+    ROPE.set(tables);
+    Ok(())
+}
