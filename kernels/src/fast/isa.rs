@@ -1,6 +1,6 @@
 //! Which SIMD instruction set the fast CPU kernels use, detected once at start-up.
 //!
-//! Levels, best first: AVX-512 (F/BW/VL/DQ + VNNI int8 dot products, with `avx512_bf16` bf16 dot
+//! Levels, best first: AVX-512 (F/BW/VL/DQ/VBMI + VNNI int8 dot products, with `avx512_bf16` bf16 dot
 //! products where present), AVX2 + FMA + F16C, and `Portable` (plain Rust written for the
 //! compiler's auto-vectoriser: NEON on aarch64, SSE2 on an old x86). Every kernel has a
 //! `Portable` version, so a lower level is always available and tests run each level this
@@ -13,7 +13,7 @@ pub enum Isa {
     Portable,
     /// x86-64 AVX2 + FMA + F16C.
     Avx2,
-    /// x86-64 AVX-512 F/BW/VL/DQ/VNNI, without bf16 dot products.
+    /// x86-64 AVX-512 F/BW/VL/DQ/VBMI/VNNI (Ice Lake, Zen 4 and later), without bf16 dot products.
     Avx512,
     /// AVX-512 as above plus `avx512_bf16` (`vdpbf16ps`): Zen 4, Sapphire Rapids.
     Avx512Bf16,

@@ -1,18 +1,20 @@
-//! Decode matvec v4 for Q8_0, Q4_0 and Q5_0 on AVX-512: two 32-blocks per 512-bit `vpdpbusd`, so the
-//! integer products, their conversion and the f32 accumulation are one instruction per two
-//! blocks, and the two f16 scales are widened together. (v3, one block per 256-bit register,
-//! is `row_simple` in matvec.rs; it serves AVX2 and rows of an odd number of blocks.)
+//! Decode matvec v4 for Q8_0, Q4_0 and Q5_0 on AVX-512: two 32-blocks per 512-bit `vpdpbusd`, so
+//! the integer products, their conversion and the f32 accumulation are one instruction per two
+//! blocks. (v3, one block per 256-bit register, is `row_simple` in matvec.rs; it serves AVX2 and
+//! rows of an odd number of blocks.)
 //!
-//! The weight quants enter `vpdpbusd` unsigned: Q8_0 as `q ^ 0x80 = q + 128`, Q4_0 as the raw
-//! nibble (`q + 8`), Q5_0 as nibble plus fifth bit (`q + 16`, bits spread by `vpmovm2b`). The offset is removed exactly in the integer domain by starting each lane
-//! at `-offset * (sum of its 4 activations)` ([`QAct::nlsum`], shifted by log2 of the offset).
-//! Per two blocks the scale vector is `[d0 dx0 x 8 lanes, d1 dx1 x 8 lanes]`.
+//! A block pair is read with one or two 512-bit loads (masked to the pair's bytes) and taken
+//! apart with byte permutes (`vpermb` / `vpermt2b`, AVX-512 VBMI): the quants land in block
+//! order, and the two f16 scales are spread with one `vpermw` and widened with one
+//! `vcvtph2ps` to `[d0 x 8 lanes, d1 x 8 lanes]`, the lanes of each block's `vpdpbusd` sums.
+//!
+//! The quants enter `vpdpbusd` unsigned: Q8_0 as `q ^ 0x80 = q + 128`, Q4_0 as the raw nibble
+//! (`q + 8`), Q5_0 as nibble plus fifth bit (`q + 16`, bits spread by `vpmovm2b`). The offset is
+//! removed exactly in the integer domain by starting each lane at `-offset * (sum of its 4
+//! activations)` (`QAct::nlsum`, shifted once per call by log2 of the offset).
 
 use super::act::QAct;
 use std::arch::x86_64::*;
-
-/// How far ahead of the current block the weight stream is prefetched, in bytes.
-const PREFETCH: usize = 1024;
 
 /// Which format a call decodes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -22,81 +24,115 @@ pub(super) enum Zmm {
     Q5_0,
 }
 
-/// Quants of two consecutive blocks `b` (whole blocks) as 64 unsigned bytes.
-///
-/// # Safety
-/// AVX-512 F/BW/VL.
-#[inline(always)]
-unsafe fn quants(fmt: Zmm, b: &[u8]) -> __m512i {
-    // SAFETY: the caller's contract; loads stay inside the two blocks (68 / 36 bytes).
-    unsafe {
-        let p = b.as_ptr();
-        match fmt {
-            Zmm::Q8_0 => {
-                let lo = _mm256_loadu_si256(p.add(2).cast());
-                let hi = _mm256_loadu_si256(p.add(36).cast());
-                _mm512_xor_si512(_mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1), _mm512_set1_epi8(-128))
-            }
-            Zmm::Q4_0 => nibbles(p.add(2), p.add(20)),
-            Zmm::Q5_0 => {
-                // Fifth bits: bit e of the two blocks' `qh` words is byte e's 16.
-                let qh = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
-                let high = _mm512_movm_epi8(qh(2) | qh(24) << 32);
-                _mm512_or_si512(nibbles(p.add(6), p.add(28)), _mm512_and_si512(high, _mm512_set1_epi8(16)))
-            }
+impl Zmm {
+    /// Bytes per block.
+    fn block_bytes(self) -> usize {
+        match self {
+            Zmm::Q8_0 => 34,
+            Zmm::Q4_0 => 18,
+            Zmm::Q5_0 => 22,
+        }
+    }
+
+    /// log2 of the quant offset.
+    fn offset_shift(self) -> u32 {
+        match self {
+            Zmm::Q8_0 => 7,
+            Zmm::Q4_0 => 3,
+            Zmm::Q5_0 => 4,
         }
     }
 }
 
-/// The 16 nibble bytes at `p0` and at `p1` (two blocks) as 64 bytes: each block's low nibbles,
-/// then its high nibbles (elements `j` and `j + 16` of a block share byte `j`).
+/// Byte `i` of the result takes byte `idx[i]` of a block pair: for the nibble formats each
+/// block's 16 quant bytes twice (low, then high nibbles), for Q8_0 each block's 32 quants.
+const fn quant_index(qs0: usize, qs1: usize, nibbles: bool) -> [u8; 64] {
+    let mut idx = [0u8; 64];
+    let mut i = 0;
+    while i < 64 {
+        let (base, j) = if i < 32 { (qs0, i) } else { (qs1, i - 32) };
+        idx[i] = (base + if nibbles { j % 16 } else { j }) as u8;
+        i += 1;
+    }
+    idx
+}
+
+/// Word `i < 16` of the result takes the scale word of block `i / 8` (byte offset `d1` / 2).
+const fn scale_index(d1: usize) -> [u16; 32] {
+    let mut idx = [0u16; 32];
+    let mut i = 8;
+    while i < 16 {
+        idx[i] = (d1 / 2) as u16;
+        i += 1;
+    }
+    idx
+}
+
+static Q8_0_QUANTS: [u8; 64] = quant_index(2, 36, false);
+static Q4_0_QUANTS: [u8; 64] = quant_index(2, 20, true);
+static Q5_0_QUANTS: [u8; 64] = quant_index(6, 28, true);
+static Q8_0_SCALES: [u16; 32] = scale_index(34);
+static Q4_0_SCALES: [u16; 32] = scale_index(18);
+static Q5_0_SCALES: [u16; 32] = scale_index(22);
+
+/// Two consecutive blocks `b` (exactly two whole blocks): 64 unsigned quants in element order,
+/// and the scales `[d0 x 8, d1 x 8]`.
 ///
 /// # Safety
-/// AVX-512 F/BW/VL; 16 bytes readable at both pointers.
+/// AVX-512 F/BW/VL/VBMI and F16C.
 #[inline(always)]
-unsafe fn nibbles(p0: *const u8, p1: *const u8) -> __m512i {
-    // SAFETY: the caller's contract.
+unsafe fn pair(fmt: Zmm, b: &[u8]) -> (__m512i, __m512) {
+    // SAFETY: the caller's contract. Loads are masked to the pair's `b.len()` bytes (36 / 44;
+    // masked-off bytes are not accessed) or lie inside them (Q8_0: 64 + 4 of 68 bytes); index
+    // tables are 64 bytes.
     unsafe {
-        let y = _mm256_set_m128i(_mm_loadu_si128(p1.cast()), _mm_loadu_si128(p0.cast()));
-        let ys = _mm256_srli_epi16(y, 4);
-        // 128-bit lanes [n0, n0 >> 4, n1, n1 >> 4].
-        let idx = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
-        let z = _mm512_permutex2var_epi64(_mm512_castsi256_si512(y), idx, _mm512_castsi256_si512(ys));
-        _mm512_and_si512(z, _mm512_set1_epi8(15))
+        let p = b.as_ptr();
+        let (quants, scales) = match fmt {
+            Zmm::Q8_0 => (&Q8_0_QUANTS, &Q8_0_SCALES),
+            Zmm::Q4_0 => (&Q4_0_QUANTS, &Q4_0_SCALES),
+            Zmm::Q5_0 => (&Q5_0_QUANTS, &Q5_0_SCALES),
+        };
+        let idx = _mm512_loadu_si512(quants.as_ptr().cast());
+        let (v, q) = if fmt == Zmm::Q8_0 {
+            let v = _mm512_loadu_si512(p.cast());
+            let tail = _mm512_maskz_loadu_epi8(0xf, p.add(64).cast());
+            (v, _mm512_xor_si512(_mm512_permutex2var_epi8(v, idx, tail), _mm512_set1_epi8(-128)))
+        } else {
+            let v = _mm512_maskz_loadu_epi8((1u64 << b.len()) - 1, p.cast());
+            let z = _mm512_permutexvar_epi8(idx, v);
+            // 128-bit lanes 1 and 3 (each block's elements 16..32) take the high nibbles.
+            let z = _mm512_mask_blend_epi64(0b1100_1100, z, _mm512_srli_epi16(z, 4));
+            let n = _mm512_and_si512(z, _mm512_set1_epi8(15));
+            if fmt == Zmm::Q4_0 {
+                (v, n)
+            } else {
+                // Fifth bits: bit e of the two blocks' `qh` words is byte e's 16.
+                let qh = |at: usize| u64::from(u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]]));
+                let high = _mm512_movm_epi8(qh(2) | qh(24) << 32);
+                (v, _mm512_or_si512(n, _mm512_and_si512(high, _mm512_set1_epi8(16))))
+            }
+        };
+        let d = _mm512_permutexvar_epi16(_mm512_loadu_si512(scales.as_ptr().cast()), v);
+        (q, _mm512_cvtph_ps(_mm512_castsi512_si256(d)))
     }
 }
 
-/// One row of `fmt`, an even number of blocks.
+/// One row of `fmt` (an even number of blocks); `bias` is `QAct::nlsum` times the offset.
 ///
 /// # Safety
-/// AVX-512 F/BW/VL/VNNI and F16C.
+/// AVX-512 F/BW/VL/VBMI/VNNI and F16C.
 #[inline(always)]
-unsafe fn row(fmt: Zmm, row: &[u8], a: &QAct) -> f32 {
-    let (size, shift) = match fmt {
-        Zmm::Q8_0 => (34, 7),
-        Zmm::Q4_0 => (18, 3),
-        Zmm::Q5_0 => (22, 4),
-    };
+unsafe fn row(fmt: Zmm, row: &[u8], a: &QAct, bias: &[i32]) -> f32 {
+    let size = fmt.block_bytes();
     // SAFETY (whole body): the features are present (the caller's contract); activation loads
-    // read 64 bytes (`q`), 16 lanes (`nlsum`, `dlanes`) of one block pair.
+    // read 64 bytes (`q`) or 16 lanes (`bias`, `dlanes`) of one block pair.
     unsafe {
         let mut acc = _mm512_setzero_ps();
-        let spread = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
         for (i, b) in row.chunks_exact(2 * size).enumerate() {
-            // Ask for the bytes PREFETCH ahead now: the loads below otherwise wait on DRAM
-            // latency at the start of each row (the hardware prefetcher ramps up per page).
-            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH).cast());
-            let q = quants(fmt, b);
+            let (q, d) = pair(fmt, b);
             let x = _mm512_loadu_si512(a.q.as_ptr().add(64 * i).cast());
-            let bias =
-                _mm512_sllv_epi32(_mm512_loadu_si512(a.nlsum.as_ptr().add(16 * i).cast()), _mm512_set1_epi32(shift));
-            let lanes = _mm512_dpbusd_epi32(bias, q, x);
-            let h = _mm_insert_epi16(
-                _mm_cvtsi32_si128(i32::from(u16::from_le_bytes([b[0], b[1]]))),
-                i32::from(u16::from_le_bytes([b[size], b[size + 1]])),
-                1,
-            );
-            let d = _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_cvtph_ps(h)));
+            let start = _mm512_loadu_si512(bias.as_ptr().add(16 * i).cast());
+            let lanes = _mm512_dpbusd_epi32(start, q, x);
             let s = _mm512_mul_ps(d, _mm512_loadu_ps(a.dlanes.as_ptr().add(16 * i)));
             acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), s, acc);
         }
@@ -105,16 +141,13 @@ unsafe fn row(fmt: Zmm, row: &[u8], a: &QAct) -> f32 {
 }
 
 /// Rows of `fmt` with an even number of blocks per row: `out[j] ~ w[j] . x`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,avx2,fma,f16c")]
 pub(super) fn rows(fmt: Zmm, w: &[u8], a: &QAct, out: &mut [f32]) {
-    let size = match fmt {
-        Zmm::Q8_0 => 34,
-        Zmm::Q4_0 => 18,
-        Zmm::Q5_0 => 22,
-    };
-    let row_bytes = a.q.len() / 32 * size;
+    let shift = fmt.offset_shift();
+    let bias: Vec<i32> = a.nlsum.iter().map(|v| v << shift).collect();
+    let row_bytes = a.q.len() / 32 * fmt.block_bytes();
     for (o, r) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
         // SAFETY: this function's features cover `row`'s contract.
-        *o = unsafe { row(fmt, r, a) };
+        *o = unsafe { row(fmt, r, a, &bias) };
     }
 }
