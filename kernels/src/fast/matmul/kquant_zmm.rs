@@ -6,8 +6,11 @@
 //!   subtracted in f32 from the activations' sums (`QAct::half`).
 //! - Q6_K: quants `0..63` enter unsigned; the offset 32 is removed in the integer domain by
 //!   starting each lane at `-32 * (sum of its 4 activations)` (`QAct::nlsum`).
+//!
+//! Both prefetch the weight stream a page ahead, as `legacy_zmm.rs` does.
 
 use super::act::QAct;
+use super::legacy_zmm::PREFETCH;
 use std::arch::x86_64::*;
 
 /// The f16 at `b[at..at + 2]`.
@@ -53,6 +56,9 @@ unsafe fn row_q4_k(row: &[u8], a: &QAct) -> f32 {
         let mut corr = 0.0f32;
         let low = _mm256_set1_epi8(15);
         for (bi, b) in row.chunks_exact(144).enumerate() {
+            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH).cast());
+            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH + 64).cast());
+            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH + 128).cast());
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let s = &b[4..16];
             for p in 0..4 {
@@ -98,6 +104,9 @@ unsafe fn row_q6_k(row: &[u8], a: &QAct) -> f32 {
         ];
         for (bi, b) in row.chunks_exact(210).enumerate() {
             let p = b.as_ptr();
+            for line in 0..4 {
+                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH + 64 * line).cast());
+            }
             let d = f16_at(b, 208);
             let scales = _mm512_mul_ps(
                 _mm512_set1_ps(d),

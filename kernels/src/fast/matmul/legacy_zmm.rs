@@ -16,6 +16,11 @@
 use super::act::QAct;
 use std::arch::x86_64::*;
 
+/// How far ahead of the block being read the weight stream is prefetched, in bytes: one page.
+/// Measured on Gemma 3 270M decode (2 threads): 58 tok/s without, 70 with (1 to 4 pages
+/// ahead are within the noise of each other).
+pub(super) const PREFETCH: usize = 4096;
+
 /// Which format a call decodes.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(super) enum Zmm {
@@ -129,6 +134,10 @@ unsafe fn row(fmt: Zmm, row: &[u8], a: &QAct, bias: &[i32]) -> f32 {
     unsafe {
         let mut acc = _mm512_setzero_ps();
         for (i, b) in row.chunks_exact(2 * size).enumerate() {
+            // The weights stream from a file mapping in 4 KiB pages, where the hardware
+            // prefetcher stops at each page boundary: ask for the bytes a page ahead (a
+            // prefetch never faults, so running past the end of the weights is harmless).
+            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH).cast());
             let (q, d) = pair(fmt, b);
             let x = _mm512_loadu_si512(a.q.as_ptr().add(64 * i).cast());
             let start = _mm512_loadu_si512(bias.as_ptr().add(16 * i).cast());

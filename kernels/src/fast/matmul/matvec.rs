@@ -37,6 +37,20 @@ pub(super) fn widen_row(dtype: DType, bytes: &[u8], out: &mut [f32]) {
     }
 }
 
+/// Prefetches the bytes a page past `row` (the weight stream of a file mapping; see
+/// `legacy_zmm::PREFETCH`). A prefetch never faults, so running past the weights is harmless.
+#[inline(always)]
+fn prefetch_ahead(row: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..row.len()).step_by(64) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of x86-64; a prefetch reads nothing architecturally.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(super::legacy_zmm::PREFETCH + line).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
 /// Sum of 16 lanes.
 #[inline(always)]
 fn hsum(acc: [f32; 16]) -> f32 {
@@ -54,6 +68,7 @@ fn hsum(acc: [f32; 16]) -> f32 {
 fn float_body<const ES: usize>(dtype: DType, w: &[u8], x: &[f32], out: &mut [f32]) {
     let row_bytes = x.len() * ES;
     for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        prefetch_ahead(row);
         let mut acc = [0.0f32; 16];
         let (xs, rest) = x.split_at(x.len() / 16 * 16);
         for (xc, wc) in xs.chunks_exact(16).zip(row.chunks_exact(16 * ES)) {
