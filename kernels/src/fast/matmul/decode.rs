@@ -203,14 +203,7 @@ mod tests {
     /// Every decoder reproduces the reference dequantization bit for bit on random blocks.
     #[test]
     fn decoders_match_reference() {
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move || {
-            state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        };
+        let mut next = super::super::tests::splitmix(1);
         let all = [
             DType::Q8_0,
             DType::Q4_0,

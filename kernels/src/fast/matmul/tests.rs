@@ -4,15 +4,22 @@
 use super::*;
 use crate::tensor::DType;
 
-fn rng(seed: u64) -> impl FnMut() -> f32 {
+/// splitmix64: raw 64-bit values (the matmul unit tests' one generator).
+pub(super) fn splitmix(seed: u64) -> impl FnMut() -> u64 {
     let mut s = seed;
     move || {
         s = s.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = s;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+        z ^ (z >> 31)
     }
+}
+
+/// Uniform values in `[-1, 1)`.
+fn rng(seed: u64) -> impl FnMut() -> f32 {
+    let mut next = splitmix(seed);
+    move || (next() >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
 }
 
 /// A weight of `n` rows of `k` in `dtype`: f32 values quantized by garnet's quantizer, or, for
