@@ -13,6 +13,7 @@
 //!   of 16, `w = d sc_j (q - 32)`.
 
 use super::act::QAct;
+use super::matvec::x86::{hsum8, unsigned_lanes};
 use std::arch::x86_64::*;
 
 /// Q4_K's 6-bit (scale, min) pairs of the 8 sub-blocks (ggml's `get_scale_min_k4`).
@@ -27,37 +28,6 @@ fn scales_k4(s: &[u8]) -> ([u8; 8], [u8; 8]) {
         m[j + 4] = (s[j + 8] >> 4) | (s[j + 4] >> 6) << 4;
     }
     (sc, m)
-}
-
-/// Integer products of unsigned `q` and signed `x`, 8 lanes of 4.
-///
-/// # Safety
-/// AVX2, and AVX-512 VNNI/VL if `VNNI`.
-#[inline(always)]
-unsafe fn lanes<const VNNI: bool>(q: __m256i, x: __m256i) -> __m256i {
-    // SAFETY: the caller's contract.
-    unsafe {
-        if VNNI {
-            _mm256_dpbusd_epi32(_mm256_setzero_si256(), q, x)
-        } else {
-            // |q| < 64 and |x| <= 127: pairs stay below 2 * 63 * 127, no int16 saturation.
-            _mm256_madd_epi16(_mm256_maddubs_epi16(q, x), _mm256_set1_epi16(1))
-        }
-    }
-}
-
-/// Horizontal sum of 8 lanes.
-///
-/// # Safety
-/// AVX.
-#[inline(always)]
-unsafe fn hsum(v: __m256) -> f32 {
-    // SAFETY: the caller's contract.
-    unsafe {
-        let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)))
-    }
 }
 
 /// The f16 at `b[at..at + 2]`.
@@ -94,14 +64,14 @@ unsafe fn row_q4_k<const VNNI: bool>(row: &[u8], a: &QAct) -> f32 {
                 let xh = _mm256_loadu_si256(a.q.as_ptr().add(32 * h).cast());
                 let sl = d * f32::from(sc[2 * p]) * a.d[g];
                 let sh = d * f32::from(sc[2 * p + 1]) * a.d[h];
-                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes::<VNNI>(lo, xl)), _mm256_set1_ps(sl), acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes::<VNNI>(hi, xh)), _mm256_set1_ps(sh), acc1);
+                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(lo, xl)), _mm256_set1_ps(sl), acc0);
+                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(hi, xh)), _mm256_set1_ps(sh), acc1);
                 corr += dmin
                     * (f32::from(m[2 * p]) * (a.half[2 * g] + a.half[2 * g + 1])
                         + f32::from(m[2 * p + 1]) * (a.half[2 * h] + a.half[2 * h + 1]));
             }
         }
-        hsum(_mm256_add_ps(acc0, acc1)) - corr
+        hsum8(_mm256_add_ps(acc0, acc1)) - corr
     }
 }
 
@@ -154,7 +124,7 @@ unsafe fn row_q6_k<const VNNI: bool>(row: &[u8], a: &QAct) -> f32 {
                     let (s0, s1) = (d * f32::from(sc[s] as i8), d * f32::from(sc[s + 1] as i8));
                     let x = _mm256_loadu_si256(a.q.as_ptr().add(32 * g).cast());
                     let scale = _mm256_set_m128(_mm_set1_ps(s1 * a.d[g]), _mm_set1_ps(s0 * a.d[g]));
-                    let prod = _mm256_cvtepi32_ps(lanes::<VNNI>(*qi, x));
+                    let prod = _mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(*qi, x));
                     if i % 2 == 0 {
                         acc0 = _mm256_fmadd_ps(prod, scale, acc0);
                     } else {
@@ -164,7 +134,7 @@ unsafe fn row_q6_k<const VNNI: bool>(row: &[u8], a: &QAct) -> f32 {
                 }
             }
         }
-        hsum(_mm256_add_ps(acc0, acc1)) - corr
+        hsum8(_mm256_add_ps(acc0, acc1)) - corr
     }
 }
 

@@ -190,7 +190,8 @@ impl DecodeJob for Q8<'_> {
     fn run<D: Fn(&[u8], &mut Block) + Copy>(self, decode: D, f: Format) {
         let row_bytes = self.a.q.len() / f.elems * f.size;
         let (isa, a) = (self.isa, self.a);
-        // Four rows at a time: four independent FMA chains, and each activation load feeds four.
+        // `ROWS` rows per call: independent FMA chains sharing each activation load (kept
+        // generic; one row measured faster than four here: four decoded blocks spill).
         let mut rows = self.w.chunks_exact(row_bytes);
         let mut outs = self.out.chunks_mut(ROWS);
         for o in outs.by_ref() {
@@ -257,7 +258,7 @@ fn row_q8_portable<D: Fn(&[u8], &mut Block)>(decode: &D, row: &[u8], f: Format, 
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(super) mod x86 {
     use super::{Block, Format, QAct};
     use std::arch::x86_64::*;
 
@@ -286,6 +287,20 @@ mod x86 {
         unsafe {
             let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
             _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+        }
+    }
+
+    /// Sum of 8 lanes.
+    ///
+    /// # Safety
+    /// AVX.
+    #[inline(always)]
+    pub(crate) unsafe fn hsum8(v: __m256) -> f32 {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+            let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+            _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)))
         }
     }
 
@@ -338,13 +353,7 @@ mod x86 {
         }
         std::array::from_fn(|r| {
             // SAFETY: as above.
-            let sum = unsafe {
-                let v = acc[r];
-                let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-                let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-                _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)))
-            };
-            sum - corr[r]
+            unsafe { hsum8(acc[r]) - corr[r] }
         })
     }
 
@@ -414,7 +423,7 @@ mod x86 {
     /// # Safety
     /// AVX2, and AVX-512 VNNI/VL if `VNNI`.
     #[inline(always)]
-    unsafe fn unsigned_lanes<const VNNI: bool>(n: __m256i, x: __m256i) -> __m256i {
+    pub(crate) unsafe fn unsigned_lanes<const VNNI: bool>(n: __m256i, x: __m256i) -> __m256i {
         // SAFETY: the caller's contract.
         unsafe {
             if VNNI {
@@ -446,10 +455,7 @@ mod x86 {
                 let i = blocks - 1;
                 off0 += step::<VNNI, FMT>(&mut acc0, &row[i * size..], &a.q[32 * i..32 * i + 32], a.d[i], a.sum[i]);
             }
-            let v = _mm256_add_ps(acc0, acc1);
-            let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1))) - (off0 + off1)
+            hsum8(_mm256_add_ps(acc0, acc1)) - (off0 + off1)
         }
     }
 
