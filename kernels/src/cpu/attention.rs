@@ -18,9 +18,8 @@ use crate::args::{AttentionArgs, KvWriteArgs};
 use crate::error::{check_len, Result};
 use rayon::prelude::*;
 
-/// Copies the keys and values of positions `pos0..pos0 + tokens` into slots `pos % capacity`, in
-/// position order (with `tokens > capacity` the last `capacity` tokens remain).
-pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32], cache_v: &mut [f32]) -> Result<()> {
+/// The argument checks of `kv_write` (shared with the fast backend).
+pub(crate) fn validate_kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &[f32], cache_v: &[f32]) -> Result<()> {
     const OP: &str = "kv_write";
     let new_len = numel(OP, &[a.tokens, a.kv_dim])?;
     let cache_len = numel(OP, &[a.capacity, a.kv_dim])?;
@@ -34,6 +33,13 @@ pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32
     if a.pos0.checked_add(a.tokens).is_none() {
         return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
     }
+    Ok(())
+}
+
+/// Copies the keys and values of positions `pos0..pos0 + tokens` into slots `pos % capacity`, in
+/// position order (with `tokens > capacity` the last `capacity` tokens remain).
+pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32], cache_v: &mut [f32]) -> Result<()> {
+    validate_kv_write(a, k, v, cache_k, cache_v)?;
     for (src, cache) in [(k, cache_k), (v, cache_v)] {
         for t in 0..a.tokens {
             let slot = (a.pos0 + t) % a.capacity;

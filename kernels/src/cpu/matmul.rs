@@ -13,14 +13,21 @@ use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
 use rayon::prelude::*;
 
-/// `out = x W^T` for the first `m` rows of `x`.
-pub(crate) fn matmul(a: &MatmulArgs, x: &[f32], w: &HostTensor, out: &mut [f32]) -> Result<()> {
+/// The argument checks of `matmul` (shared with the fast backend); returns the lengths of `x`
+/// (`m * k`) and `out` (`m * n`).
+pub(crate) fn validate(a: &MatmulArgs, x: &[f32], w: &HostTensor, out: &[f32]) -> Result<(usize, usize)> {
     const OP: &str = "matmul";
     let x_len = numel(OP, &[a.m, a.k])?;
     let out_len = numel(OP, &[a.m, a.n])?;
     check_len(OP, "x", x.len(), x_len)?;
     check_shape(OP, "w", w, &[a.n, a.k])?;
     check_len(OP, "out", out.len(), out_len)?;
+    Ok((x_len, out_len))
+}
+
+/// `out = x W^T` for the first `m` rows of `x`.
+pub(crate) fn matmul(a: &MatmulArgs, x: &[f32], w: &HostTensor, out: &mut [f32]) -> Result<()> {
+    let (x_len, out_len) = validate(a, x, w, out)?;
 
     // by_row[j, i] = w[j] . x[i]: one weight row against every token, then transposed into out.
     let mut by_row = vec![0.0; out_len];

@@ -15,10 +15,10 @@
 pub(crate) mod attention;
 mod elementwise;
 pub(crate) mod embed;
-mod matmul;
+pub(crate) mod matmul;
 pub(crate) mod moe;
 mod norm;
-mod rope;
+pub(crate) mod rope;
 
 pub use embed::gather_rows;
 

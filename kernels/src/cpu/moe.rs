@@ -19,21 +19,22 @@ use crate::error::{check_len, KernelError, Result};
 use crate::tensor::HostTensor;
 
 /// Fails unless `1 <= top_k <= n_experts`.
-pub(crate) fn check_top_k(op: &'static str, top_k: usize, n_experts: usize) -> Result<()> {
+fn check_top_k(op: &'static str, top_k: usize, n_experts: usize) -> Result<()> {
     if top_k == 0 || top_k > n_experts {
         return Err(bad_arg(op, format!("top_k {top_k} is not in 1..={n_experts} experts")));
     }
     Ok(())
 }
 
-/// Top-k routing of each token's router scores.
-pub(crate) fn moe_route(
+/// The argument checks of `moe_route` (shared with the fast backend); returns the output length
+/// (`tokens * top_k`).
+pub(crate) fn validate_route(
     a: &RouteArgs,
     scores: &[f32],
     per_expert_scale: &HostTensor,
-    ids: &mut [u32],
-    weights: &mut [f32],
-) -> Result<()> {
+    ids: &[u32],
+    weights: &[f32],
+) -> Result<usize> {
     const OP: &str = "moe_route";
     check_top_k(OP, a.top_k, a.n_experts)?;
     if u32::try_from(a.n_experts).is_err() {
@@ -44,6 +45,18 @@ pub(crate) fn moe_route(
     let out_len = numel(OP, &[a.tokens, a.top_k])?;
     check_len(OP, "ids", ids.len(), out_len)?;
     check_len(OP, "weights", weights.len(), out_len)?;
+    Ok(out_len)
+}
+
+/// Top-k routing of each token's router scores.
+pub(crate) fn moe_route(
+    a: &RouteArgs,
+    scores: &[f32],
+    per_expert_scale: &HostTensor,
+    ids: &mut [u32],
+    weights: &mut [f32],
+) -> Result<()> {
+    validate_route(a, scores, per_expert_scale, ids, weights)?;
 
     let mut expert_scale = vec![0.0; a.n_experts];
     widen(per_expert_scale, 0, &mut expert_scale);
@@ -71,17 +84,18 @@ pub(crate) fn moe_route(
     Ok(())
 }
 
-/// Weighted sum of each token's selected experts' FFNs into `out`.
+/// The argument checks of `moe_experts` (shared with the fast backend); returns the lengths of
+/// the activations (`tokens * hidden`) and of the routing (`tokens * top_k`).
 #[allow(clippy::too_many_arguments)]
-pub(crate) fn moe_experts(
+pub(crate) fn validate_experts(
     a: &MoeArgs,
     x: &[f32],
     gate_up: &HostTensor,
     down: &HostTensor,
     ids: &[u32],
     weights: &[f32],
-    out: &mut [f32],
-) -> Result<()> {
+    out: &[f32],
+) -> Result<(usize, usize)> {
     const OP: &str = "moe_experts";
     check_top_k(OP, a.top_k, a.n_experts)?;
     let act_len = numel(OP, &[a.tokens, a.hidden])?;
@@ -95,6 +109,21 @@ pub(crate) fn moe_experts(
     if let Some(&id) = ids[..routed].iter().find(|&&id| id as usize >= a.n_experts) {
         return Err(KernelError::IdOutOfRange { op: OP, id, len: a.n_experts });
     }
+    Ok((act_len, routed))
+}
+
+/// Weighted sum of each token's selected experts' FFNs into `out`.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn moe_experts(
+    a: &MoeArgs,
+    x: &[f32],
+    gate_up: &HostTensor,
+    down: &HostTensor,
+    ids: &[u32],
+    weights: &[f32],
+    out: &mut [f32],
+) -> Result<()> {
+    validate_experts(a, x, gate_up, down, ids, weights, out)?;
 
     let mut gate_up_out = vec![0.0; 2 * a.inter]; // [g | u]
     let mut act = vec![0.0; a.inter]; // gelu_tanh(g) * u

@@ -16,8 +16,8 @@ use super::{bad_arg, numel};
 use crate::args::RopeArgs;
 use crate::error::{check_len, Result};
 
-/// Rotates the first `tokens * heads * head_dim` elements of `x` in place.
-pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
+/// The argument checks of `rope` (shared with the fast backend): returns the rotated length.
+pub(crate) fn validate(a: &RopeArgs, x_len: usize) -> Result<usize> {
     const OP: &str = "rope";
     if !a.head_dim.is_multiple_of(2) {
         return Err(bad_arg(OP, format!("head_dim {} is odd", a.head_dim)));
@@ -32,7 +32,14 @@ pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
     if a.pos0.checked_add(a.tokens).is_none() {
         return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
     }
-    check_len(OP, "x", x.len(), numel(OP, &[a.tokens, a.heads, a.head_dim])?)?;
+    let len = numel(OP, &[a.tokens, a.heads, a.head_dim])?;
+    check_len(OP, "x", x_len, len)?;
+    Ok(len)
+}
+
+/// Rotates the first `tokens * heads * head_dim` elements of `x` in place.
+pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
+    validate(a, x.len())?;
 
     let inv_freq = inverse_frequencies(a);
     let (mut cos, mut sin) = (vec![0.0f32; a.rotary_pairs], vec![0.0f32; a.rotary_pairs]);
@@ -53,7 +60,7 @@ pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
 }
 
 /// `inv_freq_i = 1 / theta^(2i / head_dim)` for `i < rotary_pairs`, in f32.
-fn inverse_frequencies(a: &RopeArgs) -> Vec<f32> {
+pub(crate) fn inverse_frequencies(a: &RopeArgs) -> Vec<f32> {
     (0..a.rotary_pairs).map(|i| a.freq_scale / a.theta.powf((2 * i) as f32 / a.head_dim as f32)).collect()
 }
 

@@ -14,7 +14,7 @@
 
 use super::isa::Isa;
 use super::simd::{self, gelu_tanh, rows_per_task, tanh, Job, PAR_MIN};
-use crate::args::{AddArgs, CopyArgs, EmbedArgs, GegluArgs, KvWriteArgs, ScaleArgs, SoftcapArgs};
+use crate::args::{AddArgs, EmbedArgs, GegluArgs, KvWriteArgs, ScaleArgs, SoftcapArgs};
 use crate::cpu::{bad_arg, numel};
 use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
@@ -135,34 +135,10 @@ pub(crate) fn add(isa: Isa, a: &AddArgs, x: &[f32], acc: &mut [f32]) -> Result<(
     Ok(())
 }
 
-/// `dst[dst_offset..][..len] = src[src_offset..][..len]`.
-pub(crate) fn copy(a: &CopyArgs, src: &[f32], dst: &mut [f32]) -> Result<()> {
-    let end = |offset: usize| {
-        offset.checked_add(a.len).ok_or_else(|| bad_arg("copy", format!("offset {offset} + {} overflows", a.len)))
-    };
-    let (src_end, dst_end) = (end(a.src_offset)?, end(a.dst_offset)?);
-    check_len("copy", "src", src.len(), src_end)?;
-    check_len("copy", "dst", dst.len(), dst_end)?;
-    dst[a.dst_offset..dst_end].copy_from_slice(&src[a.src_offset..src_end]);
-    Ok(())
-}
-
 /// Keys and values of positions `pos0..pos0 + tokens` into slots `pos % capacity`. Only the last
 /// `capacity` tokens are copied: the earlier ones would be overwritten within the call.
 pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32], cache_v: &mut [f32]) -> Result<()> {
-    const OP: &str = "kv_write";
-    let new_len = numel(OP, &[a.tokens, a.kv_dim])?;
-    let cache_len = numel(OP, &[a.capacity, a.kv_dim])?;
-    check_len(OP, "k", k.len(), new_len)?;
-    check_len(OP, "v", v.len(), new_len)?;
-    check_len(OP, "cache_k", cache_k.len(), cache_len)?;
-    check_len(OP, "cache_v", cache_v.len(), cache_len)?;
-    if a.capacity == 0 && a.tokens > 0 {
-        return Err(bad_arg(OP, "capacity is 0".into()));
-    }
-    if a.pos0.checked_add(a.tokens).is_none() {
-        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
-    }
+    crate::cpu::attention::validate_kv_write(a, k, v, cache_k, cache_v)?;
     let d = a.kv_dim;
     for (src, cache) in [(k, cache_k), (v, cache_v)] {
         for t in a.tokens.saturating_sub(a.capacity)..a.tokens {

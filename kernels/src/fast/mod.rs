@@ -24,7 +24,7 @@ pub use isa::{Activations, Isa};
 
 use crate::args::*;
 use crate::backend::Backend;
-use crate::cpu::{check_shape, numel};
+use crate::cpu::numel;
 use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
 
@@ -112,13 +112,7 @@ impl Backend for FastCpu {
     }
 
     fn matmul(&self, a: &MatmulArgs, x: &Vec<f32>, w: &HostTensor, out: &mut Vec<f32>) -> Result<()> {
-        // The reference's checks, in its order (`crate::cpu::matmul`).
-        const OP: &str = "matmul";
-        let x_len = numel(OP, &[a.m, a.k])?;
-        let out_len = numel(OP, &[a.m, a.n])?;
-        check_len(OP, "x", x.len(), x_len)?;
-        check_shape(OP, "w", w, &[a.n, a.k])?;
-        check_len(OP, "out", out.len(), out_len)?;
+        let (x_len, out_len) = crate::cpu::matmul::validate(a, x, w, out)?;
         if a.k == 0 {
             out[..out_len].fill(0.0); // an empty dot product is 0 (and `linear` sees no rows)
             return Ok(());
@@ -168,7 +162,7 @@ impl Backend for FastCpu {
     }
 
     fn copy(&self, a: &CopyArgs, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
-        elementwise::copy(a, src, dst)
+        crate::cpu::RefCpu.copy(a, src, dst) // a plain range copy: the reference's is the one
     }
 
     fn softcap(&self, a: &SoftcapArgs, x: &mut Vec<f32>) -> Result<()> {

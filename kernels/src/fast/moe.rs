@@ -22,9 +22,7 @@ use super::isa::{Activations, Isa};
 use super::matmul::linear;
 use super::simd::{self, with_scratch, PAR_MIN};
 use crate::args::{MoeArgs, RouteArgs};
-use crate::cpu::moe::check_top_k;
-use crate::cpu::{bad_arg, check_shape, numel};
-use crate::error::{check_len, KernelError, Result};
+use crate::error::Result;
 use crate::tensor::HostTensor;
 use rayon::prelude::*;
 use std::cell::Cell;
@@ -57,17 +55,8 @@ pub(crate) fn moe_route(
     ids: &mut [u32],
     weights: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "moe_route";
-    check_top_k(OP, a.top_k, a.n_experts)?;
-    if u32::try_from(a.n_experts).is_err() {
-        return Err(bad_arg(OP, format!("{} experts do not fit u32 ids", a.n_experts)));
-    }
-    let scores_len = numel(OP, &[a.tokens, a.n_experts])?;
-    check_len(OP, "scores", scores.len(), scores_len)?;
-    check_shape(OP, "per_expert_scale", per_expert_scale, &[a.n_experts])?;
-    let out_len = numel(OP, &[a.tokens, a.top_k])?;
-    check_len(OP, "ids", ids.len(), out_len)?;
-    check_len(OP, "weights", weights.len(), out_len)?;
+    let out_len = crate::cpu::moe::validate_route(a, scores, per_expert_scale, ids, weights)?;
+    let scores_len = a.tokens * a.n_experts; // checked not to overflow by the validation
     if a.tokens == 0 {
         return Ok(());
     }
@@ -146,20 +135,7 @@ pub(crate) fn moe_experts(
     weights: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
-    const OP: &str = "moe_experts";
-    check_top_k(OP, a.top_k, a.n_experts)?;
-    let act_len = numel(OP, &[a.tokens, a.hidden])?;
-    let routed = numel(OP, &[a.tokens, a.top_k])?;
-    check_len(OP, "x", x.len(), act_len)?;
-    let gate_up_rows = numel(OP, &[2, a.inter])?;
-    check_shape(OP, "gate_up", gate_up, &[a.n_experts, gate_up_rows, a.hidden])?;
-    check_shape(OP, "down", down, &[a.n_experts, a.hidden, a.inter])?;
-    check_len(OP, "ids", ids.len(), routed)?;
-    check_len(OP, "weights", weights.len(), routed)?;
-    check_len(OP, "out", out.len(), act_len)?;
-    if let Some(&id) = ids[..routed].iter().find(|&&id| id as usize >= a.n_experts) {
-        return Err(KernelError::IdOutOfRange { op: OP, id, len: a.n_experts });
-    }
+    let (act_len, routed) = crate::cpu::moe::validate_experts(a, x, gate_up, down, ids, weights, out)?;
     // The shapes exist in memory, so these products fit.
     let (h, inter, n_exp) = (a.hidden, a.inter, a.n_experts);
     if routed == 0 {

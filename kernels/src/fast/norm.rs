@@ -19,7 +19,7 @@
 use super::isa::Isa;
 use super::simd::{self, rows_per_task, with_scratch, Job, PAR_MIN};
 use crate::args::{RmsNormArgs, RopeArgs};
-use crate::cpu::{bad_arg, check_shape, numel};
+use crate::cpu::{check_shape, numel};
 use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
 use rayon::prelude::*;
@@ -152,11 +152,12 @@ impl RopeTable {
         (self.pos0, self.len) = (a.pos0, a.tokens);
         self.cos.resize(a.tokens * pairs, 0.0);
         self.sin.resize(a.tokens * pairs, 0.0);
-        let inv_freq = |i: usize| a.freq_scale / a.theta.powf((2 * i) as f32 / a.head_dim as f32);
+        // The reference's frequencies, computed once per table (not once per position).
+        let inv_freq = crate::cpu::rope::inverse_frequencies(a);
         let row = |t: usize, cos: &mut [f32], sin: &mut [f32]| {
             let pos = (a.pos0 + t) as f32;
-            for (i, (c, s)) in cos.iter_mut().zip(sin.iter_mut()).enumerate() {
-                let angle = pos * inv_freq(i);
+            for ((c, s), f) in cos.iter_mut().zip(sin.iter_mut()).zip(&inv_freq) {
+                let angle = pos * f;
                 *c = angle.cos();
                 *s = angle.sin();
             }
@@ -212,22 +213,7 @@ impl Job for Rotate<'_> {
 
 /// Rotates the first `tokens * heads * head_dim` elements of `x` in place.
 pub(crate) fn rope(isa: Isa, a: &RopeArgs, x: &mut [f32]) -> Result<()> {
-    const OP: &str = "rope";
-    if !a.head_dim.is_multiple_of(2) {
-        return Err(bad_arg(OP, format!("head_dim {} is odd", a.head_dim)));
-    }
-    let half = a.head_dim / 2;
-    if a.rotary_pairs > half {
-        return Err(bad_arg(OP, format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs)));
-    }
-    if !(a.freq_scale.is_finite() && a.freq_scale > 0.0) {
-        return Err(bad_arg(OP, format!("freq_scale {} must be positive", a.freq_scale)));
-    }
-    if a.pos0.checked_add(a.tokens).is_none() {
-        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
-    }
-    let len = numel(OP, &[a.tokens, a.heads, a.head_dim])?;
-    check_len(OP, "x", x.len(), len)?;
+    let len = crate::cpu::rope::validate(a, x.len())?;
     if len == 0 || a.rotary_pairs == 0 {
         return Ok(());
     }
