@@ -203,40 +203,14 @@ mod tests {
     /// Every decoder reproduces the reference dequantization bit for bit on random blocks.
     #[test]
     fn decoders_match_reference() {
-        let mut next = super::super::tests::splitmix(1);
-        let all = [
-            DType::Q8_0,
-            DType::Q4_0,
-            DType::Q4_1,
-            DType::Q5_0,
-            DType::Q5_1,
-            DType::Q2_K,
-            DType::Q3_K,
-            DType::Q4_K,
-            DType::Q5_K,
-            DType::Q6_K,
-            DType::Q8_K,
-        ];
-        for dtype in all {
+        use super::super::tests::{random_blocks, DTYPES};
+        for dtype in DTYPES.into_iter().filter(|d| d.is_quantized()) {
             let (elems, size) = dtype.block();
             let mut blk = Block::new();
-            for _ in 0..50 {
-                let mut bytes: Vec<u8> = (0..size).map(|_| next() as u8).collect();
-                // Keep the f16/f32 scales finite and moderate.
-                let fix_f16 = |b: &mut Vec<u8>, at: usize| b[at + 1] = 0x30 | (b[at + 1] & 0x83);
-                match dtype {
-                    DType::Q2_K => (fix_f16(&mut bytes, 80), fix_f16(&mut bytes, 82)).0,
-                    DType::Q3_K => fix_f16(&mut bytes, 108),
-                    DType::Q6_K => fix_f16(&mut bytes, 208),
-                    DType::Q8_K => bytes[..4].copy_from_slice(&0.0123f32.to_le_bytes()),
-                    DType::Q4_K | DType::Q5_K | DType::Q4_1 | DType::Q5_1 => {
-                        (fix_f16(&mut bytes, 0), fix_f16(&mut bytes, 2)).0
-                    }
-                    _ => fix_f16(&mut bytes, 0),
-                }
+            for bytes in random_blocks(dtype, 50, 1).chunks_exact(size) {
                 let mut want = vec![0.0f32; elems];
-                crate::quant::dequantize(dtype, &bytes, &mut want);
-                with_decoder(dtype, Once { bytes: &bytes, blk: &mut blk }).unwrap();
+                crate::quant::dequantize(dtype, bytes, &mut want);
+                with_decoder(dtype, Once { bytes, blk: &mut blk }).unwrap();
                 for (e, w) in want.iter().enumerate() {
                     let got = blk.scale[e / 16] * f32::from(blk.q[e]) - blk.min[e / 16];
                     assert_eq!(got.to_bits(), w.to_bits(), "{} element {e}", dtype.name());

@@ -30,16 +30,23 @@ fn weight(dtype: DType, n: usize, k: usize, seed: u64) -> HostTensor {
     if let Ok(t) = HostTensor::from_f32_as(&vals, vec![n, k], dtype) {
         return t;
     }
-    let (elems, size) = dtype.block();
-    let mut bytes: Vec<u8> = (0..n * k / elems * size).map(|_| (r() * 128.0 + 128.0) as u8).collect();
-    // f16 scale fields: small positive values.
+    let bytes = random_blocks(dtype, n * k / dtype.block().0, seed);
+    HostTensor::new(std::sync::Arc::new(bytes), 0, dtype, vec![n, k]).unwrap()
+}
+
+/// `blocks` random blocks of the block format `dtype`, with their f16 (Q8_K: f32) scale fields
+/// set to small positive values so that sums stay finite.
+pub(super) fn random_blocks(dtype: DType, blocks: usize, seed: u64) -> Vec<u8> {
+    let mut next = splitmix(seed);
+    let size = dtype.block().1;
+    let mut bytes: Vec<u8> = (0..blocks * size).map(|_| next() as u8).collect();
     let fields: &[usize] = match dtype {
         DType::Q2_K => &[80, 82],
         DType::Q3_K => &[108],
-        DType::Q5_K => &[0, 2],
         DType::Q6_K => &[208],
         DType::Q8_K => &[],
-        _ => &[0, 2],
+        DType::Q4_K | DType::Q5_K | DType::Q4_1 | DType::Q5_1 => &[0, 2],
+        _ => &[0],
     };
     for b in bytes.chunks_exact_mut(size) {
         for &f in fields {
@@ -49,10 +56,11 @@ fn weight(dtype: DType, n: usize, k: usize, seed: u64) -> HostTensor {
             b[..4].copy_from_slice(&0.01f32.to_le_bytes());
         }
     }
-    HostTensor::new(std::sync::Arc::new(bytes), 0, dtype, vec![n, k]).unwrap()
+    bytes
 }
 
-const DTYPES: [DType; 14] = [
+/// Every dtype the matmul reads.
+pub(super) const DTYPES: [DType; 14] = [
     DType::F32,
     DType::F16,
     DType::BF16,
