@@ -190,45 +190,21 @@ impl DecodeJob for Q8<'_> {
     fn run<D: Fn(&[u8], &mut Block) + Copy>(self, decode: D, f: Format) {
         let row_bytes = self.a.q.len() / f.elems * f.size;
         let (isa, a) = (self.isa, self.a);
-        // `ROWS` rows per call: independent FMA chains sharing each activation load (kept
-        // generic; one row measured faster than four here: four decoded blocks spill).
-        let mut rows = self.w.chunks_exact(row_bytes);
-        let mut outs = self.out.chunks_mut(ROWS);
-        for o in outs.by_ref() {
-            if o.len() < ROWS {
-                for o1 in o.iter_mut() {
-                    let r = rows.next().unwrap_or(&[]);
-                    *o1 = rows_q8::<1, D>(isa, decode, [r], f, a)[0];
-                }
-                break;
-            }
-            let r: [&[u8]; ROWS] = std::array::from_fn(|_| rows.next().unwrap_or(&[]));
-            o.copy_from_slice(&rows_q8::<ROWS, D>(isa, decode, r, f, a));
+        // One row at a time: four rows per pass (sharing each activation load) measured slower
+        // here, their decoded blocks no longer stay in registers and L1.
+        for (o, row) in self.out.iter_mut().zip(self.w.chunks_exact(row_bytes)) {
+            *o = match isa {
+                // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`); this body is
+                // only instantiated inside the matching target-feature functions (`q8_avx512`,
+                // `q8_avx2`).
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 | Isa::Avx512Bf16 => unsafe { x86::row_q8::<true, D>(decode, row, f, a) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { x86::row_q8::<false, D>(decode, row, f, a) },
+                _ => row_q8_portable(&decode, row, f, a),
+            };
         }
-    }
-}
-
-/// Rows per call of the int8 kernels.
-const ROWS: usize = 1;
-
-/// `R` rows against 8-bit activations on `isa`.
-#[inline(always)]
-fn rows_q8<const R: usize, D: Fn(&[u8], &mut Block)>(
-    isa: Isa,
-    decode: D,
-    rows: [&[u8]; R],
-    f: Format,
-    a: &QAct,
-) -> [f32; R] {
-    match isa {
-        // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`); this body is only
-        // instantiated inside the matching target-feature functions (`q8_avx512`, `q8_avx2`).
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 | Isa::Avx512Bf16 => unsafe { x86::rows_q8::<true, R, D>(decode, rows, f, a) },
-        // SAFETY: as above.
-        #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { x86::rows_q8::<false, R, D>(decode, rows, f, a) },
-        _ => std::array::from_fn(|r| row_q8_portable(&decode, rows[r], f, a)),
     }
 }
 
@@ -304,57 +280,47 @@ pub(super) mod x86 {
         }
     }
 
-    /// `R` rows against 8-bit activations (see the module docs). `VNNI` picks the lane kernel.
+    /// One row against 8-bit activations (see the module docs). `VNNI` picks the lane kernel.
     ///
     /// # Safety
     /// The CPU must support AVX2 + FMA, and AVX-512 VNNI/VL if `VNNI`.
     #[inline(always)]
-    pub(super) unsafe fn rows_q8<const VNNI: bool, const R: usize, D: Fn(&[u8], &mut Block)>(
+    pub(super) unsafe fn row_q8<const VNNI: bool, D: Fn(&[u8], &mut Block)>(
         decode: D,
-        rows: [&[u8]; R],
+        row: &[u8],
         f: Format,
         a: &QAct,
-    ) -> [f32; R] {
-        let mut blk: [Block; R] = std::array::from_fn(|_| Block::new());
+    ) -> f32 {
+        let mut blk = Block::new();
         // SAFETY (all intrinsics below): AVX2 + FMA (and VNNI if `VNNI`), the caller's contract.
-        let mut acc = [unsafe { _mm256_setzero_ps() }; R];
-        let mut corr = [0.0f32; R];
-        let blocks = rows[0].len() / f.size;
-        for bi in 0..blocks {
-            for r in 0..R {
-                decode(&rows[r][bi * f.size..(bi + 1) * f.size], &mut blk[r]);
-            }
+        let mut acc = unsafe { _mm256_setzero_ps() };
+        let mut corr = 0.0f32;
+        for (bi, b) in row.chunks_exact(f.size).enumerate() {
+            decode(b, &mut blk);
             let g0 = bi * f.elems / 32;
             for g in 0..f.elems / 32 {
                 let aq = &a.q[32 * (g0 + g)..32 * (g0 + g) + 32];
                 let d = a.d[g0 + g];
-                // SAFETY: `aq` and each `blk.q[32 g..]` hold 32 bytes; unaligned loads.
+                // SAFETY: `aq` and `blk.q[32 g..]` hold 32 bytes; unaligned loads.
                 unsafe {
                     let x = _mm256_loadu_si256(aq.as_ptr().cast());
-                    for r in 0..R {
-                        let q = _mm256_loadu_si256(blk[r].q.as_ptr().add(32 * g).cast());
-                        let lanes = if VNNI { lanes_vnni(q, x) } else { lanes_avx2(q, x) };
-                        let s = if f.sub16 {
-                            let (s0, s1) = (blk[r].scale[2 * g] * d, blk[r].scale[2 * g + 1] * d);
-                            _mm256_set_m128(_mm_set1_ps(s1), _mm_set1_ps(s0))
-                        } else {
-                            _mm256_set1_ps(blk[r].scale[2 * g] * d)
-                        };
-                        acc[r] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), s, acc[r]);
-                    }
+                    let q = _mm256_loadu_si256(blk.q.as_ptr().add(32 * g).cast());
+                    let lanes = if VNNI { lanes_vnni(q, x) } else { lanes_avx2(q, x) };
+                    let s = if f.sub16 {
+                        let (s0, s1) = (blk.scale[2 * g] * d, blk.scale[2 * g + 1] * d);
+                        _mm256_set_m128(_mm_set1_ps(s1), _mm_set1_ps(s0))
+                    } else {
+                        _mm256_set1_ps(blk.scale[2 * g] * d)
+                    };
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), s, acc);
                 }
                 if f.mins {
-                    let (h0, h1) = (a.half[2 * (g0 + g)], a.half[2 * (g0 + g) + 1]);
-                    for r in 0..R {
-                        corr[r] += blk[r].min[2 * g] * h0 + blk[r].min[2 * g + 1] * h1;
-                    }
+                    corr += blk.min[2 * g] * a.half[2 * (g0 + g)] + blk.min[2 * g + 1] * a.half[2 * (g0 + g) + 1];
                 }
             }
         }
-        std::array::from_fn(|r| {
-            // SAFETY: as above.
-            unsafe { hsum8(acc[r]) - corr[r] }
-        })
+        // SAFETY: as above.
+        unsafe { hsum8(acc) - corr }
     }
 
     /// The legacy formats with one scale per 32 and no min, decoded in registers straight from
