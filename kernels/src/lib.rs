@@ -15,6 +15,8 @@ pub mod error;
 pub mod fast;
 pub mod quant;
 pub mod tensor;
+#[cfg(feature = "wgpu")]
+pub mod wgsl;
 
 pub use args::*;
 pub use backend::Backend;

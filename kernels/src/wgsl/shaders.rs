@@ -1,0 +1,121 @@
+//! The WGSL sources, one file per op in `shaders/`, compiled into the binary. Shaders that read
+//! weights are prefixed with `shaders/weights.wgsl`, the per-dtype decoding they share.
+
+/// A `.wgsl` file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Shader {
+    /// `scale`: `x *= factor`.
+    Scale,
+    /// `add`: `acc = (acc + x) * scale`.
+    Add,
+    /// `softcap`: `x = cap * tanh(x / cap)`.
+    Softcap,
+    /// `geglu`: `out = gelu_tanh(gate) * up`.
+    Geglu,
+    /// `rms_norm`, `add_rms_norm`.
+    RmsNorm,
+    /// `rope` (default and proportional).
+    Rope,
+    /// `kv_write`.
+    KvWrite,
+    /// `attention`: prefill tiles and split decode.
+    Attention,
+    /// `embed`: token and PLE row gather.
+    Embed,
+    /// `matmul` for one token: a workgroup per output row.
+    Matvec,
+    /// `matmul` for many tokens: tiles in workgroup memory.
+    Matmul,
+    /// `moe_route`: softmax and top-k.
+    MoeRoute,
+    /// `moe_experts`: the selected experts' FFNs.
+    MoeExperts,
+}
+
+const WEIGHTS: &str = include_str!("../../../shaders/weights.wgsl");
+
+impl Shader {
+    /// Every shader (`garnet doctor` compiles them all).
+    pub const ALL: [Shader; 13] = [
+        Shader::Scale,
+        Shader::Add,
+        Shader::Softcap,
+        Shader::Geglu,
+        Shader::RmsNorm,
+        Shader::Rope,
+        Shader::KvWrite,
+        Shader::Attention,
+        Shader::Embed,
+        Shader::Matvec,
+        Shader::Matmul,
+        Shader::MoeRoute,
+        Shader::MoeExperts,
+    ];
+
+    /// The file name under `shaders/`.
+    pub fn file(self) -> &'static str {
+        match self {
+            Shader::Scale => "scale.wgsl",
+            Shader::Add => "add.wgsl",
+            Shader::Softcap => "softcap.wgsl",
+            Shader::Geglu => "geglu.wgsl",
+            Shader::RmsNorm => "rms_norm.wgsl",
+            Shader::Rope => "rope.wgsl",
+            Shader::KvWrite => "kv_write.wgsl",
+            Shader::Attention => "attention.wgsl",
+            Shader::Embed => "embed.wgsl",
+            Shader::Matvec => "matvec.wgsl",
+            Shader::Matmul => "matmul.wgsl",
+            Shader::MoeRoute => "moe_route.wgsl",
+            Shader::MoeExperts => "moe_experts.wgsl",
+        }
+    }
+
+    /// The source as compiled.
+    pub fn source(self) -> String {
+        let own = match self {
+            Shader::Scale => include_str!("../../../shaders/scale.wgsl"),
+            Shader::Add => include_str!("../../../shaders/add.wgsl"),
+            Shader::Softcap => include_str!("../../../shaders/softcap.wgsl"),
+            Shader::Geglu => include_str!("../../../shaders/geglu.wgsl"),
+            Shader::RmsNorm => include_str!("../../../shaders/rms_norm.wgsl"),
+            Shader::Rope => include_str!("../../../shaders/rope.wgsl"),
+            Shader::KvWrite => include_str!("../../../shaders/kv_write.wgsl"),
+            Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Shader::Embed => include_str!("../../../shaders/embed.wgsl"),
+            Shader::Matvec => include_str!("../../../shaders/matvec.wgsl"),
+            Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
+            Shader::MoeRoute => include_str!("../../../shaders/moe_route.wgsl"),
+            Shader::MoeExperts => include_str!("../../../shaders/moe_experts.wgsl"),
+        };
+        if self.reads_weights() {
+            format!("{WEIGHTS}\n{own}")
+        } else {
+            own.to_string()
+        }
+    }
+
+    /// Shaders that decode weight blocks (and so include `weights.wgsl`).
+    fn reads_weights(self) -> bool {
+        matches!(self, Shader::Embed | Shader::Matvec | Shader::Matmul | Shader::MoeExperts)
+    }
+
+    /// The entry points of this shader (the doctor builds each).
+    pub fn entries(self) -> &'static [&'static str] {
+        match self {
+            Shader::Scale => &["scale"],
+            Shader::Add => &["add"],
+            Shader::Softcap => &["softcap"],
+            Shader::Geglu => &["geglu"],
+            Shader::RmsNorm => &["rms_norm", "add_rms_norm"],
+            Shader::Rope => &["rope"],
+            Shader::KvWrite => &["kv_write"],
+            Shader::Attention => &["attention"],
+            Shader::Embed => &["embed"],
+            Shader::Matvec => &["matvec"],
+            Shader::Matmul => &["matmul"],
+            Shader::MoeRoute => &["moe_route"],
+            Shader::MoeExperts => &["moe_experts"],
+        }
+    }
+}

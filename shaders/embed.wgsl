@@ -1,0 +1,1 @@
+// embed: not written yet

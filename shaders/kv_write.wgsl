@@ -1,0 +1,1 @@
+// kv_write: not written yet

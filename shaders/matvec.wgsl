@@ -1,0 +1,1 @@
+// matvec: not written yet

@@ -1,0 +1,1 @@
+// moe_experts: not written yet

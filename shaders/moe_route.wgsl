@@ -1,0 +1,1 @@
+// moe_route: not written yet
