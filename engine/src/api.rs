@@ -23,7 +23,7 @@ pub enum BackendKind {
     Cpu,
     /// The scalar CPU reference backend (the oracle; slow).
     CpuRef,
-    /// WGSL compute shaders through wgpu (not in this build yet).
+    /// WGSL compute shaders through wgpu (Vulkan, Metal, DX12; f32 activations).
     Wgpu,
     /// CUDA PTX through cudarc (not in this build yet).
     Cuda,
@@ -171,9 +171,21 @@ impl Engine {
             BackendKind::CpuRef => {
                 Arc::new(Model::new(cfg, RefCpu::new(), &host, ple_table, reference, &mut progress)?)
             }
-            other => {
+            #[cfg(feature = "wgpu")]
+            BackendKind::Wgpu => {
+                let gpu = garnet_kernels::wgsl::Wgpu::new()?;
+                Arc::new(Model::new(cfg, gpu, &host, ple_table, reference, &mut progress)?)
+            }
+            #[cfg(not(feature = "wgpu"))]
+            BackendKind::Wgpu => {
                 return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
-                    backend: if other == BackendKind::Wgpu { "wgpu" } else { "cuda" },
+                    backend: "wgpu",
+                    why: "garnet was built without the `wgpu` feature".into(),
+                }))
+            }
+            BackendKind::Cuda => {
+                return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
+                    backend: "cuda",
                     why: "not part of this build yet".into(),
                 }))
             }
@@ -207,6 +219,22 @@ impl Engine {
     /// Sizes and backend of the loaded model.
     pub fn info(&self) -> &ModelInfo {
         &self.info
+    }
+
+    /// The backend's work counters: dispatches, copies, submissions and host syncs (device
+    /// backends; zero on the CPU).
+    pub fn device_stats(&self) -> garnet_kernels::DeviceStats {
+        self.runner.stats()
+    }
+
+    /// Starts timing every op on the device (timestamp queries); false when the backend cannot.
+    pub fn enable_profiling(&self) -> bool {
+        self.runner.enable_profiling()
+    }
+
+    /// Device time per op since [`Engine::enable_profiling`], slowest first.
+    pub fn profile(&self) -> garnet_kernels::OpTimes {
+        self.runner.profile()
     }
 
     /// A new session with its own KV cache.

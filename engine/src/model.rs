@@ -93,6 +93,12 @@ pub trait Runner: Send + Sync {
     fn config(&self) -> &ModelConfig;
     /// The backend's name.
     fn backend_name(&self) -> &'static str;
+    /// The backend's work counters (dispatches, host syncs; zero on the CPU).
+    fn stats(&self) -> DeviceStats;
+    /// Starts per-op device timing; false when the backend has no timestamp queries.
+    fn enable_profiling(&self) -> bool;
+    /// Device time per op since profiling started.
+    fn profile(&self) -> OpTimes;
     /// A fresh session state for `context` positions, running prompts in chunks of `chunk`.
     fn new_state(self: Arc<Self>, context: usize, chunk: usize) -> Result<Box<dyn Forward>>;
 }
@@ -463,6 +469,18 @@ impl<B: Backend> Runner for Model<B> {
 
     fn backend_name(&self) -> &'static str {
         self.backend.name()
+    }
+
+    fn stats(&self) -> DeviceStats {
+        self.backend.stats()
+    }
+
+    fn enable_profiling(&self) -> bool {
+        self.backend.enable_profiling()
+    }
+
+    fn profile(&self) -> OpTimes {
+        self.backend.profile()
     }
 
     fn new_state(self: Arc<Self>, context: usize, chunk: usize) -> Result<Box<dyn Forward>> {

@@ -8,6 +8,24 @@
 use crate::args::*;
 use crate::error::Result;
 use crate::tensor::HostTensor;
+use std::time::Duration;
+
+/// Work a device backend has recorded since it was created (all zero on the CPU backends, which
+/// run each op as it is called).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DeviceStats {
+    /// Compute dispatches (kernel launches).
+    pub dispatches: u64,
+    /// Buffer copies (uploads, `copy`, downloads).
+    pub copies: u64,
+    /// Command buffers submitted.
+    pub submits: u64,
+    /// Times the host waited for the device.
+    pub syncs: u64,
+}
+
+/// Device time per op from timestamp queries: `(op, calls, total time)`, slowest first.
+pub type OpTimes = Vec<(&'static str, u64, Duration)>;
 
 /// A compute backend. Implementations: [`crate::cpu::RefCpu`] (scalar reference, the oracle);
 /// later the fast CPU, wgpu and CUDA backends.
@@ -21,6 +39,20 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Short name: "cpu-ref", "cpu", "wgpu", "cuda".
     fn name(&self) -> &'static str;
+
+    // ---- instrumentation (device backends) ----
+    /// Dispatches, copies, submissions and host syncs so far.
+    fn stats(&self) -> DeviceStats {
+        DeviceStats::default()
+    }
+    /// Starts timing every op on the device; false when the backend cannot (no timestamp queries).
+    fn enable_profiling(&self) -> bool {
+        false
+    }
+    /// Device time per op since profiling started.
+    fn profile(&self) -> OpTimes {
+        Vec::new()
+    }
 
     // ---- memory ----
     /// A zeroed f32 buffer of `len` elements.

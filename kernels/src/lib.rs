@@ -13,12 +13,13 @@ pub mod backend;
 pub mod cpu;
 pub mod error;
 pub mod fast;
+pub mod opstest;
 pub mod quant;
 pub mod tensor;
 #[cfg(feature = "wgpu")]
 pub mod wgsl;
 
 pub use args::*;
-pub use backend::Backend;
+pub use backend::{Backend, DeviceStats, OpTimes};
 pub use error::{KernelError, Result};
 pub use tensor::{DType, HostTensor, Storage};

@@ -44,6 +44,10 @@ pub struct Args {
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
+    /// Per-op device times (GPU timestamp queries) of the generation test and its dispatches /
+    /// host syncs per token, on stderr.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// Table columns: (width, right-aligned), as llama-bench prints them.
@@ -101,6 +105,13 @@ pub fn main(a: Args) -> garnet::Result<()> {
     } else {
         None
     };
+    if a.profile && a.n > 0 {
+        // One more generation run, alone, so the table is the decode step's.
+        let before = crate::profile::start(&engine, true);
+        session.reset();
+        ids[..a.n].iter().try_for_each(|&id| session.step(id).map(drop))?;
+        crate::profile::report(&engine, before, a.n);
+    }
     let read_bw = bandwidth::read_gb_s(bandwidth::BUFFER_BYTES, 5);
     let decode_gb_s = tg.map(|t| footprint.per_token as f64 * t.mean / 1e9);
 

@@ -1,12 +1,16 @@
 //! `garnet`: the command line. `run` generates text, `logits` writes verification logits in the
 //! golden files' format, `info` describes a checkpoint, `perplexity` scores a text, `synth` writes
-//! random-weight checkpoints of the released shapes, `bench` measures speed. Errors print one line
-//! on stderr and exit non-zero.
+//! random-weight checkpoints of the released shapes, `bench` measures speed, `ops-test` checks
+//! every backend's ops against the reference, `doctor` lists devices and builds every shader.
+//! Errors print one line on stderr and exit non-zero.
 
 mod bench;
+mod doctor;
 mod info;
 mod logits;
+mod opstest;
 mod perplexity;
+mod profile;
 mod run;
 mod synth;
 
@@ -34,6 +38,10 @@ enum Cmd {
     Synth(synth::Args),
     /// llama-bench's pp / tg tests (mean ± stddev tok/s) and the decode bandwidth they imply.
     Bench(bench::Args),
+    /// The adapters and devices found, their limits and features; builds every shader, runs a quick self-test.
+    Doctor(doctor::Args),
+    /// Every op on every backend against the CPU reference (llama.cpp's test-backend-ops).
+    OpsTest(opstest::Args),
 }
 
 fn main() -> ExitCode {
@@ -45,6 +53,8 @@ fn main() -> ExitCode {
         Cmd::Perplexity(a) => perplexity::main(a),
         Cmd::Synth(a) => synth::main(a),
         Cmd::Bench(a) => bench::main(a),
+        Cmd::Doctor(a) => doctor::main(a),
+        Cmd::OpsTest(a) => opstest::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -51,6 +51,9 @@ pub struct Args {
     /// Quantize the float weights at load: q8_0, q4_0 or q4_k.
     #[arg(long, value_parser = crate::parse_quant)]
     quant: Option<garnet_kernels::DType>,
+    /// Per-op device times (GPU timestamp queries) and dispatches / host syncs per token, on stderr.
+    #[arg(long)]
+    profile: bool,
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
@@ -71,8 +74,13 @@ pub fn main(a: Args) -> garnet::Result<()> {
         max_new_tokens: a.max_tokens,
         stop_tokens: None,
     };
+    let before = crate::profile::start(&engine, a.profile);
     if let Some(prompt) = &a.prompt {
-        return stream(session.generate(prompt, &sampling)?);
+        let n = stream(session.generate(prompt, &sampling)?)?;
+        if a.profile {
+            crate::profile::report(&engine, before, n);
+        }
+        return Ok(());
     }
     for line in std::io::stdin().lock().lines() {
         let line = line.map_err(|e| garnet::Error::Invalid(format!("reading stdin: {e}")))?;
@@ -80,14 +88,18 @@ pub fn main(a: Args) -> garnet::Result<()> {
             continue;
         }
         let turn = [Message { role: Role::User, content: line }];
-        stream(session.chat(&turn, &sampling)?)?;
+        let n = stream(session.chat(&turn, &sampling)?)?;
         println!();
+        if a.profile {
+            crate::profile::report(&engine, before, n);
+        }
     }
     Ok(())
 }
 
-/// Prints tokens as they come; reports prompt and generation speed on stderr.
-fn stream(mut gen: Generation<'_>) -> garnet::Result<()> {
+/// Prints tokens as they come; reports prompt and generation speed on stderr. Returns the
+/// number of tokens generated.
+fn stream(mut gen: Generation<'_>) -> garnet::Result<usize> {
     let start = Instant::now();
     let mut out = std::io::stdout().lock();
     let mut n = 0usize;
@@ -96,7 +108,7 @@ fn stream(mut gen: Generation<'_>) -> garnet::Result<()> {
         n += 1;
         // A closed stdout (e.g. piped into `head`) ends generation quietly.
         if write!(out, "{}", tok.text).and_then(|_| out.flush()).is_err() {
-            return Ok(());
+            return Ok(n);
         }
     }
     let _ = write!(out, "{}", gen.finish()?);
@@ -112,5 +124,5 @@ fn stream(mut gen: Generation<'_>) -> garnet::Result<()> {
         decode,
         n as f64 / decode.max(1e-9)
     );
-    Ok(())
+    Ok(n)
 }

@@ -52,50 +52,25 @@ fn greedy_ids_match_llama_cpp() {
     let _ = std::fs::remove_file(out);
 }
 
-/// The same continuation as text: GGUF vocabulary -> SentencePiece tokenizer -> quantized
-/// weights -> greedy sampling -> streamed UTF-8, with nothing but the .gguf file. Reference
-/// precision (f32 activations); the native mode's accuracy is the perplexity test's.
-#[test]
-fn greedy_text_matches_llama_cpp() {
-    let Some(model) = model() else { return };
-    let o = garnet(&[
-        "run",
-        "--model",
-        model.to_str().unwrap(),
-        "--prompt",
-        "The capital of France is",
-        "--temperature",
-        "0",
-        "--max-tokens",
-        "15",
-        "--precision",
-        "reference",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(
-        String::from_utf8_lossy(&o.stdout),
-        " the capital of the country of France. It is the largest city in France"
-    );
-}
-
-/// More greedy continuations, in reference precision. Expected texts are llama.cpp's (`llama-completion --temp 0`) on the
-/// same file, except "primary colors": llama.cpp's Q4_K_M run says " red, yellow, and blue"
+/// Greedy continuations `(prompt, tokens, text)`: llama.cpp's (`llama-completion --temp 0`) on
+/// the same file, except "primary colors": llama.cpp's Q4_K_M run says " red, yellow, and blue"
 /// because it quantizes activations to 8 bits for its dot products and the top-2 margin there is
 /// 0.17 logits; on the same weights dequantized to F32 (`llama-quantize --allow-requantize ...
 /// F32`) llama.cpp says " red, blue, and yellow", as garnet does with f32 activations.
-#[test]
-fn more_prompts_match_llama_cpp() {
-    let Some(model) = model() else { return };
-    let cases = [
-        (
-            "Once upon a time",
-            "24",
-            ", there was a little girl named Lily. She was a very smart girl, and she loved to play with her friends",
-        ),
-        ("def fibonacci(n):", "24", "\n    if n == 0:\n        return 0\n    elif n == 1:\n        return"),
-        ("The three primary colors are", "12", " red, blue, and yellow.\n\nThe primary colors are"),
-    ];
-    for (prompt, n, want) in cases {
+const PROMPTS: [(&str, &str, &str); 4] = [
+    ("The capital of France is", "15", " the capital of the country of France. It is the largest city in France"),
+    (
+        "Once upon a time",
+        "24",
+        ", there was a little girl named Lily. She was a very smart girl, and she loved to play with her friends",
+    ),
+    ("def fibonacci(n):", "24", "\n    if n == 0:\n        return 0\n    elif n == 1:\n        return"),
+    ("The three primary colors are", "12", " red, blue, and yellow.\n\nThe primary colors are"),
+];
+
+/// Runs every prompt greedily on `backend` with f32 activations and checks the text.
+fn greedy_texts(model: &std::path::Path, backend: &str) {
+    for (prompt, n, want) in PROMPTS {
         let o = garnet(&[
             "run",
             "--model",
@@ -108,10 +83,34 @@ fn more_prompts_match_llama_cpp() {
             n,
             "--precision",
             "reference",
+            "--backend",
+            backend,
         ]);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{prompt:?}");
+        assert!(o.status.success(), "{backend}: {}", String::from_utf8_lossy(&o.stderr));
+        assert_eq!(String::from_utf8_lossy(&o.stdout), want, "{backend}: {prompt:?}");
     }
+}
+
+/// The continuations as text: GGUF vocabulary -> SentencePiece tokenizer -> quantized weights ->
+/// greedy sampling -> streamed UTF-8, with nothing but the .gguf file. Reference precision (f32
+/// activations); the native mode's accuracy is the perplexity test's.
+#[test]
+fn greedy_text_matches_llama_cpp() {
+    let Some(model) = model() else { return };
+    greedy_texts(&model, "cpu");
+}
+
+/// The same texts from the WGSL backend (Mesa's lavapipe in CI): every weight format of the file
+/// (Q8_0 embedding in two bindings, Q5_0, Q4_K, Q6_K) decoded by the shaders.
+#[cfg(feature = "wgpu")]
+#[test]
+fn greedy_text_on_wgpu_matches_cpu() {
+    let Some(model) = model() else { return };
+    if garnet_kernels::wgsl::adapters().is_empty() {
+        eprintln!("skipped: no wgpu adapter (apt install mesa-vulkan-drivers)");
+        return;
+    }
+    greedy_texts(&model, "wgpu");
 }
 
 /// `garnet perplexity` against llama.cpp's `llama-perplexity -c 512` on the same file and text.

@@ -18,15 +18,15 @@ use crate::args::{AttentionArgs, KvWriteArgs};
 use crate::error::{check_len, Result};
 use rayon::prelude::*;
 
-/// The argument checks of `kv_write` (shared with the fast backend).
-pub(crate) fn validate_kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &[f32], cache_v: &[f32]) -> Result<()> {
+/// The argument checks of `kv_write` on the buffer lengths (shared with the fast and WGSL backends).
+pub(crate) fn validate_kv_write(a: &KvWriteArgs, k: usize, v: usize, cache_k: usize, cache_v: usize) -> Result<()> {
     const OP: &str = "kv_write";
     let new_len = numel(OP, &[a.tokens, a.kv_dim])?;
     let cache_len = numel(OP, &[a.capacity, a.kv_dim])?;
-    check_len(OP, "k", k.len(), new_len)?;
-    check_len(OP, "v", v.len(), new_len)?;
-    check_len(OP, "cache_k", cache_k.len(), cache_len)?;
-    check_len(OP, "cache_v", cache_v.len(), cache_len)?;
+    check_len(OP, "k", k, new_len)?;
+    check_len(OP, "v", v, new_len)?;
+    check_len(OP, "cache_k", cache_k, cache_len)?;
+    check_len(OP, "cache_v", cache_v, cache_len)?;
     if a.capacity == 0 && a.tokens > 0 {
         return Err(bad_arg(OP, "capacity is 0".into()));
     }
@@ -39,7 +39,7 @@ pub(crate) fn validate_kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: 
 /// Copies the keys and values of positions `pos0..pos0 + tokens` into slots `pos % capacity`, in
 /// position order (with `tokens > capacity` the last `capacity` tokens remain).
 pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32], cache_v: &mut [f32]) -> Result<()> {
-    validate_kv_write(a, k, v, cache_k, cache_v)?;
+    validate_kv_write(a, k.len(), v.len(), cache_k.len(), cache_v.len())?;
     for (src, cache) in [(k, cache_k), (v, cache_v)] {
         for t in 0..a.tokens {
             let slot = (a.pos0 + t) % a.capacity;
@@ -86,7 +86,7 @@ pub(crate) fn attention(
     cache_v: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
-    let q_len = validate(a, q, k, v, cache_k, cache_v, out.len())?;
+    let q_len = validate(a, q.len(), k.len(), v.len(), cache_k.len(), cache_v.len(), out.len())?;
     if a.head_dim == 0 {
         return Ok(());
     }
@@ -136,15 +136,16 @@ fn attend_one(
     }
 }
 
-/// Checks the head counts, the window and the buffer sizes; returns `tokens * n_heads * head_dim`.
+/// Checks the head counts, the window and the buffer lengths; returns `tokens * n_heads * head_dim`
+/// (shared with the fast and WGSL backends).
 pub(crate) fn validate(
     a: &AttentionArgs,
-    q: &[f32],
-    k: &[f32],
-    v: &[f32],
-    cache_k: &[f32],
-    cache_v: &[f32],
-    out_len: usize,
+    q: usize,
+    k: usize,
+    v: usize,
+    cache_k: usize,
+    cache_v: usize,
+    out: usize,
 ) -> Result<usize> {
     const OP: &str = "attention";
     if a.n_kv_heads == 0 || a.n_heads < a.n_kv_heads || !a.n_heads.is_multiple_of(a.n_kv_heads) {
@@ -166,11 +167,11 @@ pub(crate) fn validate(
     let q_len = numel(OP, &[a.tokens, a.n_heads, a.head_dim])?;
     let kv_len = numel(OP, &[a.tokens, a.n_kv_heads, a.head_dim])?;
     let cache_len = numel(OP, &[a.capacity, a.n_kv_heads, a.head_dim])?;
-    check_len(OP, "q", q.len(), q_len)?;
-    check_len(OP, "k", k.len(), kv_len)?;
-    check_len(OP, "v", v.len(), kv_len)?;
-    check_len(OP, "cache_k", cache_k.len(), cache_len)?;
-    check_len(OP, "cache_v", cache_v.len(), cache_len)?;
-    check_len(OP, "out", out_len, q_len)?;
+    check_len(OP, "q", q, q_len)?;
+    check_len(OP, "k", k, kv_len)?;
+    check_len(OP, "v", v, kv_len)?;
+    check_len(OP, "cache_k", cache_k, cache_len)?;
+    check_len(OP, "cache_v", cache_v, cache_len)?;
+    check_len(OP, "out", out, q_len)?;
     Ok(q_len)
 }

@@ -13,21 +13,23 @@ use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
 use rayon::prelude::*;
 
-/// The argument checks of `matmul` (shared with the fast backend); returns the lengths of `x`
-/// (`m * k`) and `out` (`m * n`).
-pub(crate) fn validate(a: &MatmulArgs, x: &[f32], w: &HostTensor, out: &[f32]) -> Result<(usize, usize)> {
+/// The argument checks of `matmul` on lengths and the weight's shape (shared with the fast and
+/// the WGSL backends); returns the lengths of `x` (`m * k`) and `out` (`m * n`).
+pub(crate) fn validate(a: &MatmulArgs, x_len: usize, w_shape: &[usize], out_len: usize) -> Result<(usize, usize)> {
     const OP: &str = "matmul";
-    let x_len = numel(OP, &[a.m, a.k])?;
-    let out_len = numel(OP, &[a.m, a.n])?;
-    check_len(OP, "x", x.len(), x_len)?;
-    check_shape(OP, "w", w, &[a.n, a.k])?;
-    check_len(OP, "out", out.len(), out_len)?;
-    Ok((x_len, out_len))
+    let need_x = numel(OP, &[a.m, a.k])?;
+    let need_out = numel(OP, &[a.m, a.n])?;
+    check_len(OP, "x", x_len, need_x)?;
+    check_shape(OP, "w", w_shape, &[a.n, a.k])?;
+    check_len(OP, "out", out_len, need_out)?;
+    Ok((need_x, need_out))
 }
 
+/// Fails with [`KernelError::Shape`] unless a weight of shape `have` has exactly the shape `want`
+/// (`check_shape` on a shape: the device backends' weights are not host tensors).
 /// `out = x W^T` for the first `m` rows of `x`.
 pub(crate) fn matmul(a: &MatmulArgs, x: &[f32], w: &HostTensor, out: &mut [f32]) -> Result<()> {
-    let (x_len, out_len) = validate(a, x, w, out)?;
+    let (x_len, out_len) = validate(a, x.len(), w.shape(), out.len())?;
 
     // by_row[j, i] = w[j] . x[i]: one weight row against every token, then transposed into out.
     let mut by_row = vec![0.0; out_len];

@@ -45,10 +45,11 @@ pub(crate) fn numel(op: &'static str, dims: &[usize]) -> Result<usize> {
         .ok_or_else(|| KernelError::Shape { op, what: format!("size {dims:?} overflows") })
 }
 
-/// Fails with [`KernelError::Shape`] unless weight `w` has exactly the shape `want`.
-pub(crate) fn check_shape(op: &'static str, what: &str, w: &HostTensor, want: &[usize]) -> Result<()> {
-    if w.shape() != want {
-        return Err(KernelError::Shape { op, what: format!("{what} has shape {:?}, needs {want:?}", w.shape()) });
+/// Fails with [`KernelError::Shape`] unless a weight's shape `have` is exactly `want` (shared
+/// by every backend: the device backends know their weights' shapes, not their bytes).
+pub(crate) fn check_shape(op: &'static str, what: &str, have: &[usize], want: &[usize]) -> Result<()> {
+    if have != want {
+        return Err(KernelError::Shape { op, what: format!("{what} has shape {have:?}, needs {want:?}") });
     }
     Ok(())
 }

@@ -26,25 +26,27 @@ fn check_top_k(op: &'static str, top_k: usize, n_experts: usize) -> Result<()> {
     Ok(())
 }
 
-/// The argument checks of `moe_route` (shared with the fast backend); returns the output length
-/// (`tokens * top_k`).
+/// Fails with [`KernelError::Shape`] unless a weight of shape `have` has exactly the shape `want`
+/// (the shape-only form of `check_shape`, for weights that are not host tensors).
+/// The argument checks of `moe_route` on lengths and shapes (shared by every backend); returns
+/// the output length (`tokens * top_k`).
 pub(crate) fn validate_route(
     a: &RouteArgs,
-    scores: &[f32],
-    per_expert_scale: &HostTensor,
-    ids: &[u32],
-    weights: &[f32],
+    scores_len: usize,
+    per_expert_scale: &[usize],
+    ids_len: usize,
+    weights_len: usize,
 ) -> Result<usize> {
     const OP: &str = "moe_route";
     check_top_k(OP, a.top_k, a.n_experts)?;
     if u32::try_from(a.n_experts).is_err() {
         return Err(bad_arg(OP, format!("{} experts do not fit u32 ids", a.n_experts)));
     }
-    check_len(OP, "scores", scores.len(), numel(OP, &[a.tokens, a.n_experts])?)?;
+    check_len(OP, "scores", scores_len, numel(OP, &[a.tokens, a.n_experts])?)?;
     check_shape(OP, "per_expert_scale", per_expert_scale, &[a.n_experts])?;
     let out_len = numel(OP, &[a.tokens, a.top_k])?;
-    check_len(OP, "ids", ids.len(), out_len)?;
-    check_len(OP, "weights", weights.len(), out_len)?;
+    check_len(OP, "ids", ids_len, out_len)?;
+    check_len(OP, "weights", weights_len, out_len)?;
     Ok(out_len)
 }
 
@@ -56,7 +58,7 @@ pub(crate) fn moe_route(
     ids: &mut [u32],
     weights: &mut [f32],
 ) -> Result<()> {
-    validate_route(a, scores, per_expert_scale, ids, weights)?;
+    validate_route(a, scores.len(), per_expert_scale.shape(), ids.len(), weights.len())?;
 
     let mut expert_scale = vec![0.0; a.n_experts];
     widen(per_expert_scale, 0, &mut expert_scale);
@@ -84,10 +86,43 @@ pub(crate) fn moe_route(
     Ok(())
 }
 
-/// The argument checks of `moe_experts` (shared with the fast backend); returns the lengths of
-/// the activations (`tokens * hidden`) and of the routing (`tokens * top_k`).
-#[allow(clippy::too_many_arguments)]
+/// The argument checks of `moe_experts` on lengths and shapes (shared by every backend); returns
+/// the lengths of the activations (`tokens * hidden`) and of the routing (`tokens * top_k`).
+/// The expert ids are checked separately ([`check_expert_ids`]) where they live on the host.
 pub(crate) fn validate_experts(
+    a: &MoeArgs,
+    x_len: usize,
+    gate_up: &[usize],
+    down: &[usize],
+    ids_len: usize,
+    weights_len: usize,
+    out_len: usize,
+) -> Result<(usize, usize)> {
+    const OP: &str = "moe_experts";
+    check_top_k(OP, a.top_k, a.n_experts)?;
+    let act_len = numel(OP, &[a.tokens, a.hidden])?;
+    let routed = numel(OP, &[a.tokens, a.top_k])?;
+    check_len(OP, "x", x_len, act_len)?;
+    check_shape(OP, "gate_up", gate_up, &[a.n_experts, numel(OP, &[2, a.inter])?, a.hidden])?;
+    check_shape(OP, "down", down, &[a.n_experts, a.hidden, a.inter])?;
+    check_len(OP, "ids", ids_len, routed)?;
+    check_len(OP, "weights", weights_len, routed)?;
+    check_len(OP, "out", out_len, act_len)?;
+    Ok((act_len, routed))
+}
+
+/// Fails with [`KernelError::IdOutOfRange`] if one of the first `routed` expert ids is not below
+/// `n_experts` (host ids only: the WGSL backend skips such ids on the device instead).
+pub(crate) fn check_expert_ids(ids: &[u32], routed: usize, n_experts: usize) -> Result<()> {
+    if let Some(&id) = ids[..routed].iter().find(|&&id| id as usize >= n_experts) {
+        return Err(KernelError::IdOutOfRange { op: "moe_experts", id, len: n_experts });
+    }
+    Ok(())
+}
+
+/// The checks of `moe_experts` on host buffers: [`validate_experts`] and [`check_expert_ids`].
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn validate_host_experts(
     a: &MoeArgs,
     x: &[f32],
     gate_up: &HostTensor,
@@ -96,20 +131,9 @@ pub(crate) fn validate_experts(
     weights: &[f32],
     out: &[f32],
 ) -> Result<(usize, usize)> {
-    const OP: &str = "moe_experts";
-    check_top_k(OP, a.top_k, a.n_experts)?;
-    let act_len = numel(OP, &[a.tokens, a.hidden])?;
-    let routed = numel(OP, &[a.tokens, a.top_k])?;
-    check_len(OP, "x", x.len(), act_len)?;
-    check_shape(OP, "gate_up", gate_up, &[a.n_experts, numel(OP, &[2, a.inter])?, a.hidden])?;
-    check_shape(OP, "down", down, &[a.n_experts, a.hidden, a.inter])?;
-    check_len(OP, "ids", ids.len(), routed)?;
-    check_len(OP, "weights", weights.len(), routed)?;
-    check_len(OP, "out", out.len(), act_len)?;
-    if let Some(&id) = ids[..routed].iter().find(|&&id| id as usize >= a.n_experts) {
-        return Err(KernelError::IdOutOfRange { op: OP, id, len: a.n_experts });
-    }
-    Ok((act_len, routed))
+    let lens = validate_experts(a, x.len(), gate_up.shape(), down.shape(), ids.len(), weights.len(), out.len())?;
+    check_expert_ids(ids, lens.1, a.n_experts)?;
+    Ok(lens)
 }
 
 /// Weighted sum of each token's selected experts' FFNs into `out`.
@@ -123,7 +147,7 @@ pub(crate) fn moe_experts(
     weights: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
-    validate_experts(a, x, gate_up, down, ids, weights, out)?;
+    validate_host_experts(a, x, gate_up, down, ids, weights, out)?;
 
     let mut gate_up_out = vec![0.0; 2 * a.inter]; // [g | u]
     let mut act = vec![0.0; a.inter]; // gelu_tanh(g) * u

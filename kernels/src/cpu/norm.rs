@@ -48,7 +48,7 @@ fn validate(
     check_len(op, "x", x.len(), len)?;
     check_len(op, "out", out_len, len)?;
     let Some(w) = w else { return Ok(None) };
-    check_shape(op, "w", w, &[a.dim])?;
+    check_shape(op, "w", w.shape(), &[a.dim])?;
     let mut weight = vec![0.0; a.dim];
     widen(w, 0, &mut weight);
     Ok(Some(weight))

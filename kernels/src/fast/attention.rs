@@ -149,7 +149,7 @@ pub(crate) fn attention(
     cache_v: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
-    let q_len = crate::cpu::attention::validate(a, q, k, v, cache_k, cache_v, out.len())?;
+    let q_len = crate::cpu::attention::validate(a, q.len(), k.len(), v.len(), cache_k.len(), cache_v.len(), out.len())?;
     if q_len == 0 {
         return Ok(());
     }

@@ -138,7 +138,7 @@ pub(crate) fn add(isa: Isa, a: &AddArgs, x: &[f32], acc: &mut [f32]) -> Result<(
 /// Keys and values of positions `pos0..pos0 + tokens` into slots `pos % capacity`. Only the last
 /// `capacity` tokens are copied: the earlier ones would be overwritten within the call.
 pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32], cache_v: &mut [f32]) -> Result<()> {
-    crate::cpu::attention::validate_kv_write(a, k, v, cache_k, cache_v)?;
+    crate::cpu::attention::validate_kv_write(a, k.len(), v.len(), cache_k.len(), cache_v.len())?;
     let d = a.kv_dim;
     for (src, cache) in [(k, cache_k), (v, cache_v)] {
         for t in a.tokens.saturating_sub(a.capacity)..a.tokens {
@@ -153,7 +153,7 @@ pub(crate) fn kv_write(a: &KvWriteArgs, k: &[f32], v: &[f32], cache_k: &mut [f32
 /// (only the gathered rows are read), in parallel over tokens for large gathers.
 pub(crate) fn embed(isa: Isa, a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut [f32]) -> Result<()> {
     const OP: &str = "embed";
-    crate::cpu::embed::validate(a, table, ids)?;
+    crate::cpu::embed::validate(a, table.shape(), ids)?;
     let len = numel(OP, &[a.tokens, a.width])?;
     check_len(OP, "out", out.len(), len)?;
     if a.width == 0 {

@@ -55,7 +55,7 @@ pub(crate) fn moe_route(
     ids: &mut [u32],
     weights: &mut [f32],
 ) -> Result<()> {
-    let out_len = crate::cpu::moe::validate_route(a, scores, per_expert_scale, ids, weights)?;
+    let out_len = crate::cpu::moe::validate_route(a, scores.len(), per_expert_scale.shape(), ids.len(), weights.len())?;
     let scores_len = a.tokens * a.n_experts; // checked not to overflow by the validation
     if a.tokens == 0 {
         return Ok(());
@@ -135,7 +135,7 @@ pub(crate) fn moe_experts(
     weights: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
-    let (act_len, routed) = crate::cpu::moe::validate_experts(a, x, gate_up, down, ids, weights, out)?;
+    let (act_len, routed) = crate::cpu::moe::validate_host_experts(a, x, gate_up, down, ids, weights, out)?;
     // The shapes exist in memory, so these products fit.
     let (h, inter, n_exp) = (a.hidden, a.inter, a.n_experts);
     if routed == 0 {

@@ -81,7 +81,7 @@ fn validate(op: &'static str, a: &RmsNormArgs, x: &[f32], w: Option<&HostTensor>
     check_len(op, "x", x.len(), len)?;
     check_len(op, "out", out_len, len)?;
     if let Some(w) = w {
-        check_shape(op, "w", w, &[a.dim])?;
+        check_shape(op, "w", w.shape(), &[a.dim])?;
     }
     Ok(())
 }

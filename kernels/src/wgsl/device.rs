@@ -7,6 +7,7 @@
 //! and waits: a decode step is one submission and one host sync, for the logits.
 
 use super::shaders::Shader;
+use crate::backend::{DeviceStats, OpTimes};
 use crate::error::{KernelError, Result};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -29,22 +30,6 @@ pub(crate) struct PipelineKey {
     pub constants: Vec<(&'static str, u32)>,
 }
 
-/// Work counters since the device was created (or [`Gpu::reset_stats`]).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct GpuStats {
-    /// Compute dispatches recorded.
-    pub dispatches: u64,
-    /// Buffer copies recorded (uploads, `copy`, downloads).
-    pub copies: u64,
-    /// Command buffers submitted.
-    pub submits: u64,
-    /// Times the host waited for the device (downloads).
-    pub syncs: u64,
-}
-
-/// Per-op device time from timestamp queries: `(op label, calls, total time)`, slowest first.
-pub type Profile = Vec<(&'static str, u64, Duration)>;
-
 /// Timestamp queries, two per dispatch, resolved at each sync.
 struct Profiler {
     set: wgpu::QuerySet,
@@ -62,9 +47,11 @@ pub struct Gpu {
     pub(crate) info: wgpu::AdapterInfo,
     pub(crate) limits: wgpu::Limits,
     pub(crate) features: wgpu::Features,
+    /// Shaders use subgroup operations (the adapter has them and they were not turned off).
+    subgroups: bool,
     encoder: Mutex<Option<wgpu::CommandEncoder>>,
     pipelines: Mutex<HashMap<PipelineKey, wgpu::ComputePipeline>>,
-    stats: Mutex<GpuStats>,
+    stats: Mutex<DeviceStats>,
     profiler: Mutex<Option<Profiler>>,
 }
 
@@ -90,7 +77,15 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
 impl Gpu {
     /// Opens the adapter `index` of [`adapters`] (the best one when `None`) with its own limits
     /// and the optional features garnet uses (timestamps, f16, subgroups) where present.
+    /// `GARNET_WGPU_NO_SUBGROUPS=1` keeps the shaders off subgroup operations.
     pub fn new(index: Option<usize>) -> Result<Self> {
+        let off = std::env::var("GARNET_WGPU_NO_SUBGROUPS").is_ok_and(|v| v == "1");
+        Self::with_subgroups(index, !off)
+    }
+
+    /// [`Gpu::new`] with subgroup operations allowed or not (the workgroup-memory reductions
+    /// are the portable fallback; tests run both).
+    pub fn with_subgroups(index: Option<usize>, allow_subgroups: bool) -> Result<Self> {
         let mut all = adapters();
         if all.is_empty() {
             return Err(unavailable(
@@ -121,9 +116,10 @@ impl Gpu {
             info,
             limits,
             features,
+            subgroups: allow_subgroups && features.contains(wgpu::Features::SUBGROUP),
             encoder: Mutex::new(None),
             pipelines: Mutex::new(HashMap::new()),
-            stats: Mutex::new(GpuStats::default()),
+            stats: Mutex::new(DeviceStats::default()),
             profiler: Mutex::new(None),
         })
     }
@@ -136,17 +132,22 @@ impl Gpu {
 
     /// The largest storage binding, in bytes (weights are split into chunks below it).
     pub fn max_binding(&self) -> u64 {
-        (self.limits.max_storage_buffer_binding_size as u64).min(self.limits.max_buffer_size)
+        self.limits.max_storage_buffer_binding_size.min(self.limits.max_buffer_size)
+    }
+
+    /// True when shaders use subgroup operations (`subgroupAdd` reductions).
+    pub fn subgroups(&self) -> bool {
+        self.subgroups
     }
 
     /// Work counters.
-    pub fn stats(&self) -> GpuStats {
+    pub fn stats(&self) -> DeviceStats {
         *lock(&self.stats)
     }
 
     /// Zeroes the work counters.
     pub fn reset_stats(&self) {
-        *lock(&self.stats) = GpuStats::default();
+        *lock(&self.stats) = DeviceStats::default();
     }
 
     /// Starts timing every dispatch with timestamp queries; false if the adapter has none.
@@ -166,13 +167,13 @@ impl Gpu {
     }
 
     /// Device time per op since profiling started, slowest first.
-    pub fn profile(&self) -> Profile {
+    pub fn profile(&self) -> OpTimes {
         let guard = lock(&self.profiler);
-        let mut rows: Profile = match guard.as_ref() {
+        let mut rows: OpTimes = match guard.as_ref() {
             Some(p) => p.totals.iter().map(|(k, (n, t))| (*k, *n, *t)).collect(),
             None => Vec::new(),
         };
-        rows.sort_by(|a, b| b.2.cmp(&a.2));
+        rows.sort_by_key(|r| std::cmp::Reverse(r.2));
         rows
     }
 
@@ -255,14 +256,17 @@ impl Gpu {
     pub(crate) fn read(&self, src: &wgpu::Buffer, offset: u64, bytes: u64) -> Result<Vec<u8>> {
         use wgpu::BufferUsages as U;
         let staging = self.buffer(bytes, U::MAP_READ | U::COPY_DST);
-        let mut enc =
-            lock(&self.encoder).take().unwrap_or_else(|| self.device.create_command_encoder(&Default::default()));
+        // The encoder stays locked until its work is submitted: another thread's recording or
+        // submission cannot slip in between (locks are taken encoder first, then profiler).
+        let mut guard = lock(&self.encoder);
+        let mut enc = guard.take().unwrap_or_else(|| self.device.create_command_encoder(&Default::default()));
         if bytes > 0 {
             enc.copy_buffer_to_buffer(src, offset, &staging, 0, bytes);
         }
         let timed = self.resolve_timestamps(&mut enc);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         self.queue.submit([enc.finish()]);
+        drop(guard);
         let error = pollster::block_on(scope.pop());
         {
             let mut s = lock(&self.stats);
@@ -287,7 +291,7 @@ impl Gpu {
         if let Some(p) = lock(&self.pipelines).get(key) {
             return Ok(p.clone());
         }
-        let source = key.shader.source();
+        let source = key.shader.source(self.subgroups);
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::Validation);
         let module = self.device.create_shader_module(wgpu::ShaderModuleDescriptor {
             label: Some(key.shader.file()),
@@ -340,6 +344,7 @@ impl Gpu {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
+        let mut enc = lock(&self.encoder);
         let mut prof = lock(&self.profiler);
         let slot = prof.as_mut().and_then(|p| {
             let i = p.labels.len() as u32;
@@ -356,13 +361,14 @@ impl Gpu {
             }),
             _ => None,
         };
-        self.record(|enc| {
+        let enc = enc.get_or_insert_with(|| self.device.create_command_encoder(&Default::default()));
+        {
             let mut pass = enc
                 .begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: timestamps });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
-        });
+        }
         drop(prof);
         lock(&self.stats).dispatches += 1;
         Ok(())

@@ -14,6 +14,7 @@
 //! kv_write), `matmul` (matvec and tiled matmul), `embed`, `moe` (moe_route, moe_experts).
 
 mod attention;
+pub mod check;
 pub mod device;
 mod elementwise;
 mod embed;
@@ -24,11 +25,11 @@ mod rope;
 pub mod shaders;
 pub mod weights;
 
-pub use device::{adapters, Gpu, GpuStats, Profile};
+pub use device::{adapters, Gpu};
 pub use weights::GpuWeight;
 
 use crate::args::*;
-use crate::backend::Backend;
+use crate::backend::{Backend, DeviceStats, OpTimes};
 use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
 use std::sync::Arc;
@@ -54,6 +55,12 @@ impl Wgpu {
     /// The backend on adapter `index` of [`adapters`] (the best when `None`).
     pub fn on_adapter(index: Option<usize>) -> Result<Self> {
         Ok(Wgpu { gpu: Arc::new(Gpu::new(index)?) })
+    }
+
+    /// The backend on adapter `index`, using subgroup operations only if `allow_subgroups` (and
+    /// the adapter has them): the workgroup-memory fallback can be tested on any adapter.
+    pub fn with_subgroups(index: Option<usize>, allow_subgroups: bool) -> Result<Self> {
+        Ok(Wgpu { gpu: Arc::new(Gpu::with_subgroups(index, allow_subgroups)?) })
     }
 
     /// The device: its description, limits, counters and profiler.
@@ -85,6 +92,18 @@ impl Backend for Wgpu {
 
     fn name(&self) -> &'static str {
         "wgpu"
+    }
+
+    fn stats(&self) -> DeviceStats {
+        self.gpu.stats()
+    }
+
+    fn enable_profiling(&self) -> bool {
+        self.gpu.enable_profiling()
+    }
+
+    fn profile(&self) -> OpTimes {
+        self.gpu.profile()
     }
 
     fn alloc(&self, len: usize) -> Result<GpuBuf> {

@@ -6,8 +6,8 @@ use super::elementwise::u32_len;
 use super::shaders::Shader;
 use super::{GpuBuf, GpuWeight};
 use crate::args::RmsNormArgs;
-use crate::cpu::numel;
-use crate::error::{check_len, KernelError, Result};
+use crate::cpu::{check_shape, numel};
+use crate::error::{check_len, Result};
 
 #[repr(C)]
 #[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
@@ -23,9 +23,7 @@ fn run(gpu: &Gpu, op: &'static str, a: &RmsNormArgs, x: &GpuBuf, w: Option<&GpuW
     check_len(op, "x", x.len, len)?;
     check_len(op, "out", out.len, len)?;
     if let Some(w) = w {
-        if w.shape != [a.dim] {
-            return Err(KernelError::Shape { op, what: format!("w has shape {:?}, needs [{}]", w.shape, a.dim) });
-        }
+        check_shape(op, "w", &w.shape, &[a.dim])?;
     }
     u32_len(op, len)?;
     // Without a weight the shader never reads binding 2, but it must still be bound.

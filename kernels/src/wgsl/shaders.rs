@@ -1,5 +1,9 @@
 //! The WGSL sources, one file per op in `shaders/`, compiled into the binary. Shaders that read
-//! weights are prefixed with `shaders/weights.wgsl`, the per-dtype decoding they share.
+//! weights are prefixed with `shaders/weights.wgsl`, the per-dtype decoding they share. Shaders
+//! that sum across a workgroup are prefixed (first: the place an `enable subgroups;` would need,
+//! which naga 30 does not implement yet) with one of two files defining the same `Lanes` struct
+//! and `reduce_sum`: `reduce_subgroup.wgsl` (`subgroupAdd`, when the device has subgroups) or
+//! `reduce_workgroup.wgsl` (a tree in workgroup memory).
 
 /// A `.wgsl` file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,8 +22,10 @@ pub enum Shader {
     Rope,
     /// `kv_write`.
     KvWrite,
-    /// `attention`: prefill tiles and split decode.
+    /// `attention`: flash attention tiles, optionally split over the keys.
     Attention,
+    /// `attention_combine`: merges the splits of a split `attention`.
+    AttentionCombine,
     /// `embed`: token and PLE row gather.
     Embed,
     /// `matmul` for one token: a workgroup per output row.
@@ -28,15 +34,17 @@ pub enum Shader {
     Matmul,
     /// `moe_route`: softmax and top-k.
     MoeRoute,
-    /// `moe_experts`: the selected experts' FFNs.
+    /// `moe_experts`: the selected experts' FFNs (gate/up with GeGLU, then down and the weighted sum).
     MoeExperts,
 }
 
 const WEIGHTS: &str = include_str!("../../../shaders/weights.wgsl");
+const REDUCE_SUBGROUP: &str = include_str!("../../../shaders/reduce_subgroup.wgsl");
+const REDUCE_WORKGROUP: &str = include_str!("../../../shaders/reduce_workgroup.wgsl");
 
 impl Shader {
     /// Every shader (`garnet doctor` compiles them all).
-    pub const ALL: [Shader; 13] = [
+    pub const ALL: [Shader; 14] = [
         Shader::Scale,
         Shader::Add,
         Shader::Softcap,
@@ -45,6 +53,7 @@ impl Shader {
         Shader::Rope,
         Shader::KvWrite,
         Shader::Attention,
+        Shader::AttentionCombine,
         Shader::Embed,
         Shader::Matvec,
         Shader::Matmul,
@@ -63,6 +72,7 @@ impl Shader {
             Shader::Rope => "rope.wgsl",
             Shader::KvWrite => "kv_write.wgsl",
             Shader::Attention => "attention.wgsl",
+            Shader::AttentionCombine => "attention_combine.wgsl",
             Shader::Embed => "embed.wgsl",
             Shader::Matvec => "matvec.wgsl",
             Shader::Matmul => "matmul.wgsl",
@@ -71,8 +81,8 @@ impl Shader {
         }
     }
 
-    /// The source as compiled.
-    pub fn source(self) -> String {
+    /// The source as compiled, with the subgroup or the workgroup reduction where one is used.
+    pub fn source(self, subgroups: bool) -> String {
         let own = match self {
             Shader::Scale => include_str!("../../../shaders/scale.wgsl"),
             Shader::Add => include_str!("../../../shaders/add.wgsl"),
@@ -82,21 +92,29 @@ impl Shader {
             Shader::Rope => include_str!("../../../shaders/rope.wgsl"),
             Shader::KvWrite => include_str!("../../../shaders/kv_write.wgsl"),
             Shader::Attention => include_str!("../../../shaders/attention.wgsl"),
+            Shader::AttentionCombine => include_str!("../../../shaders/attention_combine.wgsl"),
             Shader::Embed => include_str!("../../../shaders/embed.wgsl"),
             Shader::Matvec => include_str!("../../../shaders/matvec.wgsl"),
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::MoeRoute => include_str!("../../../shaders/moe_route.wgsl"),
             Shader::MoeExperts => include_str!("../../../shaders/moe_experts.wgsl"),
         };
-        if self.reads_weights() {
-            format!("{WEIGHTS}\n{own}")
-        } else {
-            own.to_string()
-        }
+        let reduce = match (self.reduces(), subgroups) {
+            (false, _) => "",
+            (true, true) => REDUCE_SUBGROUP,
+            (true, false) => REDUCE_WORKGROUP,
+        };
+        let weights = if self.reads_weights() { WEIGHTS } else { "" };
+        format!("{reduce}\n{weights}\n{own}")
+    }
+
+    /// Shaders that include a `reduce_sum` (and so take the subgroup or the workgroup variant).
+    fn reduces(self) -> bool {
+        matches!(self, Shader::Matvec | Shader::MoeExperts)
     }
 
     /// Shaders that decode weight blocks (and so include `weights.wgsl`).
-    fn reads_weights(self) -> bool {
+    pub fn reads_weights(self) -> bool {
         matches!(self, Shader::Embed | Shader::Matvec | Shader::Matmul | Shader::MoeExperts)
     }
 
@@ -111,11 +129,12 @@ impl Shader {
             Shader::Rope => &["rope"],
             Shader::KvWrite => &["kv_write"],
             Shader::Attention => &["attention"],
+            Shader::AttentionCombine => &["attention_combine"],
             Shader::Embed => &["embed"],
             Shader::Matvec => &["matvec"],
             Shader::Matmul => &["matmul"],
             Shader::MoeRoute => &["moe_route"],
-            Shader::MoeExperts => &["moe_experts"],
+            Shader::MoeExperts => &["moe_experts_gate_up", "moe_experts_down"],
         }
     }
 }

@@ -80,6 +80,13 @@ impl GpuWeight {
 
 /// Uploads `t` once (see the module docs for the layout).
 pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<GpuWeight> {
+    upload_capped(gpu, t, u64::MAX)
+}
+
+/// [`upload`] with chunks of at most `max_chunk_bytes` (at least one row each): tests force
+/// small weights into several chunks with it.
+#[doc(hidden)]
+pub fn upload_capped(gpu: &Gpu, t: &HostTensor, max_chunk_bytes: u64) -> Result<GpuWeight> {
     let shape = t.shape().to_vec();
     let widen = shape.len() < 2 || dtype_code(t.dtype()).is_none();
     let dtype = if widen { DType::F32 } else { t.dtype() };
@@ -88,7 +95,8 @@ pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<GpuWeight> {
     let row_bytes = dtype.bytes_for(row_len).unwrap_or(0).max(1) as u64;
     // Chunks stay under 1 GiB too, so a flat element index inside one fits a shader's u32.
     let limit = gpu.max_binding().min(1 << 30);
-    let per_chunk = (limit / row_bytes).max(1) as usize;
+    let per_chunk_bytes = limit.min(max_chunk_bytes);
+    let per_chunk = (per_chunk_bytes / row_bytes).max(1) as usize;
     if row_bytes > limit {
         return Err(unavailable(format!(
             "a row of {row_bytes} bytes of {:?} exceeds the binding limit {limit}",

@@ -1,0 +1,95 @@
+//! Ops-test cases of the row-wise ops: `rms_norm` (with and without a weight), `add_rms_norm`
+//! (into a residual) and `rope` (in place).
+
+use super::inputs::{get_out, guarded, poisoned, put, Exec, Failed, Rng, Timer};
+use crate::args::{RmsNormArgs, RopeArgs};
+use crate::backend::Backend;
+use crate::error::Result;
+use crate::tensor::{DType, HostTensor};
+
+/// RMSNorm of rows uniform in [-3, 3) (some rows scaled down to 1e-3, where `eps` matters) with a
+/// weight around 1; `add` runs `add_rms_norm` into a random residual instead.
+pub(super) struct Norm {
+    args: RmsNormArgs,
+    x: Vec<f32>,
+    w: Option<HostTensor>,
+    /// `add_rms_norm`'s residual (with the guard); `None` for `rms_norm`.
+    residual: Option<Vec<f32>>,
+}
+
+impl Norm {
+    pub(super) fn new(rng: &mut Rng, args: RmsNormArgs, w: Option<DType>, add: bool) -> Result<Self, Failed> {
+        let len = args.rows * args.dim;
+        let mut x = rng.vec(len, 3.0);
+        for row in x.chunks_mut(args.dim.max(1)).step_by(3).skip(1) {
+            row.iter_mut().for_each(|v| *v *= 1e-3);
+        }
+        let w = match w {
+            Some(dtype) => {
+                let values = rng.around_one(args.dim, 0.5);
+                Some(HostTensor::from_f32_as(&values, vec![args.dim], dtype).map_err(Failed::Setup)?)
+            }
+            None => None,
+        };
+        let residual = add.then(|| guarded(rng.vec(len, 1.0)));
+        Ok(Norm { args, x, w, residual })
+    }
+}
+
+impl Exec for Norm {
+    type Out = Vec<f32>;
+    fn exec<B: Backend>(&self, be: &B, t: &mut Timer<B>) -> Result<Vec<f32>> {
+        let w = self.w.as_ref().map(|w| be.weight(w)).transpose()?;
+        let x = put(be, &self.x)?;
+        match (&self.residual, &w) {
+            (Some(residual), Some(w)) => {
+                let mut acc = put(be, residual)?;
+                be.add_rms_norm(&self.args, &x, w, &mut acc)?;
+                let got = get_out(be, &acc, self.args.rows * self.args.dim)?;
+                t.time(|| be.add_rms_norm(&self.args, &x, w, &mut acc))?;
+                Ok(got)
+            }
+            _ => {
+                let mut out = put(be, &poisoned(self.args.rows * self.args.dim))?;
+                be.rms_norm(&self.args, &x, w.as_ref(), &mut out)?;
+                let got = get_out(be, &out, self.args.rows * self.args.dim)?;
+                t.time(|| be.rms_norm(&self.args, &x, w.as_ref(), &mut out))?;
+                Ok(got)
+            }
+        }
+    }
+}
+
+pub(super) fn rms_norm_cost(a: &RmsNormArgs, weight: bool, add: bool) -> (usize, usize) {
+    let n = a.rows * a.dim;
+    let bytes = 4 * n * if add { 3 } else { 2 } + if weight { 4 * a.dim } else { 0 };
+    (bytes, n * if weight { 4 } else { 3 })
+}
+
+/// RoPE in place on heads uniform in [-2, 2).
+pub(super) struct Rope {
+    args: RopeArgs,
+    x: Vec<f32>,
+}
+
+impl Rope {
+    pub(super) fn new(rng: &mut Rng, args: RopeArgs) -> Self {
+        Rope { args, x: guarded(rng.vec(args.tokens * args.heads * args.head_dim, 2.0)) }
+    }
+}
+
+impl Exec for Rope {
+    type Out = Vec<f32>;
+    fn exec<B: Backend>(&self, be: &B, t: &mut Timer<B>) -> Result<Vec<f32>> {
+        let mut x = put(be, &self.x)?;
+        be.rope(&self.args, &mut x)?;
+        let got = get_out(be, &x, self.args.tokens * self.args.heads * self.args.head_dim)?;
+        t.time(|| be.rope(&self.args, &mut x))?;
+        Ok(got)
+    }
+}
+
+pub(super) fn rope_cost(a: &RopeArgs) -> (usize, usize) {
+    let rotated = a.tokens * a.heads * a.rotary_pairs * 2;
+    (8 * rotated, 3 * rotated)
+}

@@ -1,0 +1,129 @@
+//! `garnet ops-test`: llama.cpp's test-backend-ops for garnet. Every case of the kernels' list
+//! (`garnet_kernels::opstest::cases`: real Gemma 4 shapes and edge shapes, every weight dtype)
+//! runs on each backend and on the scalar reference from the same inputs; one line per case and
+//! backend (`OK` / `FAIL`, normalised error against the bound, with `--perf` the time per call,
+//! GB/s and GFLOP/s), a summary per backend, and a non-zero exit when any case fails.
+
+use garnet::Error;
+use garnet_kernels::opstest::{self, BackendKind, Case, Outcome, OPS};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Backend to test: cpu, wgpu or cuda; repeat for several [default: every backend, skipping
+    /// those not available here].
+    #[arg(long, value_parser = parse_backend)]
+    backend: Vec<BackendKind>,
+    /// Only the cases of this op: embed, matmul, rms_norm, add_rms_norm, rope, kv_write,
+    /// attention, geglu, softcap, scale, add, copy, moe_route, moe_experts.
+    #[arg(long, value_parser = parse_op)]
+    op: Option<&'static str>,
+    /// Only the cases whose name contains this text (e.g. "Q4_K" or "head_dim=512").
+    #[arg(long)]
+    case: Option<String>,
+    /// Time each case on the backend: warm-up, then calls for ~0.2 s.
+    #[arg(long)]
+    perf: bool,
+    /// Print the selected cases' names and exit.
+    #[arg(long)]
+    list: bool,
+}
+
+fn parse_backend(s: &str) -> Result<BackendKind, String> {
+    BackendKind::parse(s).ok_or_else(|| format!("{s:?}: expected cpu, wgpu or cuda"))
+}
+
+fn parse_op(s: &str) -> Result<&'static str, String> {
+    OPS.into_iter().find(|op| *op == s).ok_or_else(|| format!("{s:?}: expected one of {}", OPS.join(", ")))
+}
+
+/// One case's line: backend, verdict, time and rates with `--perf`, the case, what went wrong.
+fn line(backend: &str, case: &Case, o: &Outcome) -> String {
+    let perf = o.perf.map_or(String::new(), |p| {
+        let us = p.per_call.as_secs_f64() * 1e6;
+        format!("{us:>11.1} us {:>9.3} GB/s {:>9.3} GFLOP/s  ", p.gb_per_s(), p.gflop_per_s())
+    });
+    let message = o.message.as_ref().map_or(String::new(), |m| format!(": {m}"));
+    format!("{backend:<5}{:<30} {perf}{}{message}", o.status(), case.name())
+}
+
+pub fn main(a: Args) -> garnet::Result<()> {
+    let cases: Vec<Case> = opstest::cases()
+        .into_iter()
+        .filter(|c| a.op.is_none_or(|op| c.op() == op))
+        .filter(|c| a.case.as_deref().is_none_or(|s| c.name().contains(s)))
+        .collect();
+    if cases.is_empty() {
+        return Err(Error::Invalid("no ops-test case matches --op / --case (see --list)".into()));
+    }
+    if a.list {
+        cases.iter().for_each(|c| println!("{}", c.name()));
+        return Ok(());
+    }
+    let explicit = !a.backend.is_empty();
+    let backends = if explicit { a.backend.clone() } else { BackendKind::ALL.to_vec() };
+
+    let mut summaries = Vec::new();
+    for kind in backends {
+        let start = Instant::now();
+        let mut print = |case: &Case, o: &Outcome| println!("{}", line(kind.name(), case, o));
+        let result = opstest::run_backend(kind, &cases, a.perf, &mut print);
+        summaries.push((kind, result, start.elapsed()));
+    }
+
+    println!();
+    let mut failures = Vec::new();
+    for (kind, result, took) in &summaries {
+        match result {
+            Ok(s) => {
+                println!("{}: {} passed, {} failed ({:.1?})", kind.name(), s.passed, s.failed.len(), took);
+                failures.extend(s.failed.iter().map(|(case, o)| (kind.name(), case, o)));
+            }
+            Err(why) => println!("{}: skipped: {why}", kind.name()),
+        }
+    }
+    for (backend, case, o) in &failures {
+        println!("FAILED {backend} {case}: {}", o.describe());
+    }
+    if let Some((backend, case, o)) = failures.first() {
+        let worst =
+            o.worst.map_or(String::new(), |w| format!(" (worst [{}] got {:e} want {:e})", w.index, w.got, w.want));
+        return Err(Error::Invalid(format!(
+            "{} ops-test case(s) failed, the first: {backend} {case}{worst}",
+            failures.len()
+        )));
+    }
+    if explicit {
+        if let Some((kind, Err(why), _)) = summaries.iter().find(|(_, r, _)| r.is_err()) {
+            return Err(Error::Invalid(format!("--backend {}: {why}", kind.name())));
+        }
+    }
+    Ok(())
+}
+
+/// `garnet doctor`'s quick self-test: the small cases (under 2 MB moved each) on one backend,
+/// one summary line; returns the number of failed cases. A backend that cannot run here is
+/// reported as skipped.
+pub fn selftest(kind: BackendKind) -> garnet::Result<usize> {
+    let cases: Vec<Case> = opstest::cases().into_iter().filter(|c| c.cost().0 < 2 << 20).collect();
+    let start = Instant::now();
+    match opstest::run_backend(kind, &cases, false, &mut |_, _| {}) {
+        Ok(s) => {
+            println!(
+                "self-test {}: {} of {} ops-test cases passed ({:.1?})",
+                kind.name(),
+                s.passed,
+                cases.len(),
+                start.elapsed()
+            );
+            for (case, o) in &s.failed {
+                println!("  FAILED {case}: {}", o.describe());
+            }
+            Ok(s.failed.len())
+        }
+        Err(why) => {
+            println!("self-test {}: skipped: {why}", kind.name());
+            Ok(0)
+        }
+    }
+}
