@@ -167,8 +167,11 @@ fn w_load32_q8_0(e0: u32) -> array<f32, 32> {
     let b = (e0 >> 5u) * 34u;
     let d = w_f16(b);
     let qs = w_words(b + 2u, 8u);
-    for (var i = 0u; i < 32u; i++) {
-        v[i] = d * f32(w_i8(qs[i >> 2u], i & 3u));
+    for (var q = 0u; q < 8u; q++) {
+        let word = qs[q];
+        for (var t = 0u; t < 4u; t++) {
+            v[4u * q + t] = d * f32(w_i8(word, t));
+        }
     }
     return v;
 }
@@ -240,12 +243,15 @@ fn w_load32_q6_k(e0: u32) -> array<f32, 32> {
     let sc1 = d * f32(w_i8(scw, 1u));
     let lshift = 4u * (k >> 1u);
     let hshift = 2u * k;
-    for (var l = 0u; l < 32u; l++) {
-        let bs = (l & 3u) * 8u;
-        let low = (ql[l >> 2u] >> (bs + lshift)) & 15u;
-        let high = (qh[l >> 2u] >> (bs + hshift)) & 3u;
-        let q = f32(i32(low | (high << 4u)) - 32);
-        v[l] = select(sc0, sc1, l >= 16u) * q;
+    for (var q = 0u; q < 8u; q++) {
+        let lw = ql[q] >> lshift;
+        let hw = qh[q] >> hshift;
+        let sc = select(sc0, sc1, q >= 4u);
+        for (var t = 0u; t < 4u; t++) {
+            let low = (lw >> (8u * t)) & 15u;
+            let high = (hw >> (8u * t)) & 3u;
+            v[4u * q + t] = sc * f32(i32(low | (high << 4u)) - 32);
+        }
     }
     return v;
 }

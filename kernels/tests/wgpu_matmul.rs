@@ -186,33 +186,58 @@ fn matvec_workgroup_reduction_matches_reference() {
     println!("workgroup reduction: worst nerr {worst:.2e}");
 }
 
+/// The matvec's layouts: it gives a row more lanes (1 to 64 of a workgroup of 64) the fewer
+/// rows a chunk has (relative to the cores, on a CPU adapter), so row counts from 1 to 333 on
+/// long rows take many lane counts (all seven on 2 cores) and partial last workgroups, with
+/// every token count the matvec takes (each a pipeline of its own). F32 rows of 2044 end in a
+/// partial group (the 4-at-a-time tail). Both devices: with and without subgroup operations.
+#[test]
+fn matvec_every_lane_count_and_token_count() {
+    let mut rng = Rng(19);
+    for subgroups in [true, false] {
+        let Some(g) = gpu(subgroups) else { return };
+        let mut worst = 0.0f64;
+        for (dtype, k) in [(DType::Q4_K, 2048), (DType::F32, 2044)] {
+            worst =
+                worst.max(sweep(&g, dtype, &[(1, k), (3, k), (20, k), (37, k), (80, k), (160, k)], &[1, 8], &mut rng));
+            worst = worst.max(sweep(&g, dtype, &[(9, k), (333, k)], &[1, 2, 3, 4, 5, 6, 7, 8], &mut rng));
+        }
+        println!("subgroups {subgroups}: lane and token counts, worst nerr {worst:.2e}");
+    }
+}
+
 /// Decoding is bit-exact: `x` = identity rows picks weight columns out unchanged (`w * 1` plus
 /// zeros), through the tiled matmul (all columns at once) and the matvec (8 at a time). Float
-/// rows of 301 (odd F16 / BF16 row starts, an element-wise tail); two K-quant super-blocks.
+/// rows of 301 (odd F16 / BF16 row starts, an element-wise tail; the tiled kernel takes them
+/// at any m, as the matvec reads x as vec4s) and of 300 (the matvec's 4-at-a-time tail); two
+/// K-quant super-blocks.
 #[test]
 fn decode_is_bit_exact() {
     let Some(g) = gpu(true) else { return };
     let mut rng = Rng(13);
     for dtype in DTYPES {
-        let (n, k) = (37, if dtype.is_quantized() { cols(dtype, 512) } else { 301 });
-        let w = weight(dtype, n, k, &mut rng);
-        let gw = g.weight(&w).unwrap();
-        assert_eq!(gw.converted(), dtype == DType::Q5_K, "{} is decoded on the device", dtype.name());
-        let want = w.to_f32_vec();
-        let eye: Vec<f32> = (0..k * k).map(|i| if i / k == i % k { 1.0 } else { 0.0 }).collect();
-        for step in [k, 8] {
-            let mut got = g.alloc(k * n).unwrap();
-            for c0 in (0..k).step_by(step) {
-                let m = step.min(k - c0);
-                let mut part = g.alloc(m * n).unwrap();
-                let x = to_gpu(&g, &eye[c0 * k..(c0 + m) * k]);
-                g.matmul(&MatmulArgs { m, n, k }, &x, &gw, &mut part).unwrap();
-                g.copy(&CopyArgs { src_offset: 0, dst_offset: c0 * n, len: m * n }, &part, &mut got).unwrap();
-            }
-            let got = from_gpu(&g, &got); // got[c, j] = w[j, c]
-            for (e, &v) in want.iter().enumerate() {
-                let (j, c) = (e / k, e % k);
-                assert_eq!(got[c * n + j], v, "{} m={step}: w[{j}, {c}]", dtype.name());
+        let ks = if dtype.is_quantized() { vec![cols(dtype, 512)] } else { vec![301, 300] };
+        for k in ks {
+            let n = 37;
+            let w = weight(dtype, n, k, &mut rng);
+            let gw = g.weight(&w).unwrap();
+            assert_eq!(gw.converted(), dtype == DType::Q5_K, "{} is decoded on the device", dtype.name());
+            let want = w.to_f32_vec();
+            let eye: Vec<f32> = (0..k * k).map(|i| if i / k == i % k { 1.0 } else { 0.0 }).collect();
+            for step in [k, 8] {
+                let mut got = g.alloc(k * n).unwrap();
+                for c0 in (0..k).step_by(step) {
+                    let m = step.min(k - c0);
+                    let mut part = g.alloc(m * n).unwrap();
+                    let x = to_gpu(&g, &eye[c0 * k..(c0 + m) * k]);
+                    g.matmul(&MatmulArgs { m, n, k }, &x, &gw, &mut part).unwrap();
+                    g.copy(&CopyArgs { src_offset: 0, dst_offset: c0 * n, len: m * n }, &part, &mut got).unwrap();
+                }
+                let got = from_gpu(&g, &got); // got[c, j] = w[j, c]
+                for (e, &v) in want.iter().enumerate() {
+                    let (j, c) = (e / k, e % k);
+                    assert_eq!(got[c * n + j], v, "{} k={k} m={step}: w[{j}, {c}]", dtype.name());
+                }
             }
         }
     }

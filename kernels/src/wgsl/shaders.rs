@@ -28,7 +28,7 @@ pub enum Shader {
     AttentionCombine,
     /// `embed`: token and PLE row gather.
     Embed,
-    /// `matmul` for one token: a workgroup per output row.
+    /// `matmul` for up to 8 tokens (decode): several weight rows per workgroup.
     Matvec,
     /// `matmul` for many tokens: tiles in workgroup memory.
     Matmul,

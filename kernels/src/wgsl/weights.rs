@@ -110,7 +110,9 @@ pub fn upload_capped(gpu: &Gpu, t: &HostTensor, max_chunk_bytes: u64) -> Result<
         let rows = per_chunk.min(lead - row0);
         let part = if shape.is_empty() { t.clone() } else { t.rows(row0, rows)? };
         let buf = if widen {
-            let values = part.to_f32_vec();
+            // Whole rows are whole blocks: one dequantize call, not a block decode per element.
+            let mut values = vec![0.0f32; part.numel()];
+            part.read_f32(0, &mut values);
             gpu.buffer_with(&f32_bytes(&values), U::STORAGE)?
         } else {
             gpu.buffer_with(part.bytes(), U::STORAGE)?
