@@ -26,8 +26,16 @@ GARNET_GEMMA3_GGUF="$(scripts/fetch-gemma3.sh)"
 GARNET_GEMMA_TOKENIZER_JSON="$(tools/scripts/fetch-tokenizer.sh)"
 export GARNET_GEMMA3_GGUF GARNET_GEMMA_TOKENIZER_JSON
 
+echo "== CUDA tools"
+# NVRTC 12.4 and ptxas 12.9 from PyPI (no GPU, no driver): `garnet ptx --check` below.
+GARNET_CUDA_DIR="$(scripts/fetch-cuda.sh)"
+export GARNET_CUDA_DIR
+
 echo "== build"
 cargo build --workspace --all-targets --locked
+echo "== CUDA PTX"
+# The committed PTX is what the .cu sources give, assembles for sm_80..sm_120, spills nothing.
+target/debug/garnet ptx --check
 echo "== lint"
 cargo clippy --workspace --all-targets --locked -- -D warnings
 echo "== tests"

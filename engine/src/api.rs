@@ -25,8 +25,13 @@ pub enum BackendKind {
     CpuRef,
     /// WGSL compute shaders through wgpu (Vulkan, Metal, DX12; f32 activations).
     Wgpu,
-    /// CUDA PTX through cudarc (not in this build yet).
+    /// CUDA PTX through cudarc on the first GPU (sm_80 or later; only the driver is needed).
     Cuda,
+    /// The CUDA kernels on the host emulator (for tests: every kernel runs as C++; slow).
+    CudaEmulated,
+    /// The best backend that can run here: CUDA, else a hardware wgpu adapter, else the CPU.
+    /// [`ModelInfo::backend`] says which ran, [`ModelInfo::fallback`] why the others did not.
+    Auto,
 }
 
 impl std::str::FromStr for BackendKind {
@@ -37,9 +42,36 @@ impl std::str::FromStr for BackendKind {
             "cpu-ref" => Ok(BackendKind::CpuRef),
             "wgpu" => Ok(BackendKind::Wgpu),
             "cuda" => Ok(BackendKind::Cuda),
-            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, cpu-ref, wgpu, cuda)"))),
+            "cuda-emulated" => Ok(BackendKind::CudaEmulated),
+            "auto" => Ok(BackendKind::Auto),
+            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, cpu-ref, wgpu, cuda, cuda-emulated, auto)"))),
         }
     }
+}
+
+/// The CUDA matmul numerics for a precision: the reference keeps f32 activations.
+fn cuda_precision(reference: bool) -> garnet_kernels::cuda::Precision {
+    if reference {
+        garnet_kernels::cuda::Precision::Exact
+    } else {
+        garnet_kernels::cuda::Precision::TensorCores
+    }
+}
+
+/// [`BackendKind::Auto`]: CUDA when a device answers, else wgpu on a hardware adapter (a
+/// software one such as lavapipe is slower than the CPU backend), else the CPU. Each backend
+/// passed over adds its reason to `why`.
+fn auto_backend(why: &mut Vec<String>) -> BackendKind {
+    match garnet_kernels::cuda::probe() {
+        Ok(()) => return BackendKind::Cuda,
+        Err(e) => why.push(e.to_string()),
+    }
+    #[cfg(feature = "wgpu")]
+    match garnet_kernels::wgsl::hardware_adapter() {
+        Ok(_) => return BackendKind::Wgpu,
+        Err(e) => why.push(e),
+    }
+    BackendKind::Cpu
 }
 
 /// Numerical mode of a loaded model.
@@ -113,6 +145,8 @@ pub struct ModelInfo {
     pub unquantized_bytes: Option<u64>,
     /// Which backend runs the model.
     pub backend: &'static str,
+    /// With [`BackendKind::Auto`]: why each backend before the one chosen could not run.
+    pub fallback: Vec<String>,
 }
 
 /// A loaded model. Cheap to share (`Send + Sync`); sessions share its weights.
@@ -161,7 +195,12 @@ impl Engine {
                 p(done, weight_bytes);
             }
         };
-        let runner: Arc<dyn Runner> = match opts.backend {
+        let mut fallback = Vec::new();
+        let backend = match opts.backend {
+            BackendKind::Auto => auto_backend(&mut fallback),
+            b => b,
+        };
+        let runner: Arc<dyn Runner> = match backend {
             BackendKind::Cpu => {
                 // Reference precision keeps f32 activations in every matmul; native runs them as
                 // llama.cpp does (8-bit against block formats, bf16 in prefill GEMMs).
@@ -184,11 +223,14 @@ impl Engine {
                 }))
             }
             BackendKind::Cuda => {
-                return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
-                    backend: "cuda",
-                    why: "not part of this build yet".into(),
-                }))
+                let gpu = garnet_kernels::cuda::Cuda::new(0, cuda_precision(reference))?;
+                Arc::new(Model::new(cfg, gpu, &host, ple_table, reference, &mut progress)?)
             }
+            BackendKind::CudaEmulated => {
+                let emu = garnet_kernels::cuda::Cuda::emulated(cuda_precision(reference))?;
+                Arc::new(Model::new(cfg, emu, &host, ple_table, reference, &mut progress)?)
+            }
+            BackendKind::Auto => unreachable!("resolved above"),
         };
         let tok_path = opts.tokenizer.clone().unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
         let tokenizer = match (tok_path.exists(), opts.tokenizer.is_some()) {
@@ -202,6 +244,7 @@ impl Engine {
             file_bytes: store.total_bytes(),
             unquantized_bytes: opts.quant.map(|_| loaded_bytes + ple_table_bytes),
             backend: runner.backend_name(),
+            fallback,
         };
         Ok(Engine { runner, tokenizer, info })
     }
@@ -403,6 +446,7 @@ impl Session {
             remaining: sampling.max_new_tokens,
             repeat_last_n: sampling.repeat_last_n,
             decoder,
+            device_greedy: sampling.temperature == 0.0 && sampling.repetition_penalty == 1.0,
         })
     }
 }
@@ -428,6 +472,9 @@ pub struct Generation<'a> {
     remaining: usize,
     repeat_last_n: usize,
     decoder: Option<StreamDecoder>,
+    /// Greedy sampling with no repetition penalty: tokens after the first are chosen by the
+    /// backend's `argmax` (one 8-byte read per token instead of the logits).
+    device_greedy: bool,
     /// Tokens in the prompt.
     pub prompt_tokens: usize,
     /// Wall time of the prompt's prefill.
@@ -446,15 +493,21 @@ impl Generation<'_> {
         }
         // The token yielded last time runs now, so each token reaches the caller one forward
         // pass earlier (and a dropped iterator leaves it pending, not computed for nothing).
-        if let Some(id) = self.session.pending.take() {
-            self.logits = self.session.fwd.forward(&[id], Logits::Last)?;
-        }
-        let history = self.session.tokens();
-        let recent = match self.repeat_last_n {
-            0 => history,
-            n => &history[history.len().saturating_sub(n)..],
+        let (id, logprob) = match self.session.pending.take() {
+            // Greedy without penalties: chosen on the device, only the id comes back.
+            Some(prev) if self.device_greedy => self.session.fwd.step_greedy(prev)?,
+            pending => {
+                if let Some(prev) = pending {
+                    self.logits = self.session.fwd.forward(&[prev], Logits::Last)?;
+                }
+                let history = self.session.tokens();
+                let recent = match self.repeat_last_n {
+                    0 => history,
+                    n => &history[history.len().saturating_sub(n)..],
+                };
+                self.sampler.sample(&self.logits, recent)?
+            }
         };
-        let (id, logprob) = self.sampler.sample(&self.logits, recent)?;
         // Every sampled token, a stop token (e.g. `<turn|>`) included, belongs to the
         // conversation; it is run through the model when the next token (or prompt) needs it.
         self.session.pending = Some(id);

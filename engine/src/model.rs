@@ -81,6 +81,9 @@ pub trait Forward: Send {
     /// Runs `ids` at the current position and advances it; returns `[rows, vocab]` logits.
     /// The caller has checked the ids and the context.
     fn forward(&mut self, ids: &[u32], want: Logits) -> Result<Vec<f32>>;
+    /// Runs one token at the current position and advances it; returns the greedy next id and
+    /// its log-probability, chosen on the device (no logits read back).
+    fn step_greedy(&mut self, id: u32) -> Result<(u32, f32)>;
     /// Tokens consumed so far.
     fn position(&self) -> usize;
     /// Forgets the context (the cache is overwritten from position 0 on).
@@ -131,6 +134,32 @@ impl<B: Backend> Model<B> {
 
     /// One chunk: embeddings, every layer, then the LM head for rows `first_row..` if asked.
     fn forward_chunk(&self, st: &mut State<B>, ids: &[u32], first_row: Option<usize>) -> Result<Vec<f32>> {
+        self.decoder(st, ids)?;
+        match first_row {
+            Some(first) => self.lm_head(ids.len(), first, &mut st.s),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// One token through the decoder, then the greedy choice on the device: reads back the
+    /// chosen id and its log-probability (8 bytes), not the vocabulary's logits.
+    fn greedy_step(&self, st: &mut State<B>, id: u32) -> Result<(u32, f32)> {
+        self.decoder(st, &[id])?;
+        let s = &mut st.s;
+        self.logits_on_device(1, 0, s)?;
+        let b = &self.backend;
+        b.argmax(&ArgmaxArgs { rows: 1, len: self.cfg.vocab_size }, &s.logits, &mut s.picked)?;
+        let mut picked = [0.0f32; 2];
+        b.download(&s.picked, 0, &mut picked)?;
+        if picked[0] >= self.cfg.vocab_size as f32 {
+            return Err(crate::Error::Invalid("sampling: the logits hold NaN or +inf, or nothing above -inf".into()));
+        }
+        Ok((picked[0] as u32, picked[1]))
+    }
+
+    /// The decoder stack over `ids` at the session's position: embeddings, every layer, the KV
+    /// writes; the final hidden states are left in the scratch's `h`.
+    fn decoder(&self, st: &mut State<B>, ids: &[u32]) -> Result<()> {
         let (b, c, t, h) = (&self.backend, &self.cfg, ids.len(), self.cfg.hidden_size);
         st.s.ensure(b, c, t)?;
         let s = &mut st.s;
@@ -164,10 +193,7 @@ impl<B: Backend> Model<B> {
                 write_cache(b, lc, st.pos, t, k, v, &mut st.cache, i)?;
             }
         }
-        match first_row {
-            Some(first) => self.lm_head(t, first, s),
-            None => Ok(Vec::new()),
-        }
+        Ok(())
     }
 
     /// PLE: `ple[l] = (RMSNorm(h0 W_l * H^-0.5) + E_ple[ids, l] * sqrt(P)) * 2^-0.5` per layer.
@@ -297,6 +323,14 @@ impl<B: Backend> Model<B> {
 
     /// `softcap(RMSNorm(h) E^T)` for rows `first..t`, downloaded to the host.
     fn lm_head(&self, t: usize, first: usize, s: &mut Scratch<B>) -> Result<Vec<f32>> {
+        self.logits_on_device(t, first, s)?;
+        let mut out = vec![0.0; (t - first) * self.cfg.vocab_size];
+        self.backend.download(&s.logits, 0, &mut out)?;
+        Ok(out)
+    }
+
+    /// `softcap(RMSNorm(h) E^T)` for rows `first..t` into the scratch's `logits`.
+    fn logits_on_device(&self, t: usize, first: usize, s: &mut Scratch<B>) -> Result<()> {
         let (b, c, h, v) = (&self.backend, &self.cfg, self.cfg.hidden_size, self.cfg.vocab_size);
         let rows = t - first;
         let src = if first == 0 {
@@ -313,9 +347,7 @@ impl<B: Backend> Model<B> {
         if let Some(cap) = c.final_logit_softcap {
             b.softcap(&SoftcapArgs { len: rows * v, cap }, &mut s.logits)?;
         }
-        let mut out = vec![0.0; rows * v];
-        b.download(&s.logits, 0, &mut out)?;
-        Ok(out)
+        Ok(())
     }
 }
 
@@ -373,6 +405,8 @@ struct Scratch<B: Backend> {
     /// Which layers are KV sources (their index in `keep`).
     sources: Vec<Option<usize>>,
     logits: B::Buf,
+    /// The greedy choice of a decode step: (id as f32, log-probability).
+    picked: B::Buf,
 }
 
 impl<B: Backend> Scratch<B> {
@@ -416,6 +450,7 @@ impl<B: Backend> Scratch<B> {
             keep: [(buf(kv)?, buf(kv)?), (buf(kv)?, buf(kv)?)],
             sources,
             logits: b.alloc(c.vocab_size)?,
+            picked: b.alloc(2)?,
         })
     }
 
@@ -434,6 +469,13 @@ impl<B: Backend> Forward for State<B> {
         // inside the pool (the caller joins the work) instead of each waking the pool from
         // outside through a lock and a condition variable (~15 us per op, 100+ ops per token).
         rayon::scope(|_| self.forward_in_pool(ids, want))
+    }
+
+    fn step_greedy(&mut self, id: u32) -> Result<(u32, f32)> {
+        let model = self.model.clone();
+        let out = rayon::scope(|_| model.greedy_step(self, id))?;
+        self.pos += 1;
+        Ok(out)
     }
 
     fn position(&self) -> usize {

@@ -55,15 +55,20 @@ fn golden(variant: &str, file: &str) -> Golden {
     }
 }
 
-/// The backends every golden runs on: both CPU backends, and the WGSL one when this machine has
-/// a wgpu adapter (Mesa's lavapipe in CI); without one it says so.
+/// The backends every golden runs on: both CPU backends, the CUDA kernels in the emulator, the
+/// WGSL one when this machine has a wgpu adapter (Mesa's lavapipe in CI) and CUDA when it has an
+/// NVIDIA GPU; without them it says so.
 fn backends() -> Vec<BackendKind> {
-    let mut all = vec![BackendKind::Cpu, BackendKind::CpuRef];
+    let mut all = vec![BackendKind::Cpu, BackendKind::CpuRef, BackendKind::CudaEmulated];
     #[cfg(feature = "wgpu")]
     if garnet_kernels::wgsl::adapters().is_empty() {
         eprintln!("skipped on wgpu: no wgpu adapter (apt install mesa-vulkan-drivers)");
     } else {
         all.push(BackendKind::Wgpu);
+    }
+    match garnet_kernels::cuda::probe() {
+        Ok(()) => all.push(BackendKind::Cuda),
+        Err(e) => eprintln!("skipped on cuda: no CUDA device ({e})"),
     }
     all
 }

@@ -201,3 +201,16 @@ pub struct CopyArgs {
     /// First element written.
     pub dst_offset: usize,
 }
+
+/// Greedy choice per row of `[rows, len]` logits, written as two f32 per row: `out[2r]` = the
+/// index of the largest value (ties to the lowest index; exact in f32 as `len < 2^24`) and
+/// `out[2r + 1]` = its log-softmax, `-ln sum_i exp(x_i - max)`. A row holding NaN or +inf, or
+/// nothing above -inf, has no choice: index `len`, log-probability NaN. What greedy decoding
+/// needs from the logits, read back in one 8-byte copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ArgmaxArgs {
+    /// Rows (tokens).
+    pub rows: usize,
+    /// Values per row (the vocabulary).
+    pub len: usize,
+}

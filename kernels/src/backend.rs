@@ -129,6 +129,17 @@ pub trait Backend: Send + Sync + 'static {
     fn scale(&self, a: &ScaleArgs, x: &mut Self::Buf) -> Result<()>;
     /// `acc = (acc + x) * scale` in place.
     fn add(&self, a: &AddArgs, x: &Self::Buf, acc: &mut Self::Buf) -> Result<()>;
+    /// Greedy choice per row of logits (see [`ArgmaxArgs`]): a decode step then reads back an
+    /// id and its log-probability (8 bytes) instead of the vocabulary's logits. The default goes through
+    /// the host (what the CPU backends want); device backends override it.
+    fn argmax(&self, a: &ArgmaxArgs, x: &Self::Buf, out: &mut Self::Buf) -> Result<()> {
+        let n = crate::cpu::argmax::validate(a, self.buf_len(x), self.buf_len(out))?;
+        let mut host = vec![0.0; n];
+        self.download(x, 0, &mut host)?;
+        let mut picked = vec![0.0f32; 2 * a.rows];
+        crate::cpu::argmax::argmax(a, &host, &mut picked)?;
+        self.upload(&picked, out)
+    }
     /// MoE top-k routing from router scores (see [`RouteArgs`]).
     fn moe_route(
         &self,

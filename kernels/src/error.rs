@@ -41,6 +41,15 @@ pub enum KernelError {
         /// Why it cannot run.
         why: String,
     },
+    /// A device operation failed after the backend started: a driver error, or a fault the CUDA
+    /// emulator caught in a kernel (deadlock, divergent collective, misaligned async copy).
+    #[error("backend {backend}: {what}")]
+    Device {
+        /// The backend.
+        backend: &'static str,
+        /// What failed.
+        what: String,
+    },
 }
 
 /// Result of a kernel or buffer operation.

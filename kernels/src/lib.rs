@@ -11,6 +11,7 @@
 pub mod args;
 pub mod backend;
 pub mod cpu;
+pub mod cuda;
 pub mod error;
 pub mod fast;
 pub mod opstest;

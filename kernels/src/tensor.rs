@@ -45,6 +45,23 @@ pub enum DType {
 }
 
 impl DType {
+    /// The code the GPU kernels switch on for the dtypes they decode on the device
+    /// (`shaders/weights.wgsl`'s `DTYPE`, `kernels/cuda/weights.cuh`'s `enum DType`); `None` for
+    /// the block formats the GPU backends widen to f32 at upload.
+    pub fn kernel_code(self) -> Option<u32> {
+        Some(match self {
+            DType::F32 => 0,
+            DType::F16 => 1,
+            DType::BF16 => 2,
+            DType::Q8_0 => 3,
+            DType::Q4_0 => 4,
+            DType::Q5_0 => 5,
+            DType::Q4_K => 6,
+            DType::Q6_K => 7,
+            _ => return None,
+        })
+    }
+
     /// (elements per block, bytes per block); plain floats are blocks of one element.
     pub fn block(self) -> (usize, usize) {
         match self {

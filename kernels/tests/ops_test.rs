@@ -1,6 +1,6 @@
 //! The ops-test (`garnet ops-test`) as a test: every case of `opstest::cases()` on the fast CPU
-//! backend and on the WGSL backend, each against the reference `RefCpu`. Without an adapter the
-//! wgpu test prints "skipped: no wgpu adapter" and passes. One line per case and a summary:
+//! backend, the WGSL backend and a CUDA device, each against the reference `RefCpu`. Without an
+//! adapter (a device) the wgpu (cuda) test prints "skipped: ..." and passes. One line per case and a summary:
 //! `cargo test -p garnet-kernels --test ops_test -- --nocapture`.
 
 use garnet_kernels::opstest::{cases, run_backend, BackendKind};
@@ -11,7 +11,7 @@ fn check(kind: BackendKind) {
     let start = Instant::now();
     let mut report = |case: &garnet_kernels::opstest::Case, outcome: &garnet_kernels::opstest::Outcome| {
         let message = outcome.message.as_ref().map_or(String::new(), |m| format!(": {m}"));
-        println!("{name:<5}{:<30} {}{message}", outcome.status(), case.name());
+        println!("{name:<14}{:<30} {}{message}", outcome.status(), case.name());
     };
     let summary = match run_backend(kind, &cases(), false, &mut report) {
         Ok(s) => s,
@@ -36,6 +36,13 @@ fn ops_test_cpu() {
 #[test]
 fn ops_test_wgpu() {
     check(BackendKind::Wgpu);
+}
+
+/// On a CUDA device; "skipped: no CUDA device" otherwise. (The emulated CUDA kernels run every
+/// case through the CLI: `tools/tests/cuda.rs`.)
+#[test]
+fn ops_test_cuda() {
+    check(BackendKind::Cuda);
 }
 
 // ---- the harness itself ----

@@ -34,14 +34,6 @@ fn from_gpu(g: &Wgpu, b: &<Wgpu as Backend>::Buf) -> Vec<f32> {
     out
 }
 
-/// `max|got - want| / max|want|`, after checking `got` is finite.
-fn nerr(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    assert!(got.iter().all(|v| v.is_finite()), "non-finite output");
-    let m = want.iter().fold(0.0f64, |m, w| m.max(w.abs() as f64)).max(1e-30);
-    got.iter().zip(want).fold(0.0f64, |e, (g, w)| e.max((*g as f64 - *w as f64).abs())) / m
-}
-
 #[test]
 fn rope_matches_reference() {
     let Some(g) = gpu() else { return };

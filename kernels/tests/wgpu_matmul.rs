@@ -9,7 +9,6 @@ mod common;
 use common::*;
 use garnet_kernels::wgsl::{weights, Wgpu};
 use garnet_kernels::*;
-use half::f16;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// The dtypes the shaders decode, then one widened to F32 at upload.
@@ -62,40 +61,6 @@ fn from_gpu(g: &Wgpu, b: &<Wgpu as Backend>::Buf) -> Vec<f32> {
     out
 }
 
-/// `max|got - want| / max|want|`, after checking that every value is finite.
-fn nerr(got: &[f32], want: &[f32]) -> f64 {
-    assert_eq!(got.len(), want.len());
-    assert!(got.iter().all(|v| v.is_finite()), "non-finite output");
-    let m = want.iter().fold(0.0f64, |m, w| m.max(w.abs() as f64)).max(1e-30);
-    got.iter().zip(want).fold(0.0f64, |e, (g, w)| e.max((*g as f64 - *w as f64).abs())) / m
-}
-
-/// Byte offsets of the f16 scales inside a block.
-fn scale_offsets(dtype: DType) -> &'static [usize] {
-    match dtype {
-        DType::Q4_K | DType::Q5_K => &[0, 2],
-        DType::Q6_K => &[208],
-        _ => &[0],
-    }
-}
-
-/// An `[n, k]` weight of `dtype`: floats rounded from uniform values; blocks of random bytes
-/// (every quant and packed-scale bit pattern) whose f16 scales are finite and modest.
-fn weight(dtype: DType, n: usize, k: usize, rng: &mut Rng) -> HostTensor {
-    if !dtype.is_quantized() {
-        return HostTensor::from_f32_as(&rng.vec(n * k, 1.0), vec![n, k], dtype).unwrap();
-    }
-    let (elems, size) = dtype.block();
-    let mut b: Vec<u8> = (0..n * k / elems * size).map(|_| rng.next_u64() as u8).collect();
-    for blk in b.chunks_exact_mut(size) {
-        for &at in scale_offsets(dtype) {
-            let v = rng.uniform(0.05);
-            blk[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
-        }
-    }
-    HostTensor::new(Arc::new(b), 0, dtype, vec![n, k]).unwrap()
-}
-
 /// `k` for an `[n, k]` weight of `dtype`: `want` rounded up to whole blocks.
 fn cols(dtype: DType, want: usize) -> usize {
     want.next_multiple_of(dtype.block().0)
@@ -118,7 +83,7 @@ fn sweep(g: &Wgpu, dtype: DType, shapes: &[(usize, usize)], ms: &[usize], rng: &
     let mut worst = 0.0f64;
     for &(n, k) in shapes {
         let k = cols(dtype, k);
-        let w = weight(dtype, n, k, rng);
+        let w = random_weight(dtype, n, k, rng);
         let gw = g.weight(&w).unwrap();
         for &m in ms {
             let e = check_matmul(g, &w, &gw, m, rng);
@@ -219,7 +184,7 @@ fn decode_is_bit_exact() {
         let ks = if dtype.is_quantized() { vec![cols(dtype, 512)] } else { vec![301, 300] };
         for k in ks {
             let n = 37;
-            let w = weight(dtype, n, k, &mut rng);
+            let w = random_weight(dtype, n, k, &mut rng);
             let gw = g.weight(&w).unwrap();
             assert_eq!(gw.converted(), dtype == DType::Q5_K, "{} is decoded on the device", dtype.name());
             let want = w.to_f32_vec();
@@ -262,7 +227,7 @@ fn check_vocab(dtype: DType, k: usize) {
     let Some(g) = gpu(true) else { return };
     let mut rng = Rng(14);
     let n = 262_144;
-    let w = if dtype == DType::BF16 { bf16_weight(n, k, &mut rng) } else { weight(dtype, n, k, &mut rng) };
+    let w = if dtype == DType::BF16 { bf16_weight(n, k, &mut rng) } else { random_weight(dtype, n, k, &mut rng) };
     let gw = g.weight(&w).unwrap();
     let e = check_matmul(&g, &w, &gw, 1, &mut rng);
     println!("{} {n}x{k} in {} chunks: nerr {e:.2e}", dtype.name(), gw.chunks.len());
@@ -294,7 +259,7 @@ fn chunked_weights_match() {
     let mut rng = Rng(15);
     for dtype in [DType::F16, DType::Q4_0, DType::Q6_K] {
         let (n, k) = (37, cols(dtype, 256));
-        let w = weight(dtype, n, k, &mut rng);
+        let w = random_weight(dtype, n, k, &mut rng);
         let row_bytes = dtype.bytes_for(k).unwrap() as u64;
         let gw = weights::upload_capped(g.gpu(), &w, 5 * row_bytes).unwrap();
         assert_eq!(gw.chunks.len(), 8);
@@ -331,7 +296,7 @@ fn embed_matches_reference_on_every_dtype() {
     let mut rng = Rng(16);
     for dtype in DTYPES {
         let (rows, row_len) = (50, cols(dtype, 512));
-        let table = weight(dtype, rows, row_len, &mut rng);
+        let table = random_weight(dtype, rows, row_len, &mut rng);
         let gt = g.weight(&table).unwrap();
         let ids: Vec<u32> = (0..9).map(|_| (rng.next_u64() % rows as u64) as u32).collect();
         // The token embedding (whole rows, scaled) and a PLE-like column window.
@@ -353,7 +318,7 @@ fn embed_matches_reference_on_every_dtype() {
 fn embed_out_of_range_id_writes_zeros() {
     let Some(g) = gpu(true) else { return };
     let mut rng = Rng(17);
-    let table = weight(DType::Q8_0, 20, 64, &mut rng);
+    let table = random_weight(DType::Q8_0, 20, 64, &mut rng);
     let gt = weights::upload_capped(g.gpu(), &table, 3 * 68).unwrap();
     let a = EmbedArgs { tokens: 3, width: 64, col_offset: 0, scale: 1.0 };
     let got = embed_gpu(&g, &a, &gt, &[2, 20, u32::MAX]);
@@ -384,7 +349,7 @@ fn empty_products_are_zeros() {
 fn bad_arguments_are_errors() {
     let Some(g) = gpu(true) else { return };
     let mut rng = Rng(18);
-    let w = weight(DType::Q4_0, 8, 64, &mut rng);
+    let w = random_weight(DType::Q4_0, 8, 64, &mut rng);
     let gw = g.weight(&w).unwrap();
     let same = |cpu: Result<()>, gpu: Result<()>, what: &str| {
         let (c, d) = (cpu.expect_err(what).to_string(), gpu.expect_err(what).to_string());

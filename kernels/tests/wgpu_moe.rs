@@ -44,13 +44,6 @@ fn from_gpu(g: &Wgpu, b: &<Wgpu as Backend>::Buf) -> Vec<f32> {
     out
 }
 
-/// `max |got - want| / max |want|`, failing on NaN or Inf.
-fn nerr(got: &[f32], want: &[f32]) -> f64 {
-    assert!(got.iter().all(|v| v.is_finite()), "non-finite output");
-    let m = want.iter().fold(0.0f64, |m, w| m.max(w.abs() as f64)).max(1e-30);
-    got.iter().zip(want).fold(0.0f64, |e, (g, w)| e.max((*g as f64 - *w as f64).abs())) / m
-}
-
 /// Router scores with exact ties: every 4th token is rounded to whole numbers (ties everywhere,
 /// including across the top-k boundary), token 1 has all scores equal, token 2 a three-way tie
 /// at the top.

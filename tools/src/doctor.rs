@@ -21,9 +21,10 @@ pub fn main(a: Args) -> garnet::Result<()> {
     );
     let mut failures = 0usize;
     failures += wgpu_report(a.no_selftest)?;
-    println!("cuda: backend not part of this build yet");
+    failures += cuda_report(a.no_selftest)?;
     if !a.no_selftest {
         failures += crate::opstest::selftest(BackendKind::Cpu)?;
+        failures += crate::opstest::selftest(BackendKind::CudaEmulated)?;
     }
     if failures > 0 {
         return Err(Error::Invalid(format!("doctor: {failures} failure(s) above")));
@@ -74,6 +75,40 @@ fn wgpu_report(no_selftest: bool) -> garnet::Result<usize> {
         failures += crate::opstest::selftest(BackendKind::Wgpu)?;
     }
     Ok(failures)
+}
+
+/// The NVIDIA driver and the first device, then the self-test on it; "unavailable" with the
+/// reason when there is none (not a failure: most machines have no NVIDIA GPU).
+#[cfg(feature = "cuda")]
+fn cuda_report(no_selftest: bool) -> garnet::Result<usize> {
+    use garnet_kernels::cuda::Cuda;
+    use garnet_kernels::cuda::{driver::Driver, Precision};
+    let gpu = match Cuda::<Driver>::new(0, Precision::TensorCores) {
+        Ok(g) => g,
+        Err(e) => {
+            println!("cuda: {e}");
+            return Ok(0);
+        }
+    };
+    let i = gpu.device().info();
+    println!(
+        "cuda: driver {}.{}, device {}: {}, sm_{}{}, {} SMs, {} MiB",
+        i.driver_version / 1000,
+        i.driver_version % 1000 / 10,
+        i.ordinal,
+        i.name,
+        i.compute_capability.0,
+        i.compute_capability.1,
+        i.sms,
+        i.memory >> 20
+    );
+    Ok(if no_selftest { 0 } else { crate::opstest::selftest(BackendKind::Cuda)? })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn cuda_report(_no_selftest: bool) -> garnet::Result<usize> {
+    println!("cuda: garnet was built without the `cuda` feature");
+    Ok(0)
 }
 
 #[cfg(not(feature = "wgpu"))]

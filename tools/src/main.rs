@@ -11,6 +11,7 @@ mod logits;
 mod opstest;
 mod perplexity;
 mod profile;
+mod ptx;
 mod run;
 mod synth;
 
@@ -42,6 +43,8 @@ enum Cmd {
     Doctor(doctor::Args),
     /// Every op on every backend against the CPU reference (llama.cpp's test-backend-ops).
     OpsTest(opstest::Args),
+    /// Regenerate (or `--check`) the CUDA kernels' PTX with NVRTC, and assemble it with ptxas.
+    Ptx(ptx::Args),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +58,7 @@ fn main() -> ExitCode {
         Cmd::Bench(a) => bench::main(a),
         Cmd::Doctor(a) => doctor::main(a),
         Cmd::OpsTest(a) => opstest::main(a),
+        Cmd::Ptx(a) => ptx::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -94,7 +98,7 @@ pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) 
         });
         pb.set_position(done);
     }));
-    let quant = opts.quant;
+    let (quant, auto) = (opts.quant, opts.backend == garnet::api::BackendKind::Auto);
     let engine = garnet::api::Engine::load(model, opts);
     if let Some(pb) = bar.get() {
         pb.finish_and_clear();
@@ -106,6 +110,12 @@ pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) 
             q.name(),
             e.info().weight_bytes as f64 / 1e6
         );
+    }
+    if let (Ok(e), true) = (&engine, auto) {
+        eprintln!("backend auto: {}", e.info().backend);
+        for why in &e.info().fallback {
+            eprintln!("  passed over: {why}");
+        }
     }
     engine
 }

@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 fn parse_backend(s: &str) -> Result<BackendKind, String> {
-    BackendKind::parse(s).ok_or_else(|| format!("{s:?}: expected cpu, wgpu or cuda"))
+    BackendKind::parse(s).ok_or_else(|| format!("{s:?}: expected cpu, wgpu, cuda or cuda-emulated"))
 }
 
 fn parse_op(s: &str) -> Result<&'static str, String> {
@@ -44,7 +44,7 @@ fn line(backend: &str, case: &Case, o: &Outcome) -> String {
         format!("{us:>11.1} us {:>9.3} GB/s {:>9.3} GFLOP/s  ", p.gb_per_s(), p.gflop_per_s())
     });
     let message = o.message.as_ref().map_or(String::new(), |m| format!(": {m}"));
-    format!("{backend:<5}{:<30} {perf}{}{message}", o.status(), case.name())
+    format!("{backend:<14}{:<30} {perf}{}{message}", o.status(), case.name())
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {

@@ -68,9 +68,9 @@ const PROMPTS: [(&str, &str, &str); 4] = [
     ("The three primary colors are", "12", " red, blue, and yellow.\n\nThe primary colors are"),
 ];
 
-/// Runs every prompt greedily on `backend` with f32 activations and checks the text.
-fn greedy_texts(model: &std::path::Path, backend: &str) {
-    for (prompt, n, want) in PROMPTS {
+/// Runs the first `prompts` prompts greedily on `backend` with f32 activations and checks the text.
+fn greedy_texts(model: &std::path::Path, backend: &str, prompts: usize) {
+    for (prompt, n, want) in PROMPTS.into_iter().take(prompts) {
         let o = garnet(&[
             "run",
             "--model",
@@ -97,7 +97,7 @@ fn greedy_texts(model: &std::path::Path, backend: &str) {
 #[test]
 fn greedy_text_matches_llama_cpp() {
     let Some(model) = model() else { return };
-    greedy_texts(&model, "cpu");
+    greedy_texts(&model, "cpu", PROMPTS.len());
 }
 
 /// The same texts from the WGSL backend (Mesa's lavapipe in CI): every weight format of the file
@@ -110,7 +110,16 @@ fn greedy_text_on_wgpu_matches_cpu() {
         eprintln!("skipped: no wgpu adapter (apt install mesa-vulkan-drivers)");
         return;
     }
-    greedy_texts(&model, "wgpu");
+    greedy_texts(&model, "wgpu", PROMPTS.len());
+}
+
+/// The first text from the CUDA kernels in the emulator (about 2 s a token here): the Q8_0, Q5_0,
+/// Q4_K and Q6_K matvecs, the exact GEMM, attention, and the greedy choice by the device argmax.
+#[cfg(feature = "cuda")]
+#[test]
+fn greedy_text_on_cuda_emulated_matches_cpu() {
+    let Some(model) = model() else { return };
+    greedy_texts(&model, "cuda-emulated", 1);
 }
 
 /// `garnet perplexity` against llama.cpp's `llama-perplexity -c 512` on the same file and text.

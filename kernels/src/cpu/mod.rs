@@ -12,6 +12,7 @@
 //! Each op validates its arguments against the buffer lengths and weight shapes first and returns
 //! a [`KernelError`] on any mismatch; the files of this module hold one op family each.
 
+pub mod argmax;
 pub(crate) mod attention;
 mod elementwise;
 pub(crate) mod embed;

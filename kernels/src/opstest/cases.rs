@@ -189,5 +189,10 @@ pub fn cases() -> Vec<Case> {
         experts(2, 512, 256, 4, 2, Q4_K),
         experts(7, 40, 24, 5, 2, F32), // odd widths
     ]);
+
+    // ---- argmax ----
+    for (rows, len, special) in [(1, 262_144, false), (6, 1000, true), (3, 33, true), (2, 262_144, true)] {
+        c.push(Case::Argmax { args: ArgmaxArgs { rows, len }, special });
+    }
     c
 }

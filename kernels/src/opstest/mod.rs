@@ -6,7 +6,7 @@
 //! Files: `cases` (the list), `inputs` (PRNG, weights, buffers, comparison, timer), and one file
 //! per op family building the inputs and running the op: `matmul` (embed, matmul), `norm`
 //! (rms_norm, add_rms_norm, rope), `attention` (kv_write, attention), `elementwise` (geglu,
-//! softcap, scale, add, copy), `moe` (moe_route, moe_experts).
+//! softcap, scale, add, copy), `moe` (moe_route, moe_experts), `sample` (argmax).
 //!
 //! Output buffers start as NaN over the op's range plus a few guard elements that are compared
 //! too, so an element the op leaves unwritten or a write past the range fails the case. With
@@ -20,6 +20,7 @@ mod inputs;
 mod matmul;
 mod moe;
 mod norm;
+mod sample;
 
 pub use cases::cases;
 pub use inputs::Worst;
@@ -119,10 +120,17 @@ pub enum Case {
         /// Dtype of `gate_up` and `down`.
         dtype: DType,
     },
+    /// Greedy choice per row; `special` adds repeated maxima and rows without a choice.
+    Argmax {
+        /// The op's arguments.
+        args: ArgmaxArgs,
+        /// Ties, NaN, +inf and all -inf rows.
+        special: bool,
+    },
 }
 
 /// Every op name, in [`Backend`] order (what `--op` accepts).
-pub const OPS: [&str; 14] = [
+pub const OPS: [&str; 15] = [
     "embed",
     "matmul",
     "rms_norm",
@@ -137,6 +145,7 @@ pub const OPS: [&str; 14] = [
     "copy",
     "moe_route",
     "moe_experts",
+    "argmax",
 ];
 
 /// The bound of a product with weights of `dtype`: f32 weights leave only summation order;
@@ -168,6 +177,7 @@ impl Case {
             Case::Copy { .. } => "copy",
             Case::MoeRoute { .. } => "moe_route",
             Case::MoeExperts { .. } => "moe_experts",
+            Case::Argmax { .. } => "argmax",
         }
     }
 
@@ -240,6 +250,9 @@ impl Case {
                 a.top_k,
                 dtype.name()
             ),
+            Case::Argmax { args: a, special } => {
+                format!("{op} rows={} len={}{}", a.rows, a.len, if *special { " special" } else { "" })
+            }
         }
     }
 
@@ -252,7 +265,7 @@ impl Case {
             Case::Embed { .. } | Case::KvWrite { .. } | Case::Copy { .. } => 0.0,
             Case::Scale { .. } | Case::Add { .. } => 1e-6,
             Case::RmsNorm { .. } | Case::AddRmsNorm { .. } => 1e-5,
-            Case::Geglu { .. } | Case::Softcap { .. } | Case::MoeRoute { .. } => 1e-5,
+            Case::Geglu { .. } | Case::Softcap { .. } | Case::MoeRoute { .. } | Case::Argmax { .. } => 1e-5,
             Case::Attention { .. } => 5e-5,
             Case::Rope { .. } => 1e-4, // sin/cos of angles up to thousands of radians
             Case::Matmul { dtype, .. } | Case::MoeExperts { dtype, .. } => product_bound(*dtype),
@@ -276,6 +289,7 @@ impl Case {
             Case::Copy { args } => (8 * args.len, 0),
             Case::MoeRoute { args, .. } => moe::route_cost(args),
             Case::MoeExperts { args, dtype } => moe::experts_cost(args, *dtype),
+            Case::Argmax { args, .. } => sample::argmax_cost(args),
         };
         (bytes as u64, flops as u64)
     }
@@ -397,6 +411,7 @@ fn run_op<B: Backend>(be: &B, case: &Case, perf: bool) -> Result<inputs::Pair<Ve
         Case::Copy { args } => on_both(be, &elementwise::Copy::new(rng, *args), perf),
         Case::MoeRoute { args, ties } => moe::route(be, &moe::Route::new(rng, *args, *ties)?, perf),
         Case::MoeExperts { args, dtype } => on_both(be, &moe::Experts::new(rng, *args, *dtype)?, perf),
+        Case::Argmax { args, special } => sample::argmax(be, &sample::Argmax::new(rng, *args, *special), perf),
     }
 }
 
@@ -407,20 +422,24 @@ pub enum BackendKind {
     Cpu,
     /// The WGSL backend on the best adapter.
     Wgpu,
-    /// The CUDA backend.
+    /// The CUDA backend on the first GPU (tensor-core numerics).
     Cuda,
+    /// The CUDA kernels on the host emulator (tensor-core numerics, modelled).
+    CudaEmulated,
 }
 
 impl BackendKind {
     /// Every backend, in the order the ops-test runs them.
-    pub const ALL: [BackendKind; 3] = [BackendKind::Cpu, BackendKind::Wgpu, BackendKind::Cuda];
+    pub const ALL: [BackendKind; 4] =
+        [BackendKind::Cpu, BackendKind::Wgpu, BackendKind::Cuda, BackendKind::CudaEmulated];
 
-    /// `cpu`, `wgpu`, `cuda`.
+    /// `cpu`, `wgpu`, `cuda`, `cuda-emulated`.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Cpu => "cpu",
             BackendKind::Wgpu => "wgpu",
             BackendKind::Cuda => "cuda",
+            BackendKind::CudaEmulated => "cuda-emulated",
         }
     }
 
@@ -458,7 +477,14 @@ pub fn run_backend(
         }
         #[cfg(not(feature = "wgpu"))]
         BackendKind::Wgpu => Err("wgpu backend not built (feature \"wgpu\" is off)".into()),
-        BackendKind::Cuda => Err("cuda backend not built".into()),
+        BackendKind::Cuda => {
+            let make = || crate::cuda::Cuda::new(0, crate::cuda::Precision::TensorCores);
+            run_cases(make, cases, perf, each).map_err(|e| format!("no CUDA device ({e})"))
+        }
+        BackendKind::CudaEmulated => {
+            let make = || crate::cuda::Cuda::emulated(crate::cuda::Precision::TensorCores);
+            run_cases(make, cases, perf, each)
+        }
     }
 }
 

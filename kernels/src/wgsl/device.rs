@@ -69,6 +69,16 @@ pub fn adapters() -> Vec<wgpu::Adapter> {
     all
 }
 
+/// The best adapter's name when it is hardware (not a software rasteriser such as lavapipe,
+/// which runs slower than the CPU backend), else why not.
+pub fn hardware_adapter() -> std::result::Result<String, String> {
+    match adapters().first().map(|a| a.get_info()) {
+        Some(i) if i.device_type != wgpu::DeviceType::Cpu => Ok(i.name),
+        Some(i) => Err(format!("wgpu: only a software adapter ({})", i.name)),
+        None => Err("wgpu: no adapter".into()),
+    }
+}
+
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding one of these locks leaves plain data behind; keep going.
     m.lock().unwrap_or_else(|e| e.into_inner())

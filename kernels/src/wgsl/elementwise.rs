@@ -68,3 +68,24 @@ pub(super) fn copy(gpu: &Gpu, a: &CopyArgs, src: &GpuBuf, dst: &mut GpuBuf) -> R
     check_len("copy", "dst", dst.len, end(a.dst_offset)?)?;
     gpu.copy(&src.buf, 4 * a.src_offset as u64, &dst.buf, 4 * a.dst_offset as u64, 4 * a.len as u64)
 }
+
+/// Mirrors `Params` of `shaders/argmax.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, bytemuck::Pod, bytemuck::Zeroable)]
+struct ArgmaxParams {
+    rows: u32,
+    len: u32,
+    _pad: [u32; 2],
+}
+
+pub(super) fn argmax(gpu: &Gpu, a: &ArgmaxArgs, x: &GpuBuf, out: &mut GpuBuf) -> Result<()> {
+    const OP: &str = "argmax";
+    let n = crate::cpu::argmax::validate(a, x.len, out.len)?;
+    if a.rows == 0 {
+        return Ok(());
+    }
+    u32_len(OP, n)?;
+    let params = ArgmaxParams { rows: a.rows as u32, len: a.len as u32, _pad: [0; 2] };
+    let key = PipelineKey { shader: Shader::Argmax, entry: OP, constants: vec![] };
+    gpu.dispatch(&key, OP, &params, &[&x.buf, &out.buf], gpu.grid(a.rows)?)
+}

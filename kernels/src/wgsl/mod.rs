@@ -25,7 +25,7 @@ mod rope;
 pub mod shaders;
 pub mod weights;
 
-pub use device::{adapters, Gpu};
+pub use device::{adapters, hardware_adapter, Gpu};
 pub use weights::GpuWeight;
 
 use crate::args::*;
@@ -208,6 +208,10 @@ impl Backend for Wgpu {
 
     fn add(&self, a: &AddArgs, x: &GpuBuf, acc: &mut GpuBuf) -> Result<()> {
         elementwise::add(&self.gpu, a, x, acc)
+    }
+
+    fn argmax(&self, a: &ArgmaxArgs, x: &GpuBuf, out: &mut GpuBuf) -> Result<()> {
+        elementwise::argmax(&self.gpu, a, x, out)
     }
 
     fn moe_route(

@@ -36,6 +36,8 @@ pub enum Shader {
     MoeRoute,
     /// `moe_experts`: the selected experts' FFNs (gate/up with GeGLU, then down and the weighted sum).
     MoeExperts,
+    /// `argmax`: greedy choice and its log-probability per row of logits.
+    Argmax,
 }
 
 const WEIGHTS: &str = include_str!("../../../shaders/weights.wgsl");
@@ -44,7 +46,7 @@ const REDUCE_WORKGROUP: &str = include_str!("../../../shaders/reduce_workgroup.w
 
 impl Shader {
     /// Every shader (`garnet doctor` compiles them all).
-    pub const ALL: [Shader; 14] = [
+    pub const ALL: [Shader; 15] = [
         Shader::Scale,
         Shader::Add,
         Shader::Softcap,
@@ -59,6 +61,7 @@ impl Shader {
         Shader::Matmul,
         Shader::MoeRoute,
         Shader::MoeExperts,
+        Shader::Argmax,
     ];
 
     /// The file name under `shaders/`.
@@ -78,6 +81,7 @@ impl Shader {
             Shader::Matmul => "matmul.wgsl",
             Shader::MoeRoute => "moe_route.wgsl",
             Shader::MoeExperts => "moe_experts.wgsl",
+            Shader::Argmax => "argmax.wgsl",
         }
     }
 
@@ -98,6 +102,7 @@ impl Shader {
             Shader::Matmul => include_str!("../../../shaders/matmul.wgsl"),
             Shader::MoeRoute => include_str!("../../../shaders/moe_route.wgsl"),
             Shader::MoeExperts => include_str!("../../../shaders/moe_experts.wgsl"),
+            Shader::Argmax => include_str!("../../../shaders/argmax.wgsl"),
         };
         let reduce = match (self.reduces(), subgroups) {
             (false, _) => "",
@@ -135,6 +140,7 @@ impl Shader {
             Shader::Matmul => &["matmul"],
             Shader::MoeRoute => &["moe_route"],
             Shader::MoeExperts => &["moe_experts_gate_up", "moe_experts_down"],
+            Shader::Argmax => &["argmax"],
         }
     }
 }

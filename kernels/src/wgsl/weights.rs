@@ -37,19 +37,9 @@ pub struct GpuWeight {
     pub chunks: Vec<Chunk>,
 }
 
-/// The dtype code the shaders switch on (`override DTYPE` in `shaders/weights.wgsl`).
+/// The dtype code the kernels take ([`DType::kernel_code`]).
 pub fn dtype_code(d: DType) -> Option<u32> {
-    Some(match d {
-        DType::F32 => 0,
-        DType::F16 => 1,
-        DType::BF16 => 2,
-        DType::Q8_0 => 3,
-        DType::Q4_0 => 4,
-        DType::Q5_0 => 5,
-        DType::Q4_K => 6,
-        DType::Q6_K => 7,
-        _ => return None,
-    })
+    d.kernel_code()
 }
 
 impl GpuWeight {

@@ -4,6 +4,8 @@
 
 use garnet_kernels::cpu::RefCpu;
 use garnet_kernels::*;
+use half::f16;
+use std::sync::Arc;
 
 /// splitmix64: a tiny deterministic PRNG.
 pub struct Rng(pub u64);
@@ -89,4 +91,38 @@ pub fn full(pos0: usize, tokens: usize) -> AttentionArgs {
     let (n_heads, n_kv_heads, head_dim, capacity) = (32, 4, 512, 64);
     let scale = 2.0 / (head_dim as f32).sqrt();
     AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window: None, scale }
+}
+
+/// `max|got - want| / max|want|`, after checking that every value is finite.
+pub fn nerr(got: &[f32], want: &[f32]) -> f64 {
+    assert_eq!(got.len(), want.len());
+    assert!(got.iter().all(|v| v.is_finite()), "non-finite output");
+    let m = want.iter().fold(0.0f64, |m, w| m.max(w.abs() as f64)).max(1e-30);
+    got.iter().zip(want).fold(0.0f64, |e, (g, w)| e.max((*g as f64 - *w as f64).abs())) / m
+}
+
+/// Byte offsets of the f16 scales inside a block.
+fn scale_offsets(dtype: DType) -> &'static [usize] {
+    match dtype {
+        DType::Q4_K | DType::Q5_K => &[0, 2],
+        DType::Q6_K => &[208],
+        _ => &[0],
+    }
+}
+
+/// An `[n, k]` weight of `dtype`: floats rounded from uniform values; blocks of random bytes
+/// whose f16 scales are finite and modest.
+pub fn random_weight(dtype: DType, n: usize, k: usize, rng: &mut Rng) -> HostTensor {
+    if !dtype.is_quantized() {
+        return HostTensor::from_f32_as(&rng.vec(n * k, 1.0), vec![n, k], dtype).unwrap();
+    }
+    let (elems, size) = dtype.block();
+    let mut b: Vec<u8> = (0..n * k / elems * size).map(|_| rng.next_u64() as u8).collect();
+    for blk in b.chunks_exact_mut(size) {
+        for &at in scale_offsets(dtype) {
+            let v = rng.uniform(0.05);
+            blk[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+        }
+    }
+    HostTensor::new(Arc::new(b), 0, dtype, vec![n, k]).unwrap()
 }

@@ -1,0 +1,9 @@
+// The emulator entries of elementwise.cu (see entry.h).
+#include "entry.h"
+#include "../elementwise.cu"
+
+ENTRY(scale)
+ENTRY(add)
+ENTRY(softcap)
+ENTRY(geglu)
+ENTRY(kv_write)

@@ -1,0 +1,5 @@
+// The emulator entries of sample.cu (see entry.h).
+#include "entry.h"
+#include "../sample.cu"
+
+ENTRY(argmax)

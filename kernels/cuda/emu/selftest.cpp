@@ -1,0 +1,74 @@
+// selftest.cpp: kernels that check the emulator itself (kernels/tests/cuda_emulator.rs): the
+// tensor-core fragments through the documented ldmatrix + mma usage against a plain product,
+// and the faults it must catch (an early return before a barrier, a divergent shuffle, a
+// cp.async destination read before its wait). Host-only: never compiled to PTX.
+#include "entry.h"
+#include "../common.cuh"
+
+struct MmaParams {
+    u64 a;  // [16, 16] bf16 row-major
+    u64 b;  // [8, 16] bf16: B^T row-major, i.e. B (16 x 8) column-major
+    u64 d;  // [16, 8] f32
+};
+
+// One warp: A and B^T staged in shared memory, fragments by ldmatrix as a GEMM kernel loads
+// them (A: x4, lanes 0-15 rows 0-15 at column 0, lanes 16-31 the same rows at column 8; B: x2,
+// lanes 0-7 rows of B^T at column 0, lanes 8-15 at column 8), one mma, D scattered by the
+// accumulator layout.
+static void selftest_mma(MmaParams p) {
+    __shared__ __attribute__((aligned(16))) u16 sa[16][16];
+    __shared__ __attribute__((aligned(16))) u16 sb[8][16];
+    u32 lane = threadIdx.x;
+    const u16* a = (const u16*)p.a;
+    const u16* b = (const u16*)p.b;
+    for (u32 i = lane; i < 256; i += 32) sa[i / 16][i % 16] = a[i];
+    for (u32 i = lane; i < 128; i += 32) sb[i / 16][i % 16] = b[i];
+    __syncthreads();
+    u32 af[4], bf[2];
+    ldmatrix_x4(af, &sa[lane % 16][(lane / 16) * 8]);
+    ldmatrix_x2(bf, &sb[lane % 8][((lane / 8) % 2) * 8]);
+    float c[4] = {0, 0, 0, 0}, d[4];
+    mma_bf16_16816(d, af, bf, c);
+    float* out = (float*)p.d;
+    u32 g = lane / 4, t = lane % 4;
+    out[g * 8 + t * 2] = d[0];
+    out[g * 8 + t * 2 + 1] = d[1];
+    out[(g + 8) * 8 + t * 2] = d[2];
+    out[(g + 8) * 8 + t * 2 + 1] = d[3];
+}
+
+struct FaultParams {
+    u64 out;
+    u32 which;
+    u32 pad;
+};
+
+// which = 0: thread 0 returns before a barrier the others reach. 1: a full-mask shuffle in a
+// branch only half the warp takes. 2: a cp.async destination read before its wait (out[0] gets
+// the stale value) and after it (out[1]). 3: nothing wrong (the control case).
+static void selftest_fault(FaultParams p) {
+    __shared__ __attribute__((aligned(16))) float s[4];
+    float* out = (float*)p.out;
+    if (p.which == 0) {
+        if (threadIdx.x == 0) return;
+        __syncthreads();
+    } else if (p.which == 1) {
+        if (threadIdx.x < 16) out[threadIdx.x] = __shfl_xor_sync(FULL_MASK, 1.0f, 1);
+    } else if (p.which == 2) {
+        if (threadIdx.x == 0) {
+            s[0] = 0.0f;
+            cp_async16(s, out + 4, true);
+            cp_async_commit();
+            out[0] = s[0];
+            cp_async_wait<0>();
+            out[1] = s[0];
+        }
+    } else {
+        __syncthreads();
+        float v = warp_sum(1.0f);
+        if (threadIdx.x == 0) out[0] = v;
+    }
+}
+
+ENTRY(selftest_mma)
+ENTRY(selftest_fault)

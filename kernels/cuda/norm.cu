@@ -1,0 +1,83 @@
+// norm.cu: RMSNorm (plain, and fused with the residual add) and RoPE.
+//   rms_norm:     out[r] = x[r] * (mean(x[r]^2) + eps)^-0.5 * w        (w = 1 when absent)
+//   add_rms_norm: out[r] += x[r] * (mean(x[r]^2) + eps)^-0.5 * w       (a sublayer's post-norm
+//                 fused with the residual add)
+//   rope:         rotate-half in place: for token t at pos = pos0 + t and pair i < rotary_pairs,
+//                 angle = pos * freq_scale / theta^(2i / head_dim), x[i], x[i + d/2] rotated;
+//                 pairs past rotary_pairs pass through (proportional RoPE).
+// Layout: x, out [rows, dim] f32, w [dim] f32 (1-D weights are widened at upload);
+// rope x [tokens, heads, head_dim] f32.
+// rms_norm: one block per row, each thread a strided slice (float4 when dim % 4 == 0 and the row
+// is 16-byte aligned), block_sum for the mean square. rope: one thread per (token, head, pair),
+// sincosf (the accurate one: angles reach thousands of radians).
+// Versions: v1.
+#pragma once
+#include "common.cuh"
+
+struct RmsNormParams {
+    u64 x, w, out;
+    u32 rows, dim;
+    float eps;
+    u32 has_weight;
+};
+
+// The row's scale (mean square + eps)^-0.5, on every thread.
+__device__ __forceinline__ float row_scale(const float* x, u32 dim, float eps) {
+    __shared__ float scratch[32];
+    float s = 0.0f;
+    if ((dim & 3) == 0 && ((u64)x & 15) == 0) {
+        const float4* x4 = (const float4*)x;
+        for (u32 i = threadIdx.x; i < dim / 4; i += blockDim.x) {
+            float4 v = x4[i];
+            s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
+        }
+    } else {
+        for (u32 i = threadIdx.x; i < dim; i += blockDim.x) s += x[i] * x[i];
+    }
+    s = block_sum(s, scratch);
+    return rsqrtf(s / (float)dim + eps);
+}
+
+template <bool ADD>
+__device__ __forceinline__ void rms_norm_row(RmsNormParams p) {
+    u64 base = (u64)blockIdx.x * p.dim;
+    const float* x = (const float*)p.x + base;
+    const float* w = (const float*)p.w;
+    float* out = (float*)p.out + base;
+    float r = row_scale(x, p.dim, p.eps);
+    for (u32 i = threadIdx.x; i < p.dim; i += blockDim.x) {
+        float y = x[i] * r * (p.has_weight ? w[i] : 1.0f);
+        if (ADD)
+            out[i] += y;
+        else
+            out[i] = y;
+    }
+}
+
+KERNEL void rms_norm(RmsNormParams p) { rms_norm_row<false>(p); }
+
+KERNEL void add_rms_norm(RmsNormParams p) { rms_norm_row<true>(p); }
+
+struct RopeParams {
+    u64 x;
+    u32 tokens, heads, head_dim, rotary_pairs, pos0;
+    float theta, freq_scale;
+    u32 pad;
+};
+
+KERNEL void rope(RopeParams p) {
+    u64 n = (u64)p.tokens * p.heads * p.rotary_pairs;
+    float* x = (float*)p.x;
+    for (u64 id = (u64)blockIdx.x * blockDim.x + threadIdx.x; id < n; id += (u64)gridDim.x * blockDim.x) {
+        u32 i = (u32)(id % p.rotary_pairs);
+        u64 row = id / p.rotary_pairs;  // token * heads + head
+        u32 t = (u32)(row / p.heads);
+        float inv_freq = p.freq_scale / powf(p.theta, (float)(2 * i) / (float)p.head_dim);
+        float s, c;
+        sincosf((float)(p.pos0 + t) * inv_freq, &s, &c);
+        u64 lo = row * p.head_dim + i, hi = lo + p.head_dim / 2;
+        float a = x[lo], b = x[hi];
+        x[lo] = a * c - b * s;
+        x[hi] = b * c + a * s;
+    }
+}

@@ -1,0 +1,69 @@
+//! What the CUDA backend needs of a device, and the two devices that provide it: the real GPU
+//! through the driver API ([`super::driver::Driver`]) and the host emulator
+//! ([`super::emulator::Emulator`]), which runs the same kernel sources compiled as C++. The
+//! backend's op code is shared: grid sizes, parameter packing and argument checks are tested
+//! in the emulator exactly as a GPU runs them.
+
+use super::kernels::Kernel;
+use crate::backend::DeviceStats;
+use crate::error::{KernelError, Result};
+
+/// Grid and block sizes of a launch (x, y, z).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dims {
+    /// Blocks.
+    pub grid: [u32; 3],
+    /// Threads per block.
+    pub block: [u32; 3],
+}
+
+impl Dims {
+    /// A one-dimensional launch.
+    pub fn linear(blocks: u32, threads: u32) -> Dims {
+        Dims { grid: [blocks, 1, 1], block: [threads, 1, 1] }
+    }
+}
+
+/// A kernel's parameter block, passed by value as its only argument.
+///
+/// # Safety
+/// The type must be `#[repr(C)]`, hold only plain numbers (device pointers as `u64`), and match
+/// the struct of the same name in the kernel's `.cu` file field for field.
+pub unsafe trait Params: Copy + Send + Sync + 'static {}
+
+/// A CUDA device: memory, copies and launches, in order on one stream.
+pub trait Device: Send + Sync + 'static {
+    /// An allocation, freed on drop.
+    type Mem: Send + Sync;
+    /// "cuda" or "cuda-emulated".
+    fn name(&self) -> &'static str;
+    /// `bytes` of zeroed device memory.
+    fn alloc(&self, bytes: usize) -> Result<Self::Mem>;
+    /// The device address of an allocation (what the kernels' params hold).
+    fn ptr(&self, mem: &Self::Mem) -> u64;
+    /// Copies host bytes to `dst + offset`, ordered after the work queued before.
+    fn write(&self, dst: &Self::Mem, offset: usize, src: &[u8]) -> Result<()>;
+    /// Copies device bytes at `src + offset` to the host after all queued work (a host sync).
+    fn read(&self, src: &Self::Mem, offset: usize, dst: &mut [u8]) -> Result<()>;
+    /// Device-to-device copy of `bytes` between addresses from [`Device::ptr`].
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()>;
+    /// Queues `kernel` over `dims` with `params`.
+    fn launch<P: Params>(&self, kernel: Kernel, dims: Dims, params: &P) -> Result<()>;
+    /// Launches, copies and host syncs so far.
+    fn stats(&self) -> DeviceStats;
+}
+
+/// The backend cannot run here (no driver, no device, emulator not built).
+pub fn unavailable(backend: &'static str, why: impl Into<String>) -> KernelError {
+    KernelError::Unavailable { backend, why: why.into() }
+}
+
+/// `n` as a kernel's u32 parameter (`what` names it), or an argument error past 2^32.
+pub(crate) fn u32_arg(op: &'static str, what: &str, n: usize) -> Result<u32> {
+    u32::try_from(n).map_err(|_| crate::cpu::bad_arg(op, format!("{what} {n} exceeds a u32")))
+}
+
+/// A device operation failed.
+pub fn device_error(backend: &'static str, what: impl Into<String>) -> KernelError {
+    KernelError::Device { backend, what: what.into() }
+}

@@ -1,0 +1,104 @@
+//! `embed` on the CUDA device (`kernels/cuda/embed.cu`): `out[t, j] = table[ids[t], col_offset +
+//! j] * scale`, the table decoded from its storage dtype in the kernel (one entry per dtype).
+//! Same checks and errors as the reference (`cpu/embed.rs`) except the ids' values: they live
+//! on the device, so, as in the WGSL backend, an id past the table cannot be reported; the
+//! kernel writes 0 for it and reads nothing (the engine checks token ids before uploading
+//! them). `embed_host` keeps the trait's default (a host gather, checked, then an upload).
+
+use super::device::{u32_arg, Device, Dims, Params};
+use super::elementwise::blocks;
+use super::kernels::{emu, Kernel, Module};
+use super::{Cuda, CudaBuf, CudaWeight};
+use crate::args::*;
+use crate::cpu::numel;
+use crate::error::{check_len, KernelError, Result};
+
+#[cfg(garnet_cuda_emu)]
+extern "C" {
+    fn garnet_emu_embed_f32(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_embed_f16(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_embed_bf16(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_embed_q8_0(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_embed_q4_0(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_embed_q5_0(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_embed_q4_k(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_embed_q6_k(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+}
+#[cfg(garnet_cuda_emu)]
+use {
+    super::kernels::EmuLaunch,
+    std::ffi::{c_char, c_void},
+};
+
+const fn k(entry: &'static str, emu: Option<super::kernels::EmuFn>) -> Kernel {
+    Kernel { module: Module::Embed, entry, emu }
+}
+
+/// `embed_<dtype>`, indexed by the dtype code (`weights.cuh`).
+const EMBED: [Kernel; 8] = [
+    k("embed_f32", emu!(garnet_emu_embed_f32)),
+    k("embed_f16", emu!(garnet_emu_embed_f16)),
+    k("embed_bf16", emu!(garnet_emu_embed_bf16)),
+    k("embed_q8_0", emu!(garnet_emu_embed_q8_0)),
+    k("embed_q4_0", emu!(garnet_emu_embed_q4_0)),
+    k("embed_q5_0", emu!(garnet_emu_embed_q5_0)),
+    k("embed_q4_k", emu!(garnet_emu_embed_q4_k)),
+    k("embed_q6_k", emu!(garnet_emu_embed_q6_k)),
+];
+
+/// The kernels of `embed.cu`.
+pub(super) const KERNELS: &[Kernel] = &EMBED;
+
+/// Threads per block.
+const THREADS: u32 = 256;
+
+/// `EmbedParams` in `embed.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct EmbedParams {
+    table: u64,
+    ids: u64,
+    out: u64,
+    rows: u64,
+    row_len: u64,
+    col_offset: u64,
+    tokens: u32,
+    width: u32,
+    scale: f32,
+    pad: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `EmbedParams` in embed.cu.
+unsafe impl Params for EmbedParams {}
+
+impl<D: Device> Cuda<D> {
+    pub(super) fn op_embed(
+        &self,
+        a: &EmbedArgs,
+        table: &CudaWeight<D::Mem>,
+        ids: &CudaBuf<D::Mem>,
+        out: &mut CudaBuf<D::Mem>,
+    ) -> Result<()> {
+        const OP: &str = "embed";
+        let rows = crate::cpu::embed::validate_shape(a, &table.shape, ids.len)?;
+        let len = numel(OP, &[a.tokens, a.width])?;
+        check_len(OP, "out", out.len, len)?;
+        if len == 0 {
+            return Ok(());
+        }
+        let p = EmbedParams {
+            table: self.dev.ptr(&table.mem),
+            ids: self.ptr(ids),
+            out: self.ptr(out),
+            rows: rows as u64,
+            row_len: table.row_len() as u64,
+            col_offset: a.col_offset as u64,
+            tokens: u32_arg(OP, "tokens", a.tokens)?,
+            width: u32_arg(OP, "width", a.width)?,
+            scale: a.scale,
+            pad: 0,
+        };
+        let kernel =
+            *EMBED.get(table.code() as usize).ok_or(KernelError::DType { op: OP, dtype: table.dtype.name() })?;
+        self.dev.launch(kernel, Dims::linear(blocks(len as u64, THREADS), THREADS), &p)
+    }
+}

@@ -1,0 +1,146 @@
+//! The emulated CUDA device: host memory for device memory, and each launch run by the C++
+//! build of the same kernel sources (`kernels/cuda/emu/`, compiled by `build.rs`) on the calling
+//! thread, one block at a time, the block's threads as coroutines. Slow, exact in what it
+//! models (see `cuda_emu.h`), and the way every CUDA kernel is tested where there is no GPU.
+
+use super::device::{device_error, unavailable, Device, Dims, Params};
+use super::kernels::{EmuLaunch, Kernel};
+use crate::backend::DeviceStats;
+use crate::error::Result;
+use std::sync::Mutex;
+
+/// Emulated device memory: a zeroed host allocation, 256-byte aligned like `cuMemAlloc`'s.
+pub struct EmuMem {
+    ptr: std::ptr::NonNull<u8>,
+    layout: std::alloc::Layout,
+}
+
+// SAFETY: the allocation is only touched through the emulator, which serialises every access
+// (launches, reads, writes) behind its lock.
+unsafe impl Send for EmuMem {}
+// SAFETY: as above.
+unsafe impl Sync for EmuMem {}
+
+impl Drop for EmuMem {
+    fn drop(&mut self) {
+        // SAFETY: allocated in `Emulator::alloc` with this layout, freed once.
+        unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
+    }
+}
+
+/// The emulated device.
+pub struct Emulator {
+    stats: Mutex<DeviceStats>,
+}
+
+impl Emulator {
+    /// The emulator, or why this build has none (it was compiled without a C++ compiler).
+    pub fn new() -> Result<Emulator> {
+        if cfg!(garnet_cuda_emu) {
+            Ok(Emulator { stats: Mutex::new(DeviceStats::default()) })
+        } else {
+            Err(unavailable(
+                "cuda-emulated",
+                "this build has no CUDA emulator (kernels/build.rs found no C++ compiler)",
+            ))
+        }
+    }
+
+    fn count(&self, f: impl FnOnce(&mut DeviceStats)) {
+        f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    fn range(mem: &EmuMem, offset: usize, len: usize) -> Result<*mut u8> {
+        match offset.checked_add(len) {
+            Some(end) if end <= mem.layout.size() => {
+                // SAFETY: offset + len is within the allocation.
+                Ok(unsafe { mem.ptr.as_ptr().add(offset) })
+            }
+            _ => Err(device_error(
+                "cuda-emulated",
+                format!("copy of {len} bytes at {offset} outside {} bytes", mem.layout.size()),
+            )),
+        }
+    }
+}
+
+impl Device for Emulator {
+    type Mem = EmuMem;
+
+    fn name(&self) -> &'static str {
+        "cuda-emulated"
+    }
+
+    fn alloc(&self, bytes: usize) -> Result<EmuMem> {
+        let layout = std::alloc::Layout::from_size_align(bytes.max(1), 256)
+            .map_err(|_| unavailable("cuda-emulated", format!("allocation of {bytes} bytes")))?;
+        // SAFETY: the layout has a non-zero size.
+        let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
+        let ptr = std::ptr::NonNull::new(ptr)
+            .ok_or_else(|| unavailable("cuda-emulated", format!("out of memory allocating {bytes} bytes")))?;
+        Ok(EmuMem { ptr, layout })
+    }
+
+    fn ptr(&self, mem: &EmuMem) -> u64 {
+        mem.ptr.as_ptr() as u64
+    }
+
+    fn write(&self, dst: &EmuMem, offset: usize, src: &[u8]) -> Result<()> {
+        let p = Self::range(dst, offset, src.len())?;
+        let _serial = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: the range is inside the allocation, which no launch is using (launches hold
+        // the lock and run to completion).
+        unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), p, src.len()) };
+        drop(_serial);
+        self.count(|s| s.copies += 1);
+        Ok(())
+    }
+
+    fn read(&self, src: &EmuMem, offset: usize, dst: &mut [u8]) -> Result<()> {
+        let p = Self::range(src, offset, dst.len())?;
+        {
+            let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+            // SAFETY: the range is inside the allocation; launches are complete (they are
+            // synchronous and hold this lock).
+            unsafe { std::ptr::copy_nonoverlapping(p, dst.as_mut_ptr(), dst.len()) };
+            s.copies += 1;
+            s.syncs += 1;
+        }
+        Ok(())
+    }
+
+    fn copy(&self, src: u64, dst: u64, bytes: usize) -> Result<()> {
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: both addresses come from `ptr` of live allocations, with the ranges checked
+        // by the caller against the buffers' lengths; `copy` allows overlap.
+        unsafe { std::ptr::copy(src as *const u8, dst as *mut u8, bytes) };
+        s.copies += 1;
+        Ok(())
+    }
+
+    fn launch<P: Params>(&self, kernel: Kernel, dims: Dims, params: &P) -> Result<()> {
+        let f = kernel.emu.ok_or_else(|| unavailable("cuda-emulated", "this build has no CUDA emulator"))?;
+        if dims.grid.contains(&0) {
+            return Ok(()); // an empty grid launches nothing, as on the device
+        }
+        let launch = EmuLaunch { grid: dims.grid, block: dims.block };
+        let mut err = [0 as std::ffi::c_char; 512];
+        let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        // SAFETY: `f` is the emulator entry of `kernel`, whose params struct is `P` (the
+        // `Params` contract); every pointer in `params` was checked against its buffer by the
+        // op; `err` is writable for its length.
+        let rc = unsafe { f(&launch, params as *const P as *const std::ffi::c_void, err.as_mut_ptr(), err.len()) };
+        s.dispatches += 1;
+        drop(s);
+        if rc != 0 {
+            // SAFETY: the entry wrote a NUL-terminated message (snprintf) into `err`.
+            let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+            return Err(device_error("cuda-emulated", format!("kernel {kernel:?}: {msg}")));
+        }
+        Ok(())
+    }
+
+    fn stats(&self) -> DeviceStats {
+        *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

@@ -1,0 +1,229 @@
+//! Mixture-of-experts router and expert FFNs on the CUDA device (`kernels/cuda/moe.cu`), with
+//! the reference's semantics and argument checks (`cpu/moe.rs`: the same validators, on lengths
+//! and shapes).
+//!
+//! `moe_route`: one warp per token computes the softmax, picks the `top_k` experts in the
+//! reference's order (probability descending, ties to the lower id) and writes the renormalised,
+//! per-expert-scaled weights. Ids and weights stay on the device.
+//!
+//! `moe_experts`: only the selected experts' rows are read, in two launches over a scratch
+//! buffer `h` `[tokens * top_k, inter]`: `moe_gate_up_<dtype>` writes `h[t * top_k + j] =
+//! gelu_tanh(g) * u`, then `moe_down_<dtype>` writes `out[t] = sum_j weights[t, j] * down[e]
+//! h[t * top_k + j]` (8 lanes per output element, slots summed in a fixed order: deterministic).
+//! Each launch is specialised on its own weight's dtype.
+//!
+//! Ids live on the device, so the host cannot check them (as in the WGSL backend): a pair whose
+//! id is `>= n_experts` is skipped (its expert contributes nothing; nothing is read out of
+//! bounds), where the CPU backends fail with [`crate::KernelError::IdOutOfRange`].
+//!
+//! Versions: route v1, experts v2 (per (token, slot); a prefill reads an expert's rows once per
+//! pair selecting it: no grouping by expert yet).
+
+use super::device::{u32_arg, Device, Dims, Params};
+use super::elementwise::blocks;
+use super::kernels::{emu, EmuFn, Kernel, Module};
+use super::{Cuda, CudaBuf, CudaWeight};
+use crate::args::*;
+use crate::cpu::moe::{validate_experts, validate_route};
+use crate::cpu::numel;
+use crate::error::{KernelError, Result};
+use crate::tensor::DType;
+
+macro_rules! emu_decls {
+    ($($f:ident),* $(,)?) => {
+        #[cfg(garnet_cuda_emu)]
+        extern "C" {
+            $(fn $f(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;)*
+        }
+    };
+}
+emu_decls!(
+    garnet_emu_moe_route,
+    garnet_emu_moe_gate_up_f32,
+    garnet_emu_moe_gate_up_f16,
+    garnet_emu_moe_gate_up_bf16,
+    garnet_emu_moe_gate_up_q8_0,
+    garnet_emu_moe_gate_up_q4_0,
+    garnet_emu_moe_gate_up_q5_0,
+    garnet_emu_moe_gate_up_q4_k,
+    garnet_emu_moe_gate_up_q6_k,
+    garnet_emu_moe_down_f32,
+    garnet_emu_moe_down_f16,
+    garnet_emu_moe_down_bf16,
+    garnet_emu_moe_down_q8_0,
+    garnet_emu_moe_down_q4_0,
+    garnet_emu_moe_down_q5_0,
+    garnet_emu_moe_down_q4_k,
+    garnet_emu_moe_down_q6_k,
+);
+#[cfg(garnet_cuda_emu)]
+use {
+    super::kernels::EmuLaunch,
+    std::ffi::{c_char, c_void},
+};
+
+const fn k(entry: &'static str, emu: Option<EmuFn>) -> Kernel {
+    Kernel { module: Module::Moe, entry, emu }
+}
+
+const ROUTE: Kernel = k("moe_route", emu!(garnet_emu_moe_route));
+
+/// `moe_gate_up_<dtype>`, indexed by the dtype code (`weights.cuh`).
+const GATE_UP: [Kernel; 8] = [
+    k("moe_gate_up_f32", emu!(garnet_emu_moe_gate_up_f32)),
+    k("moe_gate_up_f16", emu!(garnet_emu_moe_gate_up_f16)),
+    k("moe_gate_up_bf16", emu!(garnet_emu_moe_gate_up_bf16)),
+    k("moe_gate_up_q8_0", emu!(garnet_emu_moe_gate_up_q8_0)),
+    k("moe_gate_up_q4_0", emu!(garnet_emu_moe_gate_up_q4_0)),
+    k("moe_gate_up_q5_0", emu!(garnet_emu_moe_gate_up_q5_0)),
+    k("moe_gate_up_q4_k", emu!(garnet_emu_moe_gate_up_q4_k)),
+    k("moe_gate_up_q6_k", emu!(garnet_emu_moe_gate_up_q6_k)),
+];
+
+/// `moe_down_<dtype>`, indexed by the dtype code.
+const DOWN: [Kernel; 8] = [
+    k("moe_down_f32", emu!(garnet_emu_moe_down_f32)),
+    k("moe_down_f16", emu!(garnet_emu_moe_down_f16)),
+    k("moe_down_bf16", emu!(garnet_emu_moe_down_bf16)),
+    k("moe_down_q8_0", emu!(garnet_emu_moe_down_q8_0)),
+    k("moe_down_q4_0", emu!(garnet_emu_moe_down_q4_0)),
+    k("moe_down_q5_0", emu!(garnet_emu_moe_down_q5_0)),
+    k("moe_down_q4_k", emu!(garnet_emu_moe_down_q4_k)),
+    k("moe_down_q6_k", emu!(garnet_emu_moe_down_q6_k)),
+];
+
+/// The kernels of `moe.cu`.
+pub(super) const KERNELS: &[Kernel] = &[
+    ROUTE, GATE_UP[0], GATE_UP[1], GATE_UP[2], GATE_UP[3], GATE_UP[4], GATE_UP[5], GATE_UP[6], GATE_UP[7], DOWN[0],
+    DOWN[1], DOWN[2], DOWN[3], DOWN[4], DOWN[5], DOWN[6], DOWN[7],
+];
+
+/// Threads per block.
+const THREADS: u32 = 256;
+/// Router threads per block: four tokens.
+const ROUTE_THREADS: u32 = 128;
+
+/// `RouteParams` in `moe.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct RouteParams {
+    scores: u64,
+    scale: u64,
+    ids: u64,
+    weights: u64,
+    tokens: u32,
+    n_experts: u32,
+    top_k: u32,
+    pad: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `RouteParams` in moe.cu.
+unsafe impl Params for RouteParams {}
+
+/// `MoeParams` in `moe.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MoeParams {
+    x: u64,
+    w: u64,
+    ids: u64,
+    weights: u64,
+    h: u64,
+    out: u64,
+    tokens: u32,
+    top_k: u32,
+    hidden: u32,
+    inter: u32,
+    n_experts: u32,
+    pad: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `MoeParams` in moe.cu.
+unsafe impl Params for MoeParams {}
+
+/// The kernel of `table` for `w`'s dtype.
+fn for_dtype<M>(op: &'static str, table: &[Kernel; 8], w: &CudaWeight<M>) -> Result<Kernel> {
+    table.get(w.code() as usize).copied().ok_or(KernelError::DType { op, dtype: w.dtype.name() })
+}
+
+/// Output rows per warp in `moe_gate_up` and `moe_down` (`ROWS_PER_WARP` in moe.cu: a group of
+/// 8 lanes per row).
+const ROWS_PER_WARP: u64 = 4;
+
+/// A launch over `rows` output rows, [`ROWS_PER_WARP`] per warp (grid-stride past the block limit).
+fn row_groups(rows: u64) -> Dims {
+    Dims::linear(blocks(rows.div_ceil(ROWS_PER_WARP), THREADS / 32), THREADS)
+}
+
+impl<D: Device> Cuda<D> {
+    pub(super) fn op_moe_route(
+        &self,
+        a: &RouteArgs,
+        scores: &CudaBuf<D::Mem>,
+        per_expert_scale: &CudaWeight<D::Mem>,
+        ids: &mut CudaBuf<D::Mem>,
+        weights: &mut CudaBuf<D::Mem>,
+    ) -> Result<()> {
+        const OP: &str = "moe_route";
+        validate_route(a, scores.len, &per_expert_scale.shape, ids.len, weights.len)?;
+        if a.tokens == 0 {
+            return Ok(());
+        }
+        // 1-D weights are widened to F32 at upload; the kernel reads them as such.
+        if per_expert_scale.dtype != DType::F32 {
+            return Err(KernelError::DType { op: OP, dtype: per_expert_scale.dtype.name() });
+        }
+        let p = RouteParams {
+            scores: self.ptr(scores),
+            scale: self.dev.ptr(&per_expert_scale.mem),
+            ids: self.ptr(ids),
+            weights: self.ptr(weights),
+            tokens: u32_arg(OP, "tokens", a.tokens)?,
+            n_experts: u32_arg(OP, "n_experts", a.n_experts)?,
+            top_k: u32_arg(OP, "top_k", a.top_k)?,
+            pad: 0,
+        };
+        let dims = Dims::linear(blocks(a.tokens as u64, ROUTE_THREADS / 32), ROUTE_THREADS);
+        self.dev.launch(ROUTE, dims, &p)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn op_moe_experts(
+        &self,
+        a: &MoeArgs,
+        x: &CudaBuf<D::Mem>,
+        gate_up: &CudaWeight<D::Mem>,
+        down: &CudaWeight<D::Mem>,
+        ids: &CudaBuf<D::Mem>,
+        weights: &CudaBuf<D::Mem>,
+        out: &mut CudaBuf<D::Mem>,
+    ) -> Result<()> {
+        const OP: &str = "moe_experts";
+        let (act_len, routed) = validate_experts(a, x.len, &gate_up.shape, &down.shape, ids.len, weights.len, out.len)?;
+        if act_len == 0 {
+            return Ok(()); // no tokens, or rows of width 0
+        }
+        let (gate_up_k, down_k) = (for_dtype(OP, &GATE_UP, gate_up)?, for_dtype(OP, &DOWN, down)?);
+        let h_len = numel(OP, &[routed, a.inter])?;
+        let h_bytes = numel(OP, &[h_len, 4])?;
+        self.with_scratch(h_bytes, |h| {
+            let mut p = MoeParams {
+                x: self.ptr(x),
+                w: self.dev.ptr(&gate_up.mem),
+                ids: self.ptr(ids),
+                weights: self.ptr(weights),
+                h,
+                out: self.ptr(out),
+                tokens: u32_arg(OP, "tokens", a.tokens)?,
+                top_k: u32_arg(OP, "top_k", a.top_k)?,
+                hidden: u32_arg(OP, "hidden", a.hidden)?,
+                inter: u32_arg(OP, "inter", a.inter)?,
+                n_experts: u32_arg(OP, "n_experts", a.n_experts)?,
+                pad: 0,
+            };
+            if h_len > 0 {
+                self.dev.launch(gate_up_k, row_groups(h_len as u64), &p)?;
+            }
+            p.w = self.dev.ptr(&down.mem);
+            self.dev.launch(down_k, row_groups(act_len as u64), &p)
+        })
+    }
+}

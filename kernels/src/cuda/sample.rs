@@ -1,0 +1,52 @@
+//! Choosing the next token on the CUDA device (`kernels/cuda/sample.cu`): `argmax`, one block
+//! per row. Same checks as the reference (`cpu/argmax.rs`).
+
+use super::device::{u32_arg, Device, Dims, Params};
+use super::kernels::{emu, Kernel, Module};
+use super::{Cuda, CudaBuf};
+use crate::args::ArgmaxArgs;
+use crate::error::Result;
+
+#[cfg(garnet_cuda_emu)]
+extern "C" {
+    fn garnet_emu_argmax(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+}
+#[cfg(garnet_cuda_emu)]
+use {
+    super::kernels::EmuLaunch,
+    std::ffi::{c_char, c_void},
+};
+
+const ARGMAX: Kernel = Kernel { module: Module::Sample, entry: "argmax", emu: emu!(garnet_emu_argmax) };
+
+/// The kernels of `sample.cu`.
+pub(super) const KERNELS: &[Kernel] = &[ARGMAX];
+
+/// `ArgmaxParams` in `sample.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct ArgmaxParams {
+    x: u64,
+    out: u64,
+    rows: u32,
+    len: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `ArgmaxParams` in sample.cu.
+unsafe impl Params for ArgmaxParams {}
+
+impl<D: Device> Cuda<D> {
+    pub(super) fn op_argmax(&self, a: &ArgmaxArgs, x: &CudaBuf<D::Mem>, out: &mut CudaBuf<D::Mem>) -> Result<()> {
+        const OP: &str = "argmax";
+        crate::cpu::argmax::validate(a, x.len, out.len)?;
+        if a.rows == 0 {
+            return Ok(());
+        }
+        let p = ArgmaxParams {
+            x: self.ptr(x),
+            out: self.ptr(out),
+            rows: u32_arg(OP, "size", a.rows)?,
+            len: u32_arg(OP, "size", a.len)?,
+        };
+        self.dev.launch(ARGMAX, Dims::linear(p.rows, 256), &p)
+    }
+}

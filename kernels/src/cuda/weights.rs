@@ -1,0 +1,62 @@
+//! Weights resident on the CUDA device: uploaded once, in their storage dtype where a kernel
+//! decodes it (`kernels/cuda/weights.cuh`), as the file's bytes with rows contiguous.
+//! - F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K: as stored.
+//! - Other block formats (Q4_1, Q5_1, Q2_K, Q3_K, Q5_K, Q8_K) are widened to F32 at upload
+//!   ([`CudaWeight::converted`] says so).
+//! - One-dimensional tensors (norm weights, scales) are always widened to F32: tiny, and every
+//!   kernel then reads them the same way.
+
+use super::device::Device;
+use crate::error::Result;
+use crate::tensor::{DType, HostTensor};
+
+/// The dtype code the kernels take ([`DType::kernel_code`]).
+pub fn dtype_code(d: DType) -> Option<u32> {
+    d.kernel_code()
+}
+
+/// A weight on the device.
+pub struct CudaWeight<M> {
+    pub(crate) mem: M,
+    /// The dtype of the device copy (the file's, or F32 when widened).
+    pub dtype: DType,
+    /// The file's dtype.
+    pub source: DType,
+    /// The shape, outermost first.
+    pub shape: Vec<usize>,
+}
+
+impl<M> CudaWeight<M> {
+    /// True when the device copy was widened from the file's dtype.
+    pub fn converted(&self) -> bool {
+        self.dtype != self.source
+    }
+    /// Elements per leading row.
+    pub fn row_len(&self) -> usize {
+        self.shape.iter().skip(1).product()
+    }
+    /// The kernels' dtype code of the device copy.
+    pub fn code(&self) -> u32 {
+        dtype_code(self.dtype).unwrap_or(0)
+    }
+}
+
+/// Uploads `t` once (see the module docs for the layout).
+pub fn upload<D: Device>(dev: &D, t: &HostTensor) -> Result<CudaWeight<D::Mem>> {
+    let shape = t.shape().to_vec();
+    let widen = shape.len() < 2 || dtype_code(t.dtype()).is_none();
+    let dtype = if widen { DType::F32 } else { t.dtype() };
+    let mem = if widen {
+        let mut values = vec![0.0f32; t.numel()];
+        t.read_f32(0, &mut values);
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+        let mem = dev.alloc(bytes.len())?;
+        dev.write(&mem, 0, &bytes)?;
+        mem
+    } else {
+        let mem = dev.alloc(t.bytes().len())?;
+        dev.write(&mem, 0, t.bytes())?;
+        mem
+    };
+    Ok(CudaWeight { mem, dtype, source: t.dtype(), shape })
+}

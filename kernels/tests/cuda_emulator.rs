@@ -1,0 +1,117 @@
+//! The CUDA emulator checks itself (kernels `kernels/cuda/emu/selftest.cpp`): the ldmatrix + mma
+//! fragments, used as the PTX ISA documents them, give the plain product; and the faults a GPU
+//! would hang on or silently get wrong are reported as errors naming the fault.
+#![cfg(garnet_cuda_emu)]
+
+use garnet_kernels::cuda::device::{Device, Dims, Params};
+use garnet_kernels::cuda::kernels::{EmuLaunch, Kernel, Module};
+use garnet_kernels::cuda::Emulator;
+use garnet_kernels::KernelError;
+use std::ffi::{c_char, c_void};
+
+extern "C" {
+    fn garnet_emu_selftest_mma(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_selftest_fault(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+}
+
+// Host-only kernels: the module is never looked up (the emulator runs `emu`).
+const MMA: Kernel = Kernel { module: Module::Gemm, entry: "selftest_mma", emu: Some(garnet_emu_selftest_mma) };
+const FAULT: Kernel = Kernel { module: Module::Gemm, entry: "selftest_fault", emu: Some(garnet_emu_selftest_fault) };
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MmaParams {
+    a: u64,
+    b: u64,
+    d: u64,
+}
+// SAFETY: repr(C), plain numbers, mirrors `MmaParams` in selftest.cpp.
+unsafe impl Params for MmaParams {}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct FaultParams {
+    out: u64,
+    which: u32,
+    pad: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `FaultParams` in selftest.cpp.
+unsafe impl Params for FaultParams {}
+
+fn bf16(x: f32) -> u16 {
+    half::bf16::from_f32(x).to_bits()
+}
+
+fn bytes<T: Copy>(v: &[T]) -> Vec<u8> {
+    // SAFETY: plain numbers viewed as their bytes.
+    unsafe { std::slice::from_raw_parts(v.as_ptr() as *const u8, std::mem::size_of_val(v)) }.to_vec()
+}
+
+#[test]
+fn ldmatrix_and_mma_fragments_give_the_product() {
+    let dev = Emulator::new().unwrap();
+    // Distinct small integers: every product and sum is exact in f32, so any misplaced element
+    // shows up as a wrong value.
+    let a: Vec<f32> = (0..256).map(|i| ((i * 7 % 23) as f32) - 11.0).collect();
+    let bt: Vec<f32> = (0..128).map(|i| ((i * 5 % 19) as f32) - 9.0).collect(); // [n][k]
+    let (ma, mb, md) = (dev.alloc(512).unwrap(), dev.alloc(256).unwrap(), dev.alloc(512).unwrap());
+    dev.write(&ma, 0, &bytes(&a.iter().map(|&x| bf16(x)).collect::<Vec<_>>())).unwrap();
+    dev.write(&mb, 0, &bytes(&bt.iter().map(|&x| bf16(x)).collect::<Vec<_>>())).unwrap();
+    let p = MmaParams { a: dev.ptr(&ma), b: dev.ptr(&mb), d: dev.ptr(&md) };
+    dev.launch(MMA, Dims::linear(1, 32), &p).unwrap();
+    let mut out = vec![0u8; 512];
+    dev.read(&md, 0, &mut out).unwrap();
+    let d: Vec<f32> = out.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect();
+    for m in 0..16 {
+        for n in 0..8 {
+            let want: f32 = (0..16).map(|k| a[m * 16 + k] * bt[n * 16 + k]).sum();
+            assert_eq!(d[m * 8 + n], want, "D[{m}][{n}]");
+        }
+    }
+}
+
+fn fault(which: u32, threads: u32) -> (Result<(), KernelError>, Vec<f32>) {
+    let dev = Emulator::new().unwrap();
+    let mem = dev.alloc(64).unwrap();
+    let init: Vec<f32> = (0..16).map(|i| i as f32 + 100.0).collect();
+    dev.write(&mem, 0, &bytes(&init)).unwrap();
+    let r = dev.launch(FAULT, Dims::linear(2, threads), &FaultParams { out: dev.ptr(&mem), which, pad: 0 });
+    let mut out = vec![0u8; 64];
+    dev.read(&mem, 0, &mut out).unwrap();
+    (r, out.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+fn message(r: Result<(), KernelError>) -> String {
+    match r {
+        Err(e) => e.to_string(),
+        Ok(()) => panic!("the emulator missed the fault"),
+    }
+}
+
+#[test]
+fn an_early_return_before_a_barrier_is_an_error() {
+    let m = message(fault(0, 64).0);
+    assert!(m.contains("__syncthreads after a thread of the block returned"), "{m}");
+    assert!(m.contains("block 0,0,0"), "{m}");
+}
+
+#[test]
+fn a_divergent_shuffle_is_an_error() {
+    let m = message(fault(1, 32).0);
+    assert!(m.contains("returned while its warp waits for it in a collective (mask ffffffff)"), "{m}");
+}
+
+#[test]
+fn cp_async_lands_at_the_wait() {
+    let (r, out) = fault(2, 32);
+    r.unwrap();
+    assert_eq!(out[0], 0.0, "read before the wait sees the old shared value");
+    assert_eq!(out[1], 104.0, "read after the wait sees the copy");
+}
+
+#[test]
+fn a_correct_kernel_runs_clean() {
+    let (r, out) = fault(3, 64);
+    r.unwrap();
+    assert_eq!(out[0], 32.0);
+}
