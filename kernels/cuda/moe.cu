@@ -30,9 +30,15 @@
 //   Ids live on the device, so the host cannot check them (as in the WGSL backend): a pair whose
 //   id is >= n_experts reads nothing and contributes nothing (its h row is written as 0).
 // Params: RouteParams, MoeParams (kernels/src/cuda/moe.rs).
-// Versions: route v1; experts v2 (v1: one warp per output element; v2: 8 lanes per output
-// element, 4 per warp: a quarter of the shuffles). A prefill reads an expert's rows once per
-// (token, slot) that selects it: no grouping by expert yet.
+// Prefill (tokens > 1) is grouped by expert: moe_sort orders the routed pairs by expert id (one
+// block: counts by atomics, an exclusive scan, scatter), moe_gate_up takes the pairs in that
+// order, moe_down_pairs_<dt> writes y[pair, c] = down[e][c] . h[pair] in that order too, and
+// moe_combine sums out[t, c] = sum_j weights[t, j] y[t * top_k + j, c] in j order. Consecutive
+// blocks then work on the same expert, so its rows come from DRAM about once per chunk (then
+// from L2) instead of once per (token, slot). The order within an expert does not change any
+// value: each pair is computed on its own.
+// Versions: route v1; experts v3 (v1: one warp per output element; v2: 8 lanes per output
+// element, 4 per warp: a quarter of the shuffles; v3: prefill grouped by expert).
 #pragma once
 #include "weights.cuh"
 
@@ -115,6 +121,8 @@ struct MoeParams {
     u64 weights;  // [tokens, top_k]
     u64 h;        // [tokens * top_k, inter] scratch
     u64 out;      // [tokens, hidden]
+    u64 order;    // [tokens * top_k] u32: pairs sorted by expert (0: in pair order)
+    u64 y;        // [tokens * top_k, hidden] scratch of moe_down_pairs
     u32 tokens;
     u32 top_k;
     u32 hidden;
@@ -173,9 +181,11 @@ __device__ __forceinline__ void gate_up_impl(const MoeParams& p) {
     for (u64 wi = (u64)blockIdx.x * warps + (threadIdx.x >> 5); wi < warp_items; wi += (u64)gridDim.x * warps) {
         u64 r = wi * ROWS_PER_WARP + lane / GROUP;
         float g = 0.0f, u = 0.0f;
+        u64 pair = 0;
+        u32 i = 0;
         if (r < rows) {
-            u64 pair = r / p.inter;
-            u32 i = (u32)(r % p.inter);
+            pair = p.order ? ((const u32*)p.order)[r / p.inter] : r / p.inter;
+            i = (u32)(r % p.inter);
             u32 e = ids[pair];
             if (e < p.n_experts) {
                 const float* xt = x + pair / p.top_k * p.hidden;
@@ -190,7 +200,7 @@ __device__ __forceinline__ void gate_up_impl(const MoeParams& p) {
         g = group_sum(g);
         u = group_sum(u);
         // An out-of-range expert leaves g = u = 0: h = 0.
-        if (r < rows && sub == 0) h[r] = moe_gelu_tanh(g) * u;
+        if (r < rows && sub == 0) h[pair * p.inter + i] = moe_gelu_tanh(g) * u;
     }
 }
 
@@ -229,9 +239,92 @@ __device__ __forceinline__ void down_impl(const MoeParams& p) {
     }
 }
 
-#define MOE_ENTRIES(name, DT)                                          \
-    KERNEL void moe_gate_up_##name(MoeParams p) { gate_up_impl<DT>(p); } \
-    KERNEL void moe_down_##name(MoeParams p) { down_impl<DT>(p); }
+// y[pair, c] = down[e][c] . h[pair] for the pairs in expert order (prefill).
+template <int DT>
+__device__ __forceinline__ void down_pairs_impl(const MoeParams& p) {
+    const u8* w = (const u8*)p.w;
+    const u32* ids = (const u32*)p.ids;
+    const u32* order = (const u32*)p.order;
+    const float* h = (const float*)p.h;
+    float* y = (float*)p.y;
+    const u32 lane = threadIdx.x & 31, sub = lane % GROUP, warps = blockDim.x >> 5;
+    const u32 nseg = (p.inter + 31) / 32;
+    const u64 rows = (u64)p.tokens * p.top_k * p.hidden;  // (sorted pair, c)
+    const u64 warp_items = (rows + ROWS_PER_WARP - 1) / ROWS_PER_WARP;
+    for (u64 wi = (u64)blockIdx.x * warps + (threadIdx.x >> 5); wi < warp_items; wi += (u64)gridDim.x * warps) {
+        u64 r = wi * ROWS_PER_WARP + lane / GROUP;
+        float d = 0.0f;
+        u64 pair = 0;
+        u32 c = 0;
+        if (r < rows) {
+            pair = order[r / p.hidden];
+            c = (u32)(r % p.hidden);
+            u32 e = ids[pair];
+            if (e < p.n_experts) {
+                u64 row = ((u64)e * p.hidden + c) * p.inter;
+                const float* hp = h + pair * p.inter;
+                for (u32 s = sub; s < nseg; s += GROUP) d += seg_dot<DT>(w, row, hp, p.inter, s);
+            }
+        }
+        d = group_sum(d);
+        if (r < rows && sub == 0) y[pair * p.hidden + c] = d;
+    }
+}
+
+// out[t, c] = sum_j weights[t, j] y[t * top_k + j, c], slots in j order (prefill).
+KERNEL void moe_combine(MoeParams p) {
+    const float* weights = (const float*)p.weights;
+    const float* y = (const float*)p.y;
+    float* out = (float*)p.out;
+    const u64 n = (u64)p.tokens * p.hidden;
+    for (u64 r = (u64)blockIdx.x * blockDim.x + threadIdx.x; r < n; r += (u64)gridDim.x * blockDim.x) {
+        u64 t = r / p.hidden, c = r % p.hidden;
+        float acc = 0.0f;
+        for (u32 j = 0; j < p.top_k; j++) {
+            u64 pair = t * p.top_k + j;
+            acc += weights[pair] * y[pair * p.hidden + c];
+        }
+        out[r] = acc;
+    }
+}
+
+struct SortParams {
+    u64 ids;     // [pairs] expert per routed pair
+    u64 order;   // [pairs] written: pair indices sorted by expert (ids out of range last)
+    u64 slot;    // [pairs] scratch: each pair's place among its expert's
+    u64 counts;  // [n_experts + 1] scratch: counts, then first positions
+    u32 pairs, n_experts;
+};
+
+// One block: counts per expert (atomics; the order within an expert is free), an exclusive scan
+// by one thread, then every pair to its place. Global writes are visible to the block after
+// each __syncthreads.
+KERNEL void moe_sort(SortParams p) {
+    const u32* ids = (const u32*)p.ids;
+    u32* order = (u32*)p.order;
+    u32* slot = (u32*)p.slot;
+    u32* counts = (u32*)p.counts;
+    const u32 n = p.n_experts;
+    for (u32 e = threadIdx.x; e <= n; e += blockDim.x) counts[e] = 0;
+    __syncthreads();
+    for (u32 r = threadIdx.x; r < p.pairs; r += blockDim.x) slot[r] = atomicAdd(&counts[min(ids[r], n)], 1u);
+    __syncthreads();
+    if (threadIdx.x == 0) {
+        u32 run = 0;
+        for (u32 e = 0; e <= n; e++) {
+            u32 c = counts[e];
+            counts[e] = run;
+            run += c;
+        }
+    }
+    __syncthreads();
+    for (u32 r = threadIdx.x; r < p.pairs; r += blockDim.x) order[counts[min(ids[r], n)] + slot[r]] = r;
+}
+
+#define MOE_ENTRIES(name, DT)                                                \
+    KERNEL void moe_gate_up_##name(MoeParams p) { gate_up_impl<DT>(p); }       \
+    KERNEL void moe_down_##name(MoeParams p) { down_impl<DT>(p); }             \
+    KERNEL void moe_down_pairs_##name(MoeParams p) { down_pairs_impl<DT>(p); }
 
 MOE_ENTRIES(f32, DT_F32)
 MOE_ENTRIES(f16, DT_F16)

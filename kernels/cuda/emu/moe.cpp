@@ -3,9 +3,12 @@
 #include "../moe.cu"
 
 ENTRY(moe_route)
-#define MOE_EMU(name)          \
-    ENTRY(moe_gate_up_##name) \
-    ENTRY(moe_down_##name)
+ENTRY(moe_sort)
+ENTRY(moe_combine)
+#define MOE_EMU(name)             \
+    ENTRY(moe_gate_up_##name)    \
+    ENTRY(moe_down_##name)       \
+    ENTRY(moe_down_pairs_##name)
 MOE_EMU(f32)
 MOE_EMU(f16)
 MOE_EMU(bf16)

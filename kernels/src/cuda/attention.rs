@@ -10,57 +10,32 @@
 //! scratch buffer allocated per call, and `attention_combine` merges them.
 
 use super::device::{u32_arg, unavailable, Device, Dims, Params};
-use super::kernels::{emu, Kernel, Module};
+use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf};
 use crate::args::*;
 use crate::cpu::attention::validate;
 use crate::cpu::bad_arg;
 use crate::error::Result;
 
-#[cfg(garnet_cuda_emu)]
-extern "C" {
-    fn garnet_emu_attention_d128_r2(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d128_r8(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d128_r16(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d256_r2(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d256_r8(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d256_r16(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d512_r2(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d512_r8(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_d512_r16(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_attention_combine(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-}
-#[cfg(garnet_cuda_emu)]
-use {
-    super::kernels::EmuLaunch,
-    std::ffi::{c_char, c_void},
-};
-
-macro_rules! kernel {
-    ($entry:literal, $emu:ident) => {
-        Kernel { module: Module::Attention, entry: $entry, emu: emu!($emu) }
-    };
-}
-
 /// The flash-attention kernels, `[MAXD index][R index]` (MAXD 128/256/512, R 2/8/16).
 const ATTENTION: [[Kernel; 3]; 3] = [
     [
-        kernel!("attention_d128_r2", garnet_emu_attention_d128_r2),
-        kernel!("attention_d128_r8", garnet_emu_attention_d128_r8),
-        kernel!("attention_d128_r16", garnet_emu_attention_d128_r16),
+        kernel!(Attention, "attention_d128_r2", garnet_emu_attention_d128_r2),
+        kernel!(Attention, "attention_d128_r8", garnet_emu_attention_d128_r8),
+        kernel!(Attention, "attention_d128_r16", garnet_emu_attention_d128_r16),
     ],
     [
-        kernel!("attention_d256_r2", garnet_emu_attention_d256_r2),
-        kernel!("attention_d256_r8", garnet_emu_attention_d256_r8),
-        kernel!("attention_d256_r16", garnet_emu_attention_d256_r16),
+        kernel!(Attention, "attention_d256_r2", garnet_emu_attention_d256_r2),
+        kernel!(Attention, "attention_d256_r8", garnet_emu_attention_d256_r8),
+        kernel!(Attention, "attention_d256_r16", garnet_emu_attention_d256_r16),
     ],
     [
-        kernel!("attention_d512_r2", garnet_emu_attention_d512_r2),
-        kernel!("attention_d512_r8", garnet_emu_attention_d512_r8),
-        kernel!("attention_d512_r16", garnet_emu_attention_d512_r16),
+        kernel!(Attention, "attention_d512_r2", garnet_emu_attention_d512_r2),
+        kernel!(Attention, "attention_d512_r8", garnet_emu_attention_d512_r8),
+        kernel!(Attention, "attention_d512_r16", garnet_emu_attention_d512_r16),
     ],
 ];
-const COMBINE: Kernel = kernel!("attention_combine", garnet_emu_attention_combine);
+const COMBINE: Kernel = kernel!(Attention, "attention_combine", garnet_emu_attention_combine);
 
 /// The kernels of `attention.cu`.
 pub(super) const KERNELS: &[Kernel] = &[

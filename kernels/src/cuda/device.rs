@@ -5,8 +5,11 @@
 //! in the emulator exactly as a GPU runs them.
 
 use super::kernels::Kernel;
-use crate::backend::DeviceStats;
+use crate::backend::{DeviceStats, OpTimes};
 use crate::error::{KernelError, Result};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
 
 /// Grid and block sizes of a launch (x, y, z).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +54,40 @@ pub trait Device: Send + Sync + 'static {
     fn launch<P: Params>(&self, kernel: Kernel, dims: Dims, params: &P) -> Result<()>;
     /// Launches, copies and host syncs so far.
     fn stats(&self) -> DeviceStats;
+    /// Starts timing every launch (the GPU: events around each kernel; the emulator: host time).
+    fn enable_profiling(&self) -> bool;
+    /// Time per kernel since profiling started, slowest first (waits for queued work).
+    fn profile(&self) -> OpTimes;
+}
+
+/// Calls and total time per kernel entry, once profiling is on.
+#[derive(Default)]
+pub struct KernelTimes(Mutex<Option<HashMap<&'static str, (u64, Duration)>>>);
+
+impl KernelTimes {
+    /// Starts (or restarts) counting.
+    pub fn enable(&self) {
+        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(HashMap::new());
+    }
+    /// Whether counting is on.
+    pub fn on(&self) -> bool {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+    }
+    /// Adds one call of `entry` taking `t`.
+    pub fn add(&self, entry: &'static str, t: Duration) {
+        if let Some(m) = self.0.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            let slot = m.entry(entry).or_default();
+            slot.0 += 1;
+            slot.1 += t;
+        }
+    }
+    /// `(kernel, calls, total)`, slowest first.
+    pub fn rows(&self) -> OpTimes {
+        let guard = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rows: OpTimes = guard.iter().flatten().map(|(k, (n, t))| (*k, *n, *t)).collect();
+        rows.sort_by_key(|r| std::cmp::Reverse(r.2));
+        rows
+    }
 }
 
 /// The backend cannot run here (no driver, no device, emulator not built).

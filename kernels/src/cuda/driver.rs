@@ -7,9 +7,9 @@
 //! `cuInit` succeeds, a device exists. Driver errors are reported by their CUresult name,
 //! without calling back into a driver that may be broken.
 
-use super::device::{device_error, unavailable, Device, Dims, Params};
+use super::device::{device_error, unavailable, Device, Dims, KernelTimes, Params};
 use super::kernels::{Kernel, Module};
-use crate::backend::DeviceStats;
+use crate::backend::{DeviceStats, OpTimes};
 use crate::error::{KernelError, Result};
 use cudarc::driver::{result, sys};
 use std::collections::HashMap;
@@ -82,6 +82,13 @@ impl Drop for DriverMem {
     }
 }
 
+/// A launch timed by two events, resolved at the next host sync.
+struct Timed {
+    entry: &'static str,
+    start: sys::CUevent,
+    end: sys::CUevent,
+}
+
 struct Function(sys::CUfunction);
 // SAFETY: a CUfunction handle is immutable and valid in its context on any thread.
 unsafe impl Send for Function {}
@@ -93,6 +100,8 @@ pub struct Driver {
     modules: Mutex<HashMap<Module, sys::CUmodule>>,
     functions: Mutex<HashMap<Kernel, Function>>,
     stats: Mutex<DeviceStats>,
+    times: KernelTimes,
+    pending: Mutex<Vec<Timed>>,
 }
 
 // SAFETY: the module handles are only used under their mutex, in the device's context.
@@ -171,6 +180,8 @@ impl Driver {
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
             stats: Mutex::new(DeviceStats::default()),
+            times: KernelTimes::default(),
+            pending: Mutex::new(Vec::new()),
         })
     }
 
@@ -215,6 +226,22 @@ impl Driver {
         let f = unsafe { result::module::get_function(module, name) }.map_err(|e| err(k.entry, e))?;
         fns.insert(k, Function(f));
         Ok(f)
+    }
+
+    /// Adds the timed launches to the totals (after a stream sync: every event has completed).
+    fn resolve_times(&self) {
+        let done = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        for t in done {
+            // SAFETY: both events were recorded on the stream, which has been synchronised; each
+            // is destroyed once, here.
+            unsafe {
+                if let Ok(ms) = result::event::elapsed(t.start, t.end) {
+                    self.times.add(t.entry, std::time::Duration::from_secs_f64(ms as f64 / 1e3));
+                }
+                let _ = result::event::destroy(t.start);
+                let _ = result::event::destroy(t.end);
+            }
+        }
     }
 
     fn count(&self, f: impl FnOnce(&mut DeviceStats)) {
@@ -272,6 +299,7 @@ impl Device for Driver {
             result::stream::synchronize(self.ctx.stream).map_err(|e| err("cuStreamSynchronize", e))?;
             result::memcpy_dtoh_sync(dst, src.ptr + offset as u64).map_err(|e| err("cuMemcpyDtoH", e))?;
         }
+        self.resolve_times();
         self.count(|s| {
             s.copies += 1;
             s.syncs += 1;
@@ -296,15 +324,44 @@ impl Device for Driver {
         let mut args = [params as *const P as *mut std::ffi::c_void];
         let g = dims.grid;
         let b = dims.block;
+        let timed = if self.times.on() {
+            let ev =
+                || result::event::create(sys::CUevent_flags::CU_EVENT_DEFAULT).map_err(|e| err("cuEventCreate", e));
+            let (start, end) = (ev()?, ev()?);
+            // SAFETY: a fresh event recorded on this context's stream.
+            unsafe { result::event::record(start, self.ctx.stream) }.map_err(|e| err("cuEventRecord", e))?;
+            Some(Timed { entry: kernel.entry, start, end })
+        } else {
+            None
+        };
         // SAFETY: `f` takes one parameter, the struct `P` (the `Params` contract); the driver
         // copies it at launch; every device pointer in it was checked by the op.
         unsafe { result::launch_kernel(f, (g[0], g[1], g[2]), (b[0], b[1], b[2]), 0, self.ctx.stream, &mut args) }
             .map_err(|e| err(kernel.entry, e))?;
+        if let Some(t) = timed {
+            // SAFETY: as above.
+            unsafe { result::event::record(t.end, self.ctx.stream) }.map_err(|e| err("cuEventRecord", e))?;
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).push(t);
+        }
         self.count(|s| s.dispatches += 1);
         Ok(())
     }
 
     fn stats(&self) -> DeviceStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enable_profiling(&self) -> bool {
+        self.times.enable();
+        true
+    }
+
+    fn profile(&self) -> OpTimes {
+        if self.current().is_ok() {
+            // SAFETY: the stream belongs to this context.
+            let _ = unsafe { result::stream::synchronize(self.ctx.stream) };
+            self.resolve_times();
+        }
+        self.times.rows()
     }
 }

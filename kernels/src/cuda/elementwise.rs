@@ -3,31 +3,17 @@
 //! errors as the reference (`cpu/elementwise.rs`, `cpu/attention.rs`).
 
 use super::device::{u32_arg, Device, Dims, Params};
-use super::kernels::{emu, Kernel, Module};
+use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf};
 use crate::args::*;
 use crate::cpu::{bad_arg, numel};
 use crate::error::{check_len, Result};
 
-#[cfg(garnet_cuda_emu)]
-extern "C" {
-    fn garnet_emu_scale(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_add(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_softcap(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_geglu(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_kv_write(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-}
-#[cfg(garnet_cuda_emu)]
-use {
-    super::kernels::EmuLaunch,
-    std::ffi::{c_char, c_void},
-};
-
-const SCALE: Kernel = Kernel { module: Module::Elementwise, entry: "scale", emu: emu!(garnet_emu_scale) };
-const ADD: Kernel = Kernel { module: Module::Elementwise, entry: "add", emu: emu!(garnet_emu_add) };
-const SOFTCAP: Kernel = Kernel { module: Module::Elementwise, entry: "softcap", emu: emu!(garnet_emu_softcap) };
-const GEGLU: Kernel = Kernel { module: Module::Elementwise, entry: "geglu", emu: emu!(garnet_emu_geglu) };
-const KV_WRITE: Kernel = Kernel { module: Module::Elementwise, entry: "kv_write", emu: emu!(garnet_emu_kv_write) };
+const SCALE: Kernel = kernel!(Elementwise, "scale", garnet_emu_scale);
+const ADD: Kernel = kernel!(Elementwise, "add", garnet_emu_add);
+const SOFTCAP: Kernel = kernel!(Elementwise, "softcap", garnet_emu_softcap);
+const GEGLU: Kernel = kernel!(Elementwise, "geglu", garnet_emu_geglu);
+const KV_WRITE: Kernel = kernel!(Elementwise, "kv_write", garnet_emu_kv_write);
 
 /// The kernels of `elementwise.cu`.
 pub(super) const KERNELS: &[Kernel] = &[SCALE, ADD, SOFTCAP, GEGLU, KV_WRITE];

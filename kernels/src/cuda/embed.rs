@@ -7,43 +7,22 @@
 
 use super::device::{u32_arg, Device, Dims, Params};
 use super::elementwise::blocks;
-use super::kernels::{emu, Kernel, Module};
+use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::cpu::numel;
 use crate::error::{check_len, KernelError, Result};
 
-#[cfg(garnet_cuda_emu)]
-extern "C" {
-    fn garnet_emu_embed_f32(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_embed_f16(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_embed_bf16(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_embed_q8_0(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_embed_q4_0(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_embed_q5_0(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_embed_q4_k(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_embed_q6_k(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-}
-#[cfg(garnet_cuda_emu)]
-use {
-    super::kernels::EmuLaunch,
-    std::ffi::{c_char, c_void},
-};
-
-const fn k(entry: &'static str, emu: Option<super::kernels::EmuFn>) -> Kernel {
-    Kernel { module: Module::Embed, entry, emu }
-}
-
 /// `embed_<dtype>`, indexed by the dtype code (`weights.cuh`).
 const EMBED: [Kernel; 8] = [
-    k("embed_f32", emu!(garnet_emu_embed_f32)),
-    k("embed_f16", emu!(garnet_emu_embed_f16)),
-    k("embed_bf16", emu!(garnet_emu_embed_bf16)),
-    k("embed_q8_0", emu!(garnet_emu_embed_q8_0)),
-    k("embed_q4_0", emu!(garnet_emu_embed_q4_0)),
-    k("embed_q5_0", emu!(garnet_emu_embed_q5_0)),
-    k("embed_q4_k", emu!(garnet_emu_embed_q4_k)),
-    k("embed_q6_k", emu!(garnet_emu_embed_q6_k)),
+    kernel!(Embed, "embed_f32", garnet_emu_embed_f32),
+    kernel!(Embed, "embed_f16", garnet_emu_embed_f16),
+    kernel!(Embed, "embed_bf16", garnet_emu_embed_bf16),
+    kernel!(Embed, "embed_q8_0", garnet_emu_embed_q8_0),
+    kernel!(Embed, "embed_q4_0", garnet_emu_embed_q4_0),
+    kernel!(Embed, "embed_q5_0", garnet_emu_embed_q5_0),
+    kernel!(Embed, "embed_q4_k", garnet_emu_embed_q4_k),
+    kernel!(Embed, "embed_q6_k", garnet_emu_embed_q6_k),
 ];
 
 /// The kernels of `embed.cu`.

@@ -3,9 +3,9 @@
 //! thread, one block at a time, the block's threads as coroutines. Slow, exact in what it
 //! models (see `cuda_emu.h`), and the way every CUDA kernel is tested where there is no GPU.
 
-use super::device::{device_error, unavailable, Device, Dims, Params};
+use super::device::{device_error, unavailable, Device, Dims, KernelTimes, Params};
 use super::kernels::{EmuLaunch, Kernel};
-use crate::backend::DeviceStats;
+use crate::backend::{DeviceStats, OpTimes};
 use crate::error::Result;
 use std::sync::Mutex;
 
@@ -31,13 +31,14 @@ impl Drop for EmuMem {
 /// The emulated device.
 pub struct Emulator {
     stats: Mutex<DeviceStats>,
+    times: KernelTimes,
 }
 
 impl Emulator {
     /// The emulator, or why this build has none (it was compiled without a C++ compiler).
     pub fn new() -> Result<Emulator> {
         if cfg!(garnet_cuda_emu) {
-            Ok(Emulator { stats: Mutex::new(DeviceStats::default()) })
+            Ok(Emulator { stats: Mutex::new(DeviceStats::default()), times: KernelTimes::default() })
         } else {
             Err(unavailable(
                 "cuda-emulated",
@@ -126,12 +127,14 @@ impl Device for Emulator {
         let launch = EmuLaunch { grid: dims.grid, block: dims.block };
         let mut err = [0 as std::ffi::c_char; 512];
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let start = std::time::Instant::now();
         // SAFETY: `f` is the emulator entry of `kernel`, whose params struct is `P` (the
         // `Params` contract); every pointer in `params` was checked against its buffer by the
         // op; `err` is writable for its length.
         let rc = unsafe { f(&launch, params as *const P as *const std::ffi::c_void, err.as_mut_ptr(), err.len()) };
         s.dispatches += 1;
         drop(s);
+        self.times.add(kernel.entry, start.elapsed());
         if rc != 0 {
             // SAFETY: the entry wrote a NUL-terminated message (snprintf) into `err`.
             let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
@@ -142,5 +145,14 @@ impl Device for Emulator {
 
     fn stats(&self) -> DeviceStats {
         *self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn enable_profiling(&self) -> bool {
+        self.times.enable();
+        true
+    }
+
+    fn profile(&self) -> OpTimes {
+        self.times.rows()
     }
 }

@@ -1,5 +1,6 @@
 //! Kernel entry points and the PTX modules holding them. Each op file declares its kernels as
-//! [`Kernel`] constants (module, entry name, emulator entry) and lists them in its `KERNELS`;
+//! [`Kernel`] constants with `kernel!` (module, entry name, emulator entry) and lists them in its
+//! `KERNELS`;
 //! [`all`] gathers them for `garnet ptx --check`, which verifies every entry is in its module.
 
 /// A `.cu` file under `kernels/cuda/`, compiled to one PTX module (`kernels/cuda/ptx/*.ptx`).
@@ -108,20 +109,27 @@ impl std::hash::Hash for Kernel {
     }
 }
 
-/// `Some(f)` where the emulator is built, else `None` (its symbols do not exist).
-#[cfg(garnet_cuda_emu)]
-macro_rules! emu {
-    ($f:ident) => {
-        Some($f as crate::cuda::kernels::EmuFn)
-    };
+/// A [`Kernel`] constant: `kernel!(Module, "entry", garnet_emu_entry)`, declaring the emulator
+/// entry where the emulator is built (its symbols exist only then).
+macro_rules! kernel {
+    ($module:ident, $entry:literal, $emu:ident) => {{
+        #[cfg(garnet_cuda_emu)]
+        extern "C" {
+            fn $emu(
+                l: *const $crate::cuda::kernels::EmuLaunch,
+                p: *const std::ffi::c_void,
+                err: *mut std::ffi::c_char,
+                n: usize,
+            ) -> i32;
+        }
+        #[cfg(garnet_cuda_emu)]
+        let emu = Some($emu as $crate::cuda::kernels::EmuFn);
+        #[cfg(not(garnet_cuda_emu))]
+        let emu = None;
+        $crate::cuda::kernels::Kernel { module: $crate::cuda::kernels::Module::$module, entry: $entry, emu }
+    }};
 }
-#[cfg(not(garnet_cuda_emu))]
-macro_rules! emu {
-    ($f:ident) => {
-        None
-    };
-}
-pub(crate) use emu;
+pub(crate) use kernel;
 
 /// Every kernel of every module.
 pub fn all() -> Vec<Kernel> {

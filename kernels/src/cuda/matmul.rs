@@ -10,27 +10,10 @@
 //! Same checks and errors as the reference (`cpu/matmul.rs`).
 
 use super::device::{u32_arg, Device, Dims, Params};
-use super::kernels::{emu, Kernel, Module};
+use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight, Precision};
 use crate::args::*;
 use crate::error::Result;
-
-#[cfg(garnet_cuda_emu)]
-use {
-    super::kernels::EmuLaunch,
-    std::ffi::{c_char, c_void},
-};
-
-/// A kernel constant with its emulator entry declared alongside.
-macro_rules! kernel {
-    ($module:ident, $entry:literal, $emu:ident) => {{
-        #[cfg(garnet_cuda_emu)]
-        extern "C" {
-            fn $emu(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-        }
-        Kernel { module: Module::$module, entry: $entry, emu: emu!($emu) }
-    }};
-}
 
 /// `matvec_<dt>` (one token row), by dtype code.
 const MATVEC: [Kernel; 8] = [

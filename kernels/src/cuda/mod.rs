@@ -35,7 +35,7 @@ pub use emulator::Emulator;
 pub use weights::CudaWeight;
 
 use crate::args::*;
-use crate::backend::{Backend, DeviceStats};
+use crate::backend::{Backend, DeviceStats, OpTimes};
 use crate::error::{check_len, Result};
 use crate::tensor::HostTensor;
 use std::sync::Mutex;
@@ -160,6 +160,14 @@ impl<D: Device> Backend for Cuda<D> {
 
     fn stats(&self) -> DeviceStats {
         self.dev.stats()
+    }
+
+    fn enable_profiling(&self) -> bool {
+        self.dev.enable_profiling()
+    }
+
+    fn profile(&self) -> OpTimes {
+        self.dev.profile()
     }
 
     fn alloc(&self, len: usize) -> Result<Self::Buf> {

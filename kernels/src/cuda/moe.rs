@@ -10,18 +10,22 @@
 //! buffer `h` `[tokens * top_k, inter]`: `moe_gate_up_<dtype>` writes `h[t * top_k + j] =
 //! gelu_tanh(g) * u`, then `moe_down_<dtype>` writes `out[t] = sum_j weights[t, j] * down[e]
 //! h[t * top_k + j]` (8 lanes per output element, slots summed in a fixed order: deterministic).
-//! Each launch is specialised on its own weight's dtype.
+//! Each launch is specialised on its own weight's dtype. A prefill (more than one token) is
+//! grouped by expert: `moe_sort` orders the routed pairs by expert, `moe_gate_up` and
+//! `moe_down_pairs_<dtype>` take them in that order (so consecutive blocks share an expert's
+//! rows), and `moe_combine` sums each token's slots in order. Scratch: `h`, then `y`
+//! `[tokens * top_k, hidden]`, the order and the counts.
 //!
 //! Ids live on the device, so the host cannot check them (as in the WGSL backend): a pair whose
 //! id is `>= n_experts` is skipped (its expert contributes nothing; nothing is read out of
 //! bounds), where the CPU backends fail with [`crate::KernelError::IdOutOfRange`].
 //!
-//! Versions: route v1, experts v2 (per (token, slot); a prefill reads an expert's rows once per
-//! pair selecting it: no grouping by expert yet).
+//! Versions: route v1, experts v3 (v2: per (token, slot) in pair order; v3: prefill grouped by
+//! expert).
 
 use super::device::{u32_arg, Device, Dims, Params};
 use super::elementwise::blocks;
-use super::kernels::{emu, EmuFn, Kernel, Module};
+use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::cpu::moe::{validate_experts, validate_route};
@@ -29,73 +33,75 @@ use crate::cpu::numel;
 use crate::error::{KernelError, Result};
 use crate::tensor::DType;
 
-macro_rules! emu_decls {
-    ($($f:ident),* $(,)?) => {
-        #[cfg(garnet_cuda_emu)]
-        extern "C" {
-            $(fn $f(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;)*
-        }
-    };
-}
-emu_decls!(
-    garnet_emu_moe_route,
-    garnet_emu_moe_gate_up_f32,
-    garnet_emu_moe_gate_up_f16,
-    garnet_emu_moe_gate_up_bf16,
-    garnet_emu_moe_gate_up_q8_0,
-    garnet_emu_moe_gate_up_q4_0,
-    garnet_emu_moe_gate_up_q5_0,
-    garnet_emu_moe_gate_up_q4_k,
-    garnet_emu_moe_gate_up_q6_k,
-    garnet_emu_moe_down_f32,
-    garnet_emu_moe_down_f16,
-    garnet_emu_moe_down_bf16,
-    garnet_emu_moe_down_q8_0,
-    garnet_emu_moe_down_q4_0,
-    garnet_emu_moe_down_q5_0,
-    garnet_emu_moe_down_q4_k,
-    garnet_emu_moe_down_q6_k,
-);
-#[cfg(garnet_cuda_emu)]
-use {
-    super::kernels::EmuLaunch,
-    std::ffi::{c_char, c_void},
-};
-
-const fn k(entry: &'static str, emu: Option<EmuFn>) -> Kernel {
-    Kernel { module: Module::Moe, entry, emu }
-}
-
-const ROUTE: Kernel = k("moe_route", emu!(garnet_emu_moe_route));
+const ROUTE: Kernel = kernel!(Moe, "moe_route", garnet_emu_moe_route);
 
 /// `moe_gate_up_<dtype>`, indexed by the dtype code (`weights.cuh`).
 const GATE_UP: [Kernel; 8] = [
-    k("moe_gate_up_f32", emu!(garnet_emu_moe_gate_up_f32)),
-    k("moe_gate_up_f16", emu!(garnet_emu_moe_gate_up_f16)),
-    k("moe_gate_up_bf16", emu!(garnet_emu_moe_gate_up_bf16)),
-    k("moe_gate_up_q8_0", emu!(garnet_emu_moe_gate_up_q8_0)),
-    k("moe_gate_up_q4_0", emu!(garnet_emu_moe_gate_up_q4_0)),
-    k("moe_gate_up_q5_0", emu!(garnet_emu_moe_gate_up_q5_0)),
-    k("moe_gate_up_q4_k", emu!(garnet_emu_moe_gate_up_q4_k)),
-    k("moe_gate_up_q6_k", emu!(garnet_emu_moe_gate_up_q6_k)),
+    kernel!(Moe, "moe_gate_up_f32", garnet_emu_moe_gate_up_f32),
+    kernel!(Moe, "moe_gate_up_f16", garnet_emu_moe_gate_up_f16),
+    kernel!(Moe, "moe_gate_up_bf16", garnet_emu_moe_gate_up_bf16),
+    kernel!(Moe, "moe_gate_up_q8_0", garnet_emu_moe_gate_up_q8_0),
+    kernel!(Moe, "moe_gate_up_q4_0", garnet_emu_moe_gate_up_q4_0),
+    kernel!(Moe, "moe_gate_up_q5_0", garnet_emu_moe_gate_up_q5_0),
+    kernel!(Moe, "moe_gate_up_q4_k", garnet_emu_moe_gate_up_q4_k),
+    kernel!(Moe, "moe_gate_up_q6_k", garnet_emu_moe_gate_up_q6_k),
 ];
 
 /// `moe_down_<dtype>`, indexed by the dtype code.
 const DOWN: [Kernel; 8] = [
-    k("moe_down_f32", emu!(garnet_emu_moe_down_f32)),
-    k("moe_down_f16", emu!(garnet_emu_moe_down_f16)),
-    k("moe_down_bf16", emu!(garnet_emu_moe_down_bf16)),
-    k("moe_down_q8_0", emu!(garnet_emu_moe_down_q8_0)),
-    k("moe_down_q4_0", emu!(garnet_emu_moe_down_q4_0)),
-    k("moe_down_q5_0", emu!(garnet_emu_moe_down_q5_0)),
-    k("moe_down_q4_k", emu!(garnet_emu_moe_down_q4_k)),
-    k("moe_down_q6_k", emu!(garnet_emu_moe_down_q6_k)),
+    kernel!(Moe, "moe_down_f32", garnet_emu_moe_down_f32),
+    kernel!(Moe, "moe_down_f16", garnet_emu_moe_down_f16),
+    kernel!(Moe, "moe_down_bf16", garnet_emu_moe_down_bf16),
+    kernel!(Moe, "moe_down_q8_0", garnet_emu_moe_down_q8_0),
+    kernel!(Moe, "moe_down_q4_0", garnet_emu_moe_down_q4_0),
+    kernel!(Moe, "moe_down_q5_0", garnet_emu_moe_down_q5_0),
+    kernel!(Moe, "moe_down_q4_k", garnet_emu_moe_down_q4_k),
+    kernel!(Moe, "moe_down_q6_k", garnet_emu_moe_down_q6_k),
 ];
+
+/// `moe_down_pairs_<dtype>` (prefill, pairs in expert order), indexed by the dtype code.
+const DOWN_PAIRS: [Kernel; 8] = [
+    kernel!(Moe, "moe_down_pairs_f32", garnet_emu_moe_down_pairs_f32),
+    kernel!(Moe, "moe_down_pairs_f16", garnet_emu_moe_down_pairs_f16),
+    kernel!(Moe, "moe_down_pairs_bf16", garnet_emu_moe_down_pairs_bf16),
+    kernel!(Moe, "moe_down_pairs_q8_0", garnet_emu_moe_down_pairs_q8_0),
+    kernel!(Moe, "moe_down_pairs_q4_0", garnet_emu_moe_down_pairs_q4_0),
+    kernel!(Moe, "moe_down_pairs_q5_0", garnet_emu_moe_down_pairs_q5_0),
+    kernel!(Moe, "moe_down_pairs_q4_k", garnet_emu_moe_down_pairs_q4_k),
+    kernel!(Moe, "moe_down_pairs_q6_k", garnet_emu_moe_down_pairs_q6_k),
+];
+const SORT: Kernel = kernel!(Moe, "moe_sort", garnet_emu_moe_sort);
+const COMBINE: Kernel = kernel!(Moe, "moe_combine", garnet_emu_moe_combine);
 
 /// The kernels of `moe.cu`.
 pub(super) const KERNELS: &[Kernel] = &[
-    ROUTE, GATE_UP[0], GATE_UP[1], GATE_UP[2], GATE_UP[3], GATE_UP[4], GATE_UP[5], GATE_UP[6], GATE_UP[7], DOWN[0],
-    DOWN[1], DOWN[2], DOWN[3], DOWN[4], DOWN[5], DOWN[6], DOWN[7],
+    ROUTE,
+    SORT,
+    COMBINE,
+    GATE_UP[0],
+    GATE_UP[1],
+    GATE_UP[2],
+    GATE_UP[3],
+    GATE_UP[4],
+    GATE_UP[5],
+    GATE_UP[6],
+    GATE_UP[7],
+    DOWN[0],
+    DOWN[1],
+    DOWN[2],
+    DOWN[3],
+    DOWN[4],
+    DOWN[5],
+    DOWN[6],
+    DOWN[7],
+    DOWN_PAIRS[0],
+    DOWN_PAIRS[1],
+    DOWN_PAIRS[2],
+    DOWN_PAIRS[3],
+    DOWN_PAIRS[4],
+    DOWN_PAIRS[5],
+    DOWN_PAIRS[6],
+    DOWN_PAIRS[7],
 ];
 
 /// Threads per block.
@@ -129,6 +135,8 @@ struct MoeParams {
     weights: u64,
     h: u64,
     out: u64,
+    order: u64,
+    y: u64,
     tokens: u32,
     top_k: u32,
     hidden: u32,
@@ -138,6 +146,32 @@ struct MoeParams {
 }
 // SAFETY: repr(C), plain numbers, mirrors `MoeParams` in moe.cu.
 unsafe impl Params for MoeParams {}
+
+/// `SortParams` in `moe.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct SortParams {
+    ids: u64,
+    order: u64,
+    slot: u64,
+    counts: u64,
+    pairs: u32,
+    n_experts: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `SortParams` in moe.cu.
+unsafe impl Params for SortParams {}
+
+/// Byte offsets of the prefill scratch: `h` at 0, then `y`, `order`, `slot`, `counts`, each
+/// 256-byte aligned; and the total.
+fn scratch_layout(op: &'static str, a: &MoeArgs, routed: usize) -> Result<[usize; 5]> {
+    let align = |n: usize| n.div_ceil(256) * 256;
+    let h = align(numel(op, &[routed, a.inter, 4])?);
+    let y = h + align(numel(op, &[routed, a.hidden, 4])?);
+    let order = y + align(4 * routed);
+    let slot = order + align(4 * routed);
+    let counts = slot + align(4 * (a.n_experts + 1));
+    Ok([h, y, order, slot, counts])
+}
 
 /// The kernel of `table` for `w`'s dtype.
 fn for_dtype<M>(op: &'static str, table: &[Kernel; 8], w: &CudaWeight<M>) -> Result<Kernel> {
@@ -203,8 +237,11 @@ impl<D: Device> Cuda<D> {
         }
         let (gate_up_k, down_k) = (for_dtype(OP, &GATE_UP, gate_up)?, for_dtype(OP, &DOWN, down)?);
         let h_len = numel(OP, &[routed, a.inter])?;
-        let h_bytes = numel(OP, &[h_len, 4])?;
-        self.with_scratch(h_bytes, |h| {
+        // Decode: the pairs as they are. Prefill: grouped by expert (see moe.cu).
+        let grouped = a.tokens > 1;
+        let [y_at, order_at, slot_at, counts_at, total] = scratch_layout(OP, a, routed)?;
+        let bytes = if grouped { total } else { y_at };
+        self.with_scratch(bytes, |h| {
             let mut p = MoeParams {
                 x: self.ptr(x),
                 w: self.dev.ptr(&gate_up.mem),
@@ -218,12 +255,34 @@ impl<D: Device> Cuda<D> {
                 inter: u32_arg(OP, "inter", a.inter)?,
                 n_experts: u32_arg(OP, "n_experts", a.n_experts)?,
                 pad: 0,
+                order: 0,
+                y: 0,
             };
+            if !grouped {
+                if h_len > 0 {
+                    self.dev.launch(gate_up_k, row_groups(h_len as u64), &p)?;
+                }
+                p.w = self.dev.ptr(&down.mem);
+                return self.dev.launch(down_k, row_groups(act_len as u64), &p);
+            }
+            let at = |offset: usize| h + offset as u64;
+            let sort = SortParams {
+                ids: p.ids,
+                order: at(order_at),
+                slot: at(slot_at),
+                counts: at(counts_at),
+                pairs: u32_arg(OP, "routed pairs", routed)?,
+                n_experts: p.n_experts,
+            };
+            self.dev.launch(SORT, Dims::linear(1, THREADS), &sort)?;
+            (p.order, p.y) = (sort.order, at(y_at));
             if h_len > 0 {
                 self.dev.launch(gate_up_k, row_groups(h_len as u64), &p)?;
             }
             p.w = self.dev.ptr(&down.mem);
-            self.dev.launch(down_k, row_groups(act_len as u64), &p)
+            let down_pairs = for_dtype(OP, &DOWN_PAIRS, down)?;
+            self.dev.launch(down_pairs, row_groups(numel(OP, &[routed, a.hidden])? as u64), &p)?;
+            self.dev.launch(COMBINE, Dims::linear(blocks(act_len as u64, THREADS), THREADS), &p)
         })
     }
 }

@@ -4,27 +4,15 @@
 
 use super::device::{u32_arg, Device, Dims, Params};
 use super::elementwise::blocks;
-use super::kernels::{emu, Kernel, Module};
+use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::cpu::{check_shape, numel};
 use crate::error::{check_len, Result};
 
-#[cfg(garnet_cuda_emu)]
-extern "C" {
-    fn garnet_emu_rms_norm(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_add_rms_norm(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-    fn garnet_emu_rope(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-}
-#[cfg(garnet_cuda_emu)]
-use {
-    super::kernels::EmuLaunch,
-    std::ffi::{c_char, c_void},
-};
-
-const RMS_NORM: Kernel = Kernel { module: Module::Norm, entry: "rms_norm", emu: emu!(garnet_emu_rms_norm) };
-const ADD_RMS_NORM: Kernel = Kernel { module: Module::Norm, entry: "add_rms_norm", emu: emu!(garnet_emu_add_rms_norm) };
-const ROPE: Kernel = Kernel { module: Module::Norm, entry: "rope", emu: emu!(garnet_emu_rope) };
+const RMS_NORM: Kernel = kernel!(Norm, "rms_norm", garnet_emu_rms_norm);
+const ADD_RMS_NORM: Kernel = kernel!(Norm, "add_rms_norm", garnet_emu_add_rms_norm);
+const ROPE: Kernel = kernel!(Norm, "rope", garnet_emu_rope);
 
 /// The kernels of `norm.cu`.
 pub(super) const KERNELS: &[Kernel] = &[RMS_NORM, ADD_RMS_NORM, ROPE];

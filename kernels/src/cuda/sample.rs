@@ -2,22 +2,12 @@
 //! per row. Same checks as the reference (`cpu/argmax.rs`).
 
 use super::device::{u32_arg, Device, Dims, Params};
-use super::kernels::{emu, Kernel, Module};
+use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf};
 use crate::args::ArgmaxArgs;
 use crate::error::Result;
 
-#[cfg(garnet_cuda_emu)]
-extern "C" {
-    fn garnet_emu_argmax(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
-}
-#[cfg(garnet_cuda_emu)]
-use {
-    super::kernels::EmuLaunch,
-    std::ffi::{c_char, c_void},
-};
-
-const ARGMAX: Kernel = Kernel { module: Module::Sample, entry: "argmax", emu: emu!(garnet_emu_argmax) };
+const ARGMAX: Kernel = kernel!(Sample, "argmax", garnet_emu_argmax);
 
 /// The kernels of `sample.cu`.
 pub(super) const KERNELS: &[Kernel] = &[ARGMAX];
