@@ -99,6 +99,14 @@ pub fn cases() -> Vec<Case> {
         matmul(2, 3, 256, Q4_K),
         matmul(4, 9, 512, Q6_K),
         matmul(9, 40, 256, Q5_K),
+        // A few token rows (decode of a short chunk) and small prefills on every block format:
+        // each dtype through the multi-row matvec and the tiled (tensor-core) GEMM.
+        matmul(3, 64, 256, Q8_0),
+        matmul(6, 48, 128, Q4_0),
+        matmul(20, 96, 512, F16),
+        matmul(24, 64, 256, Q5_0),
+        matmul(18, 80, 512, Q4_K),
+        matmul(16, 72, 256, Q6_K),
     ]);
 
     // ---- rms_norm, add_rms_norm ----
@@ -153,7 +161,9 @@ pub fn cases() -> Vec<Case> {
         attention(5, [6, 2], 24, 0, 16, None),              // odd head_dim
         attention(3, [6, 3], 10, 9, 16, Some(4)),           // window smaller than the chunk
         attention(33, [4, 1], 40, 9, 64, None),
-        attention(2, [4, 1], 256, 300, 400, None), // two tokens
+        attention(1, [4, 2], 64, 37, 64, None),     // small heads, GQA 2:1 decode
+        attention(1, [16, 8], 512, 100, 256, None), // head_dim 512, GQA 2:1 decode
+        attention(2, [4, 1], 256, 300, 400, None),  // two tokens
     ]);
     if let Some(Case::Attention { args }) = c.last_mut() {
         args.scale = 1.0; // Gemma 4: q/k norms instead of 1/sqrt(head_dim)
@@ -188,6 +198,18 @@ pub fn cases() -> Vec<Case> {
         experts(5, 64, 32, 128, 8, Q4_0), // 128 experts, top-8
         experts(2, 512, 256, 4, 2, Q4_K),
         experts(7, 40, 24, 5, 2, F32), // odd widths
+        // Every dtype on the decode path (one token) and on the grouped prefill path.
+        experts(1, 64, 32, 8, 2, F32),
+        experts(1, 64, 32, 8, 2, F16),
+        experts(1, 64, 32, 8, 2, Q8_0),
+        experts(1, 64, 32, 8, 2, Q4_0),
+        experts(1, 64, 32, 8, 2, Q5_0),
+        experts(1, 256, 256, 4, 2, Q4_K),
+        experts(1, 256, 256, 4, 2, Q6_K),
+        experts(3, 64, 32, 8, 2, F16),
+        experts(3, 64, 32, 8, 2, BF16),
+        experts(4, 64, 32, 8, 2, Q5_0),
+        experts(3, 256, 256, 4, 2, Q6_K),
     ]);
 
     // ---- argmax ----
