@@ -169,8 +169,7 @@ impl HostTensor {
 
     /// An owned f32 tensor (tests, small computed tensors).
     pub fn from_f32(values: &[f32], shape: Vec<usize>) -> Result<Self> {
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        Self::new(Arc::new(bytes), 0, DType::F32, shape)
+        Self::new(Arc::new(f32_le_bytes(values)), 0, DType::F32, shape)
     }
 
     /// An owned tensor of `dtype` holding `values` rounded (or quantized, row by row) to it.
@@ -242,8 +241,33 @@ impl HostTensor {
         }
     }
 
+    /// The dtype a GPU backend (WGSL, CUDA) keeps this tensor in: its own for a matrix whose
+    /// dtype the kernels decode on the device ([`DType::kernel_code`]), else F32 (vectors, and
+    /// the block formats without a device decoder, are widened at upload).
+    pub fn gpu_dtype(&self) -> DType {
+        if self.shape().len() < 2 || self.dtype.kernel_code().is_none() {
+            DType::F32
+        } else {
+            self.dtype
+        }
+    }
+
+    /// The whole tensor as little-endian f32 bytes: what a GPU backend uploads for a tensor it
+    /// widens ([`HostTensor::gpu_dtype`]). Whole rows are whole blocks, so this is one
+    /// dequantize call, not a block decode per element.
+    pub fn f32_le_bytes(&self) -> Vec<u8> {
+        let mut values = vec![0.0f32; self.numel()];
+        self.read_f32(0, &mut values);
+        f32_le_bytes(&values)
+    }
+
     /// The whole tensor widened to f32 (tests and small tensors only).
     pub fn to_f32_vec(&self) -> Vec<f32> {
         (0..self.numel()).map(|i| self.get(i)).collect()
     }
+}
+
+/// Little-endian bytes of f32 values.
+pub fn f32_le_bytes(values: &[f32]) -> Vec<u8> {
+    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }

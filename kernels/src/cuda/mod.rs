@@ -183,8 +183,7 @@ impl<D: Device> Backend for Cuda<D> {
     }
 
     fn upload(&self, src: &[f32], dst: &mut Self::Buf) -> Result<()> {
-        let bytes: Vec<u8> = src.iter().flat_map(|v| v.to_le_bytes()).collect();
-        self.upload_words("upload", &bytes, dst)
+        self.upload_words("upload", &crate::tensor::f32_le_bytes(src), dst)
     }
 
     fn upload_ids(&self, src: &[u32], dst: &mut Self::Ids) -> Result<()> {

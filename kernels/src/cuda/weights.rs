@@ -10,11 +10,6 @@ use super::device::Device;
 use crate::error::Result;
 use crate::tensor::{DType, HostTensor};
 
-/// The dtype code the kernels take ([`DType::kernel_code`]).
-pub fn dtype_code(d: DType) -> Option<u32> {
-    d.kernel_code()
-}
-
 /// A weight on the device.
 pub struct CudaWeight<M> {
     pub(crate) mem: M,
@@ -37,26 +32,21 @@ impl<M> CudaWeight<M> {
     }
     /// The kernels' dtype code of the device copy.
     pub fn code(&self) -> u32 {
-        dtype_code(self.dtype).unwrap_or(0)
+        self.dtype.kernel_code().unwrap_or(0)
     }
 }
 
 /// Uploads `t` once (see the module docs for the layout).
 pub fn upload<D: Device>(dev: &D, t: &HostTensor) -> Result<CudaWeight<D::Mem>> {
-    let shape = t.shape().to_vec();
-    let widen = shape.len() < 2 || dtype_code(t.dtype()).is_none();
-    let dtype = if widen { DType::F32 } else { t.dtype() };
-    let mem = if widen {
-        let mut values = vec![0.0f32; t.numel()];
-        t.read_f32(0, &mut values);
-        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
-        let mem = dev.alloc(bytes.len())?;
-        dev.write(&mem, 0, &bytes)?;
-        mem
+    let dtype = t.gpu_dtype();
+    let widened;
+    let bytes = if dtype == t.dtype() {
+        t.bytes()
     } else {
-        let mem = dev.alloc(t.bytes().len())?;
-        dev.write(&mem, 0, t.bytes())?;
-        mem
+        widened = t.f32_le_bytes();
+        &widened
     };
-    Ok(CudaWeight { mem, dtype, source: t.dtype(), shape })
+    let mem = dev.alloc(bytes.len())?;
+    dev.write(&mem, 0, bytes)?;
+    Ok(CudaWeight { mem, dtype, source: t.dtype(), shape: t.shape().to_vec() })
 }

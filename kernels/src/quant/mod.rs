@@ -157,7 +157,7 @@ pub fn dot(dtype: DType, bytes: &[u8], x: &[f32]) -> f32 {
 /// `values.len()` is not a whole number of blocks.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
     let pack: Pack = match dtype {
-        DType::F32 => return Ok(values.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        DType::F32 => return Ok(crate::tensor::f32_le_bytes(values)),
         DType::F16 => return Ok(values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()),
         DType::BF16 => return Ok(values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()),
         DType::Q8_0 => legacy::quantize_q8_0,

@@ -3,7 +3,6 @@
 
 use super::device::{Gpu, PipelineKey};
 use super::shaders::Shader;
-use super::weights::dtype_code;
 use crate::error::Result;
 use crate::tensor::DType;
 
@@ -19,7 +18,7 @@ pub fn compile_all(gpu: &Gpu) -> Vec<(String, Result<()>)> {
             let variants: Vec<Option<DType>> =
                 if shader.reads_weights() { DTYPES.iter().copied().map(Some).collect() } else { vec![None] };
             for dtype in variants {
-                let constants = dtype.and_then(dtype_code).map(|c| vec![("DTYPE", c)]).unwrap_or_default();
+                let constants = dtype.and_then(DType::kernel_code).map(|c| vec![("DTYPE", c)]).unwrap_or_default();
                 let key = PipelineKey { shader, entry, constants };
                 let name = match dtype {
                     Some(d) => format!("{} / {entry} [{}]", shader.file(), d.name()),

@@ -23,7 +23,6 @@
 use super::device::{Gpu, PipelineKey};
 use super::elementwise::u32_len;
 use super::shaders::Shader;
-use super::weights::dtype_code;
 use super::{GpuBuf, GpuWeight};
 use crate::args::{MoeArgs, RouteArgs};
 use crate::cpu::moe::{validate_experts, validate_route};
@@ -67,7 +66,7 @@ fn as_u32(op: &'static str, what: &str, v: usize) -> Result<u32> {
 
 /// The shader dtype code of `w`, or [`KernelError::DType`] for a dtype no shader decodes.
 fn code(op: &'static str, w: &GpuWeight) -> Result<u32> {
-    dtype_code(w.dtype).ok_or(KernelError::DType { op, dtype: w.dtype.name() })
+    w.dtype.kernel_code().ok_or(KernelError::DType { op, dtype: w.dtype.name() })
 }
 
 /// Top-k routing of each token's router scores.

@@ -37,11 +37,6 @@ pub struct GpuWeight {
     pub chunks: Vec<Chunk>,
 }
 
-/// The dtype code the kernels take ([`DType::kernel_code`]).
-pub fn dtype_code(d: DType) -> Option<u32> {
-    d.kernel_code()
-}
-
 impl GpuWeight {
     /// True when the device copy was widened from the file's dtype.
     pub fn converted(&self) -> bool {
@@ -53,7 +48,7 @@ impl GpuWeight {
     }
     /// The shader dtype code of the device copy.
     pub fn code(&self) -> u32 {
-        dtype_code(self.dtype).unwrap_or(0)
+        self.dtype.kernel_code().unwrap_or(0)
     }
     /// The only chunk of a weight that fits one binding (norm weights, small matrices).
     pub fn single(&self, op: &'static str) -> Result<&wgpu::Buffer> {
@@ -78,8 +73,8 @@ pub fn upload(gpu: &Gpu, t: &HostTensor) -> Result<GpuWeight> {
 #[doc(hidden)]
 pub fn upload_capped(gpu: &Gpu, t: &HostTensor, max_chunk_bytes: u64) -> Result<GpuWeight> {
     let shape = t.shape().to_vec();
-    let widen = shape.len() < 2 || dtype_code(t.dtype()).is_none();
-    let dtype = if widen { DType::F32 } else { t.dtype() };
+    let dtype = t.gpu_dtype();
+    let widen = dtype != t.dtype();
     let lead = shape.first().copied().unwrap_or(1).max(1);
     let row_len = t.row_len().max(if shape.is_empty() { 1 } else { 0 });
     let row_bytes = dtype.bytes_for(row_len).unwrap_or(0).max(1) as u64;
@@ -100,10 +95,7 @@ pub fn upload_capped(gpu: &Gpu, t: &HostTensor, max_chunk_bytes: u64) -> Result<
         let rows = per_chunk.min(lead - row0);
         let part = if shape.is_empty() { t.clone() } else { t.rows(row0, rows)? };
         let buf = if widen {
-            // Whole rows are whole blocks: one dequantize call, not a block decode per element.
-            let mut values = vec![0.0f32; part.numel()];
-            part.read_f32(0, &mut values);
-            gpu.buffer_with(&f32_bytes(&values), U::STORAGE)?
+            gpu.buffer_with(&part.f32_le_bytes(), U::STORAGE)?
         } else {
             gpu.buffer_with(part.bytes(), U::STORAGE)?
         };
@@ -111,9 +103,4 @@ pub fn upload_capped(gpu: &Gpu, t: &HostTensor, max_chunk_bytes: u64) -> Result<
         row0 += rows;
     }
     Ok(GpuWeight { dtype, source: t.dtype(), shape, chunks })
-}
-
-/// Little-endian bytes of f32 values.
-pub fn f32_bytes(values: &[f32]) -> Vec<u8> {
-    values.iter().flat_map(|v| v.to_le_bytes()).collect()
 }
