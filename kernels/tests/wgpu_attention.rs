@@ -22,18 +22,6 @@ fn gpu() -> Option<Wgpu> {
     }
 }
 
-fn to_gpu(g: &Wgpu, x: &[f32]) -> <Wgpu as Backend>::Buf {
-    let mut b = g.alloc(x.len()).unwrap();
-    g.upload(x, &mut b).unwrap();
-    b
-}
-
-fn from_gpu(g: &Wgpu, b: &<Wgpu as Backend>::Buf) -> Vec<f32> {
-    let mut out = vec![0.0; g.buf_len(b)];
-    g.download(b, 0, &mut out).unwrap();
-    out
-}
-
 #[test]
 fn rope_matches_reference() {
     let Some(g) = gpu() else { return };

@@ -49,18 +49,6 @@ fn gpu(subgroups: bool) -> Option<Shared> {
     }
 }
 
-fn to_gpu(g: &Wgpu, x: &[f32]) -> <Wgpu as Backend>::Buf {
-    let mut b = g.alloc(x.len()).unwrap();
-    g.upload(x, &mut b).unwrap();
-    b
-}
-
-fn from_gpu(g: &Wgpu, b: &<Wgpu as Backend>::Buf) -> Vec<f32> {
-    let mut out = vec![0.0; g.buf_len(b)];
-    g.download(b, 0, &mut out).unwrap();
-    out
-}
-
 /// `k` for an `[n, k]` weight of `dtype`: `want` rounded up to whole blocks.
 fn cols(dtype: DType, want: usize) -> usize {
     want.next_multiple_of(dtype.block().0)
@@ -194,11 +182,11 @@ fn decode_is_bit_exact() {
                 for c0 in (0..k).step_by(step) {
                     let m = step.min(k - c0);
                     let mut part = g.alloc(m * n).unwrap();
-                    let x = to_gpu(&g, &eye[c0 * k..(c0 + m) * k]);
+                    let x = to_gpu(&*g, &eye[c0 * k..(c0 + m) * k]);
                     g.matmul(&MatmulArgs { m, n, k }, &x, &gw, &mut part).unwrap();
                     g.copy(&CopyArgs { src_offset: 0, dst_offset: c0 * n, len: m * n }, &part, &mut got).unwrap();
                 }
-                let got = from_gpu(&g, &got); // got[c, j] = w[j, c]
+                let got = from_gpu(&*g, &got); // got[c, j] = w[j, c]
                 for (e, &v) in want.iter().enumerate() {
                     let (j, c) = (e / k, e % k);
                     assert_eq!(got[c * n + j], v, "{} k={k} m={step}: w[{j}, {c}]", dtype.name());
@@ -309,7 +297,7 @@ fn embed_matches_reference_on_every_dtype() {
         let a = EmbedArgs { tokens: 3, width: 7, col_offset: 1, scale: 2.0 };
         let mut out = g.alloc(21).unwrap();
         g.embed_host(&a, &table, &ids[..3], &mut out).unwrap();
-        assert_eq!(from_gpu(&g, &out), embed_ref(&a, &table, &ids[..3]));
+        assert_eq!(from_gpu(&*g, &out), embed_ref(&a, &table, &ids[..3]));
     }
 }
 
@@ -333,15 +321,15 @@ fn empty_products_are_zeros() {
     let w = HostTensor::from_f32(&[], vec![5, 0]).unwrap();
     let gw = g.weight(&w).unwrap();
     for m in [3, 9] {
-        let mut out = to_gpu(&g, &vec![f32::NAN; m * 5]);
+        let mut out = to_gpu(&*g, &vec![f32::NAN; m * 5]);
         g.matmul(&MatmulArgs { m, n: 5, k: 0 }, &g.alloc(0).unwrap(), &gw, &mut out).unwrap();
-        assert!(from_gpu(&g, &out).iter().all(|&v| v == 0.0), "k = 0, m = {m}");
+        assert!(from_gpu(&*g, &out).iter().all(|&v| v == 0.0), "k = 0, m = {m}");
     }
-    let mut out = to_gpu(&g, &[7.0]);
+    let mut out = to_gpu(&*g, &[7.0]);
     g.matmul(&MatmulArgs { m: 0, n: 5, k: 0 }, &g.alloc(0).unwrap(), &gw, &mut out).unwrap();
     let ids = g.alloc_ids(0).unwrap();
     g.embed(&EmbedArgs { tokens: 0, width: 0, col_offset: 0, scale: 1.0 }, &gw, &ids, &mut out).unwrap();
-    assert_eq!(from_gpu(&g, &out), [7.0]);
+    assert_eq!(from_gpu(&*g, &out), [7.0]);
 }
 
 /// Wrong shapes and short buffers fail with the reference's errors, before any dispatch.

@@ -26,22 +26,10 @@ fn gpu_with(subgroups: bool) -> Option<Wgpu> {
     }
 }
 
-fn to_gpu(g: &Wgpu, x: &[f32]) -> <Wgpu as Backend>::Buf {
-    let mut b = g.alloc(x.len()).unwrap();
-    g.upload(x, &mut b).unwrap();
-    b
-}
-
 fn ids_to_gpu(g: &Wgpu, x: &[u32]) -> <Wgpu as Backend>::Ids {
     let mut b = g.alloc_ids(x.len()).unwrap();
     g.upload_ids(x, &mut b).unwrap();
     b
-}
-
-fn from_gpu(g: &Wgpu, b: &<Wgpu as Backend>::Buf) -> Vec<f32> {
-    let mut out = vec![0.0; g.buf_len(b)];
-    g.download(b, 0, &mut out).unwrap();
-    out
 }
 
 /// Router scores with exact ties: every 4th token is rounded to whole numbers (ties everywhere,

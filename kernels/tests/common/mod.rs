@@ -126,3 +126,17 @@ pub fn random_weight(dtype: DType, n: usize, k: usize, rng: &mut Rng) -> HostTen
     }
     HostTensor::new(Arc::new(b), 0, dtype, vec![n, k]).unwrap()
 }
+
+/// `x` in a new buffer of backend `g` (a device backend under test).
+pub fn to_gpu<B: Backend>(g: &B, x: &[f32]) -> B::Buf {
+    let mut b = g.alloc(x.len()).unwrap();
+    g.upload(x, &mut b).unwrap();
+    b
+}
+
+/// The whole of buffer `b` of backend `g`, read back.
+pub fn from_gpu<B: Backend>(g: &B, b: &B::Buf) -> Vec<f32> {
+    let mut out = vec![0.0; g.buf_len(b)];
+    g.download(b, 0, &mut out).unwrap();
+    out
+}
