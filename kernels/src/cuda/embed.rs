@@ -11,7 +11,7 @@ use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::cpu::numel;
-use crate::error::{check_len, KernelError, Result};
+use crate::error::{check_len, Result};
 
 /// `embed_<dtype>`, indexed by the dtype code (`weights.cuh`).
 const EMBED: [Kernel; 8] = [
@@ -76,8 +76,6 @@ impl<D: Device> Cuda<D> {
             scale: a.scale,
             pad: 0,
         };
-        let kernel =
-            *EMBED.get(table.code() as usize).ok_or(KernelError::DType { op: OP, dtype: table.dtype.name() })?;
-        self.dev.launch(kernel, Dims::linear(blocks(len as u64, THREADS), THREADS), &p)
+        self.dev.launch(EMBED[table.kernel_index(OP)?], Dims::linear(blocks(len as u64, THREADS), THREADS), &p)
     }
 }

@@ -153,7 +153,7 @@ impl<D: Device> Cuda<D> {
             return Ok(());
         }
         let (m, n, k) = (u32_arg(OP, "size", a.m)?, u32_arg(OP, "size", a.n)?, u32_arg(OP, "size", a.k)?);
-        let code = (w.code() as usize).min(7);
+        let code = w.kernel_index(OP)?;
         let (xp, wp, op) = (self.ptr(x), self.dev.ptr(&w.mem), self.ptr(out));
 
         if a.m <= MATVEC_MAX_M {

@@ -173,11 +173,6 @@ fn scratch_layout(op: &'static str, a: &MoeArgs, routed: usize) -> Result<[usize
     Ok([h, y, order, slot, counts])
 }
 
-/// The kernel of `table` for `w`'s dtype.
-fn for_dtype<M>(op: &'static str, table: &[Kernel; 8], w: &CudaWeight<M>) -> Result<Kernel> {
-    table.get(w.code() as usize).copied().ok_or(KernelError::DType { op, dtype: w.dtype.name() })
-}
-
 /// Output rows per warp in `moe_gate_up` and `moe_down` (`ROWS_PER_WARP` in moe.cu: a group of
 /// 8 lanes per row).
 const ROWS_PER_WARP: u64 = 4;
@@ -235,7 +230,7 @@ impl<D: Device> Cuda<D> {
         if act_len == 0 {
             return Ok(()); // no tokens, or rows of width 0
         }
-        let (gate_up_k, down_k) = (for_dtype(OP, &GATE_UP, gate_up)?, for_dtype(OP, &DOWN, down)?);
+        let (gate_up_k, down_k) = (GATE_UP[gate_up.kernel_index(OP)?], DOWN[down.kernel_index(OP)?]);
         let h_len = numel(OP, &[routed, a.inter])?;
         // Decode: the pairs as they are. Prefill: grouped by expert (see moe.cu).
         let grouped = a.tokens > 1;
@@ -280,7 +275,7 @@ impl<D: Device> Cuda<D> {
                 self.dev.launch(gate_up_k, row_groups(h_len as u64), &p)?;
             }
             p.w = self.dev.ptr(&down.mem);
-            let down_pairs = for_dtype(OP, &DOWN_PAIRS, down)?;
+            let down_pairs = DOWN_PAIRS[down.kernel_index(OP)?];
             self.dev.launch(down_pairs, row_groups(numel(OP, &[routed, a.hidden])? as u64), &p)?;
             self.dev.launch(COMBINE, Dims::linear(blocks(act_len as u64, THREADS), THREADS), &p)
         })

@@ -7,7 +7,7 @@
 //!   kernel then reads them the same way.
 
 use super::device::Device;
-use crate::error::Result;
+use crate::error::{KernelError, Result};
 use crate::tensor::{DType, HostTensor};
 
 /// A weight on the device.
@@ -30,9 +30,11 @@ impl<M> CudaWeight<M> {
     pub fn row_len(&self) -> usize {
         self.shape.iter().skip(1).product()
     }
-    /// The kernels' dtype code of the device copy.
-    pub fn code(&self) -> u32 {
-        self.dtype.kernel_code().unwrap_or(0)
+    /// The index of the device copy's dtype in a per-dtype kernel table (`weights.cuh`'s
+    /// `enum DType` order), or `op`'s dtype error (a device copy always has one: see
+    /// [`HostTensor::gpu_dtype`]).
+    pub fn kernel_index(&self, op: &'static str) -> Result<usize> {
+        self.dtype.kernel_code().map(|c| c as usize).ok_or(KernelError::DType { op, dtype: self.dtype.name() })
     }
 }
 
