@@ -3,10 +3,16 @@
 //! A forward pass is a fixed sequence of these calls on buffers that stay on the device; only
 //! [`Backend::download`] brings data back (the logits). A GPU backend records the ops into a
 //! command stream and may run them asynchronously: `download` is the synchronisation point.
-//! Every op validates its arguments against the buffer sizes and returns an error, never panics.
+//! Every op checks its arguments (their `check`, [`crate::args`]) against the buffer sizes and
+//! returns an error, never panics.
+//!
+//! Only the memory methods are required. Every op has a default, the host fallback
+//! ([`crate::fallback`]): download the inputs, run the reference, upload the result. A backend
+//! overrides the ops it implements and lists them in [`Backend::supports`].
 
 use crate::args::*;
 use crate::error::Result;
+use crate::fallback::{ops as host, Op};
 use crate::tensor::HostTensor;
 use std::time::Duration;
 
@@ -27,8 +33,9 @@ pub struct DeviceStats {
 /// Device time per op from timestamp queries: `(op, calls, total time)`, slowest first.
 pub type OpTimes = Vec<(&'static str, u64, Duration)>;
 
-/// A compute backend. Implementations: [`crate::cpu::RefCpu`] (scalar reference, the oracle);
-/// later the fast CPU, wgpu and CUDA backends.
+/// A compute backend: [`crate::reference::RefCpu`] (`cpu-ref`, the scalar reference, the
+/// oracle), [`crate::cpu::FastCpu`] (`cpu`), `crate::wgpu::Wgpu` (`wgpu`) and
+/// [`crate::cuda::Cuda`] (`cuda`, `cuda-emulated`).
 pub trait Backend: Send + Sync + 'static {
     /// An f32 activation buffer on the device.
     type Buf: Send + Sync;
@@ -39,6 +46,19 @@ pub trait Backend: Send + Sync + 'static {
 
     /// Short name: "cpu-ref", "cpu", "wgpu", "cuda".
     fn name(&self) -> &'static str;
+
+    /// Whether this backend implements `op` itself (ggml's `supports_op`); the others run through
+    /// the host fallback. Weight dtypes a backend cannot decode it widens at upload
+    /// ([`Backend::weight`]), so every supported op takes every dtype.
+    fn supports(&self, op: Op) -> bool {
+        let _ = op;
+        false
+    }
+    /// Calls per op that went through the host fallback (see [`crate::fallback::HostFallback`],
+    /// which counts them); only ops with calls.
+    fn fallback_calls(&self) -> Vec<(Op, u64)> {
+        Vec::new()
+    }
 
     // ---- instrumentation (device backends) ----
     /// Dispatches, copies, submissions and host syncs so far.
@@ -61,6 +81,8 @@ pub trait Backend: Send + Sync + 'static {
     fn alloc_ids(&self, len: usize) -> Result<Self::Ids>;
     /// Elements in a buffer.
     fn buf_len(&self, buf: &Self::Buf) -> usize;
+    /// Ids in an id buffer.
+    fn ids_len(&self, ids: &Self::Ids) -> usize;
     /// Copies `src` to the start of `dst`.
     fn upload(&self, src: &[f32], dst: &mut Self::Buf) -> Result<()>;
     /// Copies `src` to the start of `dst`.
@@ -71,24 +93,48 @@ pub trait Backend: Send + Sync + 'static {
     fn download_ids(&self, src: &Self::Ids, dst: &mut [u32]) -> Result<()>;
     /// Makes a weight resident. The CPU keeps the mapped bytes; a GPU uploads them once.
     fn weight(&self, t: &HostTensor) -> Result<Self::Weight>;
+    /// The weight as the host fallback reads it: the tensor it was made from (a cheap clone:
+    /// the bytes are shared).
+    fn host_weight(&self, w: &Self::Weight) -> Result<HostTensor>;
 
     // ---- ops ----
     /// Embedding gather from a resident table (see [`EmbedArgs`]).
-    fn embed(&self, a: &EmbedArgs, table: &Self::Weight, ids: &Self::Ids, out: &mut Self::Buf) -> Result<()>;
+    fn embed(&self, a: &EmbedArgs, table: &Self::Weight, ids: &Self::Ids, out: &mut Self::Buf) -> Result<()> {
+        host::embed(self, a, table, ids, out)
+    }
     /// Embedding gather from a table that stays in host memory (the PLE table): only the rows of
     /// `ids` are read. The default gathers on the host and uploads the rows.
     fn embed_host(&self, a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut Self::Buf) -> Result<()> {
-        let rows = crate::cpu::gather_rows(a, table, ids)?;
+        let rows = crate::reference::gather_rows(a, table, ids)?;
         self.upload(&rows, out)
     }
     /// `out = x W^T` (see [`MatmulArgs`]).
-    fn matmul(&self, a: &MatmulArgs, x: &Self::Buf, w: &Self::Weight, out: &mut Self::Buf) -> Result<()>;
+    fn matmul(&self, a: &MatmulArgs, x: &Self::Buf, w: &Self::Weight, out: &mut Self::Buf) -> Result<()> {
+        host::matmul(self, a, x, w, out)
+    }
     /// `out = RMSNorm(x) * w` per row (see [`RmsNormArgs`]).
-    fn rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: Option<&Self::Weight>, out: &mut Self::Buf) -> Result<()>;
+    fn rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: Option<&Self::Weight>, out: &mut Self::Buf) -> Result<()> {
+        host::rms_norm(self, a, x, w, out)
+    }
     /// `residual += RMSNorm(x) * w` per row: a sublayer's post-norm fused with the residual add.
-    fn add_rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: &Self::Weight, residual: &mut Self::Buf) -> Result<()>;
+    fn add_rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: &Self::Weight, residual: &mut Self::Buf) -> Result<()> {
+        host::add_rms_norm(self, a, x, w, residual)
+    }
+    /// `out = LayerNorm(x) * w + b` per row (see [`LayerNormArgs`]).
+    fn layer_norm(
+        &self,
+        a: &LayerNormArgs,
+        x: &Self::Buf,
+        w: &Self::Weight,
+        b: &Self::Weight,
+        out: &mut Self::Buf,
+    ) -> Result<()> {
+        host::layer_norm(self, a, x, w, b, out)
+    }
     /// Rotary embedding in place (see [`RopeArgs`]).
-    fn rope(&self, a: &RopeArgs, x: &mut Self::Buf) -> Result<()>;
+    fn rope(&self, a: &RopeArgs, x: &mut Self::Buf) -> Result<()> {
+        host::rope(self, a, x)
+    }
     /// Appends keys and values to a layer's cache (see [`KvWriteArgs`]).
     fn kv_write(
         &self,
@@ -97,7 +143,9 @@ pub trait Backend: Send + Sync + 'static {
         v: &Self::Buf,
         cache_k: &mut Self::Buf,
         cache_v: &mut Self::Buf,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        host::kv_write(self, a, k, v, cache_k, cache_v)
+    }
     /// Causal (optionally sliding-window) GQA attention (see [`AttentionArgs`]).
     #[allow(clippy::too_many_arguments)]
     fn attention(
@@ -109,36 +157,33 @@ pub trait Backend: Send + Sync + 'static {
         cache_k: &Self::Buf,
         cache_v: &Self::Buf,
         out: &mut Self::Buf,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        host::attention(self, a, q, k, v, cache_k, cache_v, out)
+    }
     /// `out = gelu_tanh(gate) * up` (see [`GegluArgs`]).
-    fn geglu(&self, a: &GegluArgs, gate: &Self::Buf, up: &Self::Buf, out: &mut Self::Buf) -> Result<()>;
-    /// Copies a range of one buffer into another (see [`CopyArgs`]). The default goes through the
-    /// host; device backends override it.
+    fn geglu(&self, a: &GegluArgs, gate: &Self::Buf, up: &Self::Buf, out: &mut Self::Buf) -> Result<()> {
+        host::geglu(self, a, gate, up, out)
+    }
+    /// Copies a range of one buffer into another (see [`CopyArgs`]).
     fn copy(&self, a: &CopyArgs, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()> {
-        let mut tmp = vec![0.0; a.len];
-        self.download(src, a.src_offset, &mut tmp)?;
-        let mut whole = vec![0.0; self.buf_len(dst)];
-        crate::error::check_len("copy", "dst", whole.len(), a.dst_offset.saturating_add(a.len))?;
-        self.download(dst, 0, &mut whole)?;
-        whole[a.dst_offset..a.dst_offset + a.len].copy_from_slice(&tmp);
-        self.upload(&whole, dst)
+        host::copy(self, a, src, dst)
     }
     /// `x = cap * tanh(x / cap)` in place.
-    fn softcap(&self, a: &SoftcapArgs, x: &mut Self::Buf) -> Result<()>;
+    fn softcap(&self, a: &SoftcapArgs, x: &mut Self::Buf) -> Result<()> {
+        host::softcap(self, a, x)
+    }
     /// `x *= factor` in place.
-    fn scale(&self, a: &ScaleArgs, x: &mut Self::Buf) -> Result<()>;
+    fn scale(&self, a: &ScaleArgs, x: &mut Self::Buf) -> Result<()> {
+        host::scale(self, a, x)
+    }
     /// `acc = (acc + x) * scale` in place.
-    fn add(&self, a: &AddArgs, x: &Self::Buf, acc: &mut Self::Buf) -> Result<()>;
+    fn add(&self, a: &AddArgs, x: &Self::Buf, acc: &mut Self::Buf) -> Result<()> {
+        host::add(self, a, x, acc)
+    }
     /// Greedy choice per row of logits (see [`ArgmaxArgs`]): a decode step then reads back an
-    /// id and its log-probability (8 bytes) instead of the vocabulary's logits. The default goes through
-    /// the host (what the CPU backends want); device backends override it.
+    /// id and its log-probability (8 bytes) instead of the vocabulary's logits.
     fn argmax(&self, a: &ArgmaxArgs, x: &Self::Buf, out: &mut Self::Buf) -> Result<()> {
-        let n = crate::cpu::argmax::validate(a, self.buf_len(x), self.buf_len(out))?;
-        let mut host = vec![0.0; n];
-        self.download(x, 0, &mut host)?;
-        let mut picked = vec![0.0f32; 2 * a.rows];
-        crate::cpu::argmax::argmax(a, &host, &mut picked)?;
-        self.upload(&picked, out)
+        host::argmax(self, a, x, out)
     }
     /// MoE top-k routing from router scores (see [`RouteArgs`]).
     fn moe_route(
@@ -148,7 +193,9 @@ pub trait Backend: Send + Sync + 'static {
         per_expert_scale: &Self::Weight,
         ids: &mut Self::Ids,
         weights: &mut Self::Buf,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        host::moe_route(self, a, scores, per_expert_scale, ids, weights)
+    }
     /// Weighted sum of the selected experts' FFNs (see [`MoeArgs`]).
     #[allow(clippy::too_many_arguments)]
     fn moe_experts(
@@ -160,5 +207,7 @@ pub trait Backend: Send + Sync + 'static {
         ids: &Self::Ids,
         weights: &Self::Buf,
         out: &mut Self::Buf,
-    ) -> Result<()>;
+    ) -> Result<()> {
+        host::moe_experts(self, a, x, gate_up, down, ids, weights, out)
+    }
 }

@@ -4,22 +4,23 @@
 //! (`cuda::kernels::all()`) must have run at least once while the cases passed.
 #![cfg(garnet_cuda_emu)]
 
-use garnet_kernels::cuda::{kernels, Cuda, Precision};
+use garnet_kernels::cuda::{kernels, Cuda};
 use garnet_kernels::opstest::{cases, run, Case};
 use garnet_kernels::Backend;
+use garnet_kernels::Precision;
 use std::collections::BTreeSet;
 
 #[test]
 fn the_ops_test_runs_every_cuda_kernel() {
     let mut ran = BTreeSet::new();
     let mut failed = Vec::new();
-    for precision in [Precision::TensorCores, Precision::Exact] {
+    for precision in [Precision::Native, Precision::Reference] {
         let be = Cuda::emulated(precision).unwrap();
         assert!(be.enable_profiling());
         let all = cases();
         let list = match precision {
-            Precision::TensorCores => all,
-            Precision::Exact => all.into_iter().filter(|c| matches!(c, Case::Matmul { .. })).collect(),
+            Precision::Native => all,
+            Precision::Reference => all.into_iter().filter(|c| matches!(c, Case::Matmul { .. })).collect(),
         };
         for case in list {
             let o = run(&be, &case, false);
