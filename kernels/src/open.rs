@@ -4,7 +4,8 @@
 
 use crate::backend::Backend;
 use crate::error::{KernelError, Result};
-use crate::fallback::{HostFallback, OpSet};
+use crate::fallback::HostFallback;
+use crate::op::OpSet;
 
 /// A backend garnet can run on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]

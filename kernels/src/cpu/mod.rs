@@ -29,8 +29,8 @@ use crate::args::*;
 use crate::backend::Backend;
 use crate::error::numel;
 use crate::error::{check_len, Result};
-use crate::fallback::Op;
 use crate::host;
+use crate::op::Op;
 use crate::tensor::HostTensor;
 
 /// The fast CPU backend.

@@ -1,7 +1,7 @@
 //! Kernel entry points and the PTX modules holding them. Each op file declares its kernels as
 //! [`Kernel`] constants with `kernel!` (module, entry name, emulator entry) and lists them in its
-//! `KERNELS`;
-//! [`all`] gathers them for `garnet ptx --check`, which verifies every entry is in its module.
+//! `KERNELS`; [`super::all_kernels`] gathers them for `garnet ptx --check`, which verifies every
+//! entry is in its module.
 
 /// A `.cu` file under `kernels/cuda/`, compiled to one PTX module (`kernels/cuda/ptx/*.ptx`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -135,18 +135,3 @@ macro_rules! kernel {
     }};
 }
 pub(crate) use kernel;
-
-/// Every kernel of every module.
-pub fn all() -> Vec<Kernel> {
-    [
-        super::elementwise::KERNELS,
-        super::norm::KERNELS,
-        super::rope::KERNELS,
-        super::embed::KERNELS,
-        super::matmul::KERNELS,
-        super::attention::KERNELS,
-        super::moe::KERNELS,
-        super::sample::KERNELS,
-    ]
-    .concat()
-}

@@ -38,7 +38,7 @@ pub use weights::CudaWeight;
 use crate::args::*;
 use crate::backend::{Backend, DeviceStats, OpTimes};
 use crate::error::{check_len, Result};
-use crate::fallback::Op;
+use crate::op::Op;
 use crate::tensor::HostTensor;
 use crate::Precision;
 use std::sync::Mutex;
@@ -325,4 +325,19 @@ impl<D: Device> Backend for Cuda<D> {
     ) -> Result<()> {
         self.op_moe_experts(a, x, gate_up, down, ids, weights, out)
     }
+}
+
+/// Every kernel of every module.
+pub fn all_kernels() -> Vec<kernels::Kernel> {
+    [
+        elementwise::KERNELS,
+        norm::KERNELS,
+        rope::KERNELS,
+        embed::KERNELS,
+        matmul::KERNELS,
+        attention::KERNELS,
+        moe::KERNELS,
+        sample::KERNELS,
+    ]
+    .concat()
 }

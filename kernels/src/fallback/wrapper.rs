@@ -1,10 +1,11 @@
 //! [`HostFallback`]: a backend whose ops run natively where it supports them and is not forced
 //! otherwise, and through the counted host fallback everywhere else.
 
-use super::{ops, Op, OpSet};
 use crate::args::*;
+use crate::backend::host_fallback as ops;
 use crate::backend::{Backend, DeviceStats, OpTimes};
 use crate::error::Result;
+use crate::op::{Op, OpSet};
 use crate::tensor::HostTensor;
 use std::sync::atomic::{AtomicU64, Ordering};
 

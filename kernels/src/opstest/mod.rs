@@ -27,7 +27,8 @@ pub use inputs::Worst;
 
 use crate::args::*;
 use crate::backend::Backend;
-use crate::fallback::{HostFallback, Op, OpSet};
+use crate::fallback::HostFallback;
+use crate::op::{Op, OpSet};
 use crate::open::{BackendKind, Precision, WithBackend};
 use crate::tensor::DType;
 use inputs::{on_both, Failed, Rng};

@@ -66,8 +66,10 @@ pub(super) fn rms_norm_cost(a: &RmsNormArgs, weight: bool, add: bool) -> (usize,
     (bytes, n * if weight { 4 } else { 3 })
 }
 
-/// LayerNorm of rows uniform around an offset (the mean it removes) with some rows scaled down
-/// to 1e-3 (where `eps` matters), a weight around 1 and a bias in [-1, 1).
+/// LayerNorm of rows uniform in [-3, 3) plus an offset in [-1, 1] (the mean it removes), some
+/// rows scaled down to 1e-3 without offset (where `eps` matters; an offset there would leave the
+/// result to the rounding of the mean, which no two summation orders share), a weight around 1
+/// and a bias in [-1, 1).
 pub(super) struct LayerNorm {
     args: LayerNormArgs,
     x: Vec<f32>,
@@ -79,7 +81,7 @@ impl LayerNorm {
     pub(super) fn new(rng: &mut Rng, args: LayerNormArgs, dtype: DType) -> Result<Self, Failed> {
         let mut x = rng.vec(args.rows * args.dim, 3.0);
         for (r, row) in x.chunks_mut(args.dim.max(1)).enumerate() {
-            let (offset, scale) = (r as f32 - 1.5, if r % 3 == 1 { 1e-3 } else { 1.0 });
+            let (offset, scale) = if r % 3 == 1 { (0.0, 1e-3) } else { ((r % 5) as f32 * 0.5 - 1.0, 1.0) };
             row.iter_mut().for_each(|v| *v = *v * scale + offset);
         }
         let w =

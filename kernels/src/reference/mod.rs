@@ -14,11 +14,11 @@
 //! each, named as on every backend.
 
 pub(crate) mod attention;
-mod elementwise;
+pub(crate) mod elementwise;
 pub(crate) mod embed;
 pub(crate) mod matmul;
 pub(crate) mod moe;
-mod norm;
+pub(crate) mod norm;
 pub(crate) mod rope;
 pub mod sample;
 
@@ -27,8 +27,8 @@ pub use embed::gather_rows;
 use crate::args::*;
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::fallback::Op;
 use crate::host;
+use crate::op::Op;
 use crate::tensor::HostTensor;
 
 /// The scalar CPU reference backend.

@@ -32,7 +32,7 @@ pub use weights::GpuWeight;
 use crate::args::*;
 use crate::backend::{Backend, DeviceStats, OpTimes};
 use crate::error::{check_len, Result};
-use crate::fallback::Op;
+use crate::op::Op;
 use crate::tensor::HostTensor;
 use std::sync::Arc;
 

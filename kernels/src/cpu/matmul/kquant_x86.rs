@@ -13,8 +13,38 @@
 //!   of 16, `w = d sc_j (q - 32)`.
 
 use super::act::QAct;
-use super::matvec::x86::{hsum8, unsigned_lanes};
 use std::arch::x86_64::*;
+
+/// Sum of 8 lanes.
+///
+/// # Safety
+/// AVX.
+#[inline(always)]
+pub(crate) unsafe fn hsum8(v: __m256) -> f32 {
+    // SAFETY: the caller's contract.
+    unsafe {
+        let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+        _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)))
+    }
+}
+
+/// Products of unsigned quants `n < 32` with signed activations (no sign trick needed;
+/// AVX2 pairs stay below 2 * 31 * 127, no saturation).
+///
+/// # Safety
+/// AVX2, and AVX-512 VNNI/VL if `VNNI`.
+#[inline(always)]
+pub(crate) unsafe fn unsigned_lanes<const VNNI: bool>(n: __m256i, x: __m256i) -> __m256i {
+    // SAFETY: the caller's contract.
+    unsafe {
+        if VNNI {
+            _mm256_dpbusd_epi32(_mm256_setzero_si256(), n, x)
+        } else {
+            _mm256_madd_epi16(_mm256_maddubs_epi16(n, x), _mm256_set1_epi16(1))
+        }
+    }
+}
 
 /// Q4_K's 6-bit (scale, min) pairs of the 8 sub-blocks (ggml's `get_scale_min_k4`).
 #[inline(always)]

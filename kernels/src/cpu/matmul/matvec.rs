@@ -235,6 +235,7 @@ fn row_q8_portable<D: Fn(&[u8], &mut Block)>(decode: &D, row: &[u8], f: Format, 
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
+    use super::super::kquant_x86::{hsum8, unsigned_lanes};
     use super::{Block, Format, QAct};
     use std::arch::x86_64::*;
 
@@ -263,20 +264,6 @@ pub(super) mod x86 {
         unsafe {
             let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
             _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
-        }
-    }
-
-    /// Sum of 8 lanes.
-    ///
-    /// # Safety
-    /// AVX.
-    #[inline(always)]
-    pub(crate) unsafe fn hsum8(v: __m256) -> f32 {
-        // SAFETY: the caller's contract.
-        unsafe {
-            let h = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-            let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-            _mm_cvtss_f32(_mm_add_ss(h, _mm_shuffle_ps(h, h, 1)))
         }
     }
 
@@ -380,23 +367,6 @@ pub(super) mod x86 {
             let s = d * dx;
             *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(s), *acc);
             s * (off * sx) as f32
-        }
-    }
-
-    /// Products of unsigned quants `n < 32` with signed activations (no sign trick needed;
-    /// AVX2 pairs stay below 2 * 31 * 127, no saturation).
-    ///
-    /// # Safety
-    /// AVX2, and AVX-512 VNNI/VL if `VNNI`.
-    #[inline(always)]
-    pub(crate) unsafe fn unsigned_lanes<const VNNI: bool>(n: __m256i, x: __m256i) -> __m256i {
-        // SAFETY: the caller's contract.
-        unsafe {
-            if VNNI {
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), n, x)
-            } else {
-                _mm256_madd_epi16(_mm256_maddubs_epi16(n, x), _mm256_set1_epi16(1))
-            }
         }
     }
 
