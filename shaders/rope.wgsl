@@ -1,4 +1,4 @@
-// rope: rotary position embedding in place, rotate-half layout (see `cpu/rope.rs`): for token t
+// rope: rotary position embedding in place, rotate-half layout (see `reference/rope.rs`): for token t
 // at position pos = pos0 + t and pair i < rotary_pairs, angle = pos * inv_freq[i] in f32, and
 //   x[i]' = x[i] * cos - x[i + d/2] * sin,   x[i + d/2]' = x[i + d/2] * cos + x[i] * sin.
 // Pairs rotary_pairs..d/2 are untouched (proportional RoPE).

@@ -4,11 +4,12 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use garnet_benches::{in_pool, values, weight};
-use garnet_kernels::fast::{Activations, FastCpu};
+use garnet_kernels::cpu::FastCpu;
+use garnet_kernels::Precision;
 use garnet_kernels::{Backend, DType, MatmulArgs};
 
 fn matvec(c: &mut Criterion) {
-    let b = FastCpu::new(Activations::Quantized);
+    let b = FastCpu::new(Precision::Native);
     let mut g = c.benchmark_group(format!("matvec/{}", b.isa().name()));
     // (rows, k): Gemma 3 270M FFN, Gemma 4 E2B FFN, Gemma 3's tied LM head.
     let shapes: [(usize, usize); 3] = [(2048, 640), (6144, 1536), (262_144, 640)];
@@ -33,7 +34,7 @@ fn matvec(c: &mut Criterion) {
 }
 
 fn gemm(c: &mut Criterion) {
-    for act in [Activations::Quantized, Activations::Exact] {
+    for act in [Precision::Native, Precision::Reference] {
         let b = FastCpu::new(act);
         let mut g = c.benchmark_group(format!("gemm/{}/{act:?}", b.isa().name()));
         g.sample_size(10);

@@ -4,11 +4,12 @@
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use garnet_benches::{in_pool, values};
-use garnet_kernels::fast::{Activations, FastCpu};
+use garnet_kernels::cpu::FastCpu;
+use garnet_kernels::Precision;
 use garnet_kernels::{AttentionArgs, Backend, GegluArgs, HostTensor, RmsNormArgs, SoftcapArgs};
 
 fn attention(c: &mut Criterion) {
-    let b = FastCpu::new(Activations::Quantized);
+    let b = FastCpu::new(Precision::Native);
     let mut g = c.benchmark_group(format!("attention/{}", b.isa().name()));
     g.sample_size(10);
     // Gemma 3 270M: 4 query heads over 1 KV head of 256; E2B full layers: 8 over 1 of 512.
@@ -45,7 +46,7 @@ fn attention(c: &mut Criterion) {
 }
 
 fn elementwise(c: &mut Criterion) {
-    let b = FastCpu::new(Activations::Quantized);
+    let b = FastCpu::new(Precision::Native);
     let mut g = c.benchmark_group(format!("elementwise/{}", b.isa().name()));
     let (rows, dim) = (512, 1536);
     let x = values(rows * dim, 1, 2.0);

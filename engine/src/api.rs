@@ -9,93 +9,12 @@ use crate::model::{Forward, Logits, Model, Runner};
 use crate::sampling::{Sampler, Sampling};
 use crate::store::TensorStore;
 use crate::tokenizer::{StreamDecoder, Tokenizer};
-use garnet_kernels::cpu::RefCpu;
-use garnet_kernels::fast::{Activations, FastCpu};
+use garnet_kernels::{Backend, HostFallback, WithBackend};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// Which backend runs the model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum BackendKind {
-    /// The fast CPU backend (SIMD kernels chosen at start-up, rayon threads).
-    #[default]
-    Cpu,
-    /// The scalar CPU reference backend (the oracle; slow).
-    CpuRef,
-    /// WGSL compute shaders through wgpu (Vulkan, Metal, DX12; f32 activations).
-    Wgpu,
-    /// CUDA PTX through cudarc on the first GPU (sm_80 or later; only the driver is needed).
-    Cuda,
-    /// The CUDA kernels on the host emulator (for tests: every kernel runs as C++; slow).
-    CudaEmulated,
-    /// The best backend that can run here: CUDA, else a hardware wgpu adapter, else the CPU.
-    /// [`ModelInfo::backend`] says which ran, [`ModelInfo::fallback`] why the others did not.
-    Auto,
-}
-
-impl std::str::FromStr for BackendKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "cpu" => Ok(BackendKind::Cpu),
-            "cpu-ref" => Ok(BackendKind::CpuRef),
-            "wgpu" => Ok(BackendKind::Wgpu),
-            "cuda" => Ok(BackendKind::Cuda),
-            "cuda-emulated" => Ok(BackendKind::CudaEmulated),
-            "auto" => Ok(BackendKind::Auto),
-            _ => Err(Error::Invalid(format!("unknown backend {s:?} (cpu, cpu-ref, wgpu, cuda, cuda-emulated, auto)"))),
-        }
-    }
-}
-
-/// The CUDA matmul numerics for a precision: the reference keeps f32 activations.
-fn cuda_precision(reference: bool) -> garnet_kernels::cuda::Precision {
-    if reference {
-        garnet_kernels::cuda::Precision::Exact
-    } else {
-        garnet_kernels::cuda::Precision::TensorCores
-    }
-}
-
-/// [`BackendKind::Auto`]: CUDA when a device answers, else wgpu on a hardware adapter (a
-/// software one such as lavapipe is slower than the CPU backend), else the CPU. Each backend
-/// passed over adds its reason to `why`.
-fn auto_backend(why: &mut Vec<String>) -> BackendKind {
-    match garnet_kernels::cuda::probe() {
-        Ok(()) => return BackendKind::Cuda,
-        Err(e) => why.push(e.to_string()),
-    }
-    #[cfg(feature = "wgpu")]
-    match garnet_kernels::wgsl::hardware_adapter() {
-        Ok(_) => return BackendKind::Wgpu,
-        Err(e) => why.push(e),
-    }
-    BackendKind::Cpu
-}
-
-/// Numerical mode of a loaded model.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Precision {
-    /// As the model runs natively: embedding scales rounded to the weight dtype; on the fast CPU
-    /// backend, matmul activations quantized as llama.cpp does (8-bit blocks against block
-    /// formats, bf16 in prefill GEMMs where the CPU has bf16 dot products).
-    #[default]
-    Native,
-    /// HF transformers' f32 reference: f32 activations everywhere and f32 cache, scales kept in f32.
-    Reference,
-}
-
-impl std::str::FromStr for Precision {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "native" => Ok(Precision::Native),
-            "reference" => Ok(Precision::Reference),
-            _ => Err(Error::Invalid(format!("unknown precision {s:?} (native, reference)"))),
-        }
-    }
-}
+pub use garnet_kernels::{BackendKind, OpSet, Precision};
 
 /// Load progress callback: (bytes made resident so far, total bytes).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -113,6 +32,8 @@ pub struct LoadOptions {
     pub progress: Option<Progress>,
     /// Quantize the float matrices at load (`Q8_0`, `Q4_0` or `Q4_K`); see [`crate::weights::quantize`].
     pub quant: Option<garnet_kernels::DType>,
+    /// Ops forced through the host fallback (`--host-fallback`: bring-up and tests).
+    pub host_fallback: OpSet,
 }
 
 /// How to open a session.
@@ -162,7 +83,30 @@ impl Engine {
     /// the config; the tokenizer is `tokenizer.json` next to the weights when present, else the
     /// GGUF vocabulary. O(header) on the CPU.
     pub fn load(path: impl AsRef<Path>, opts: LoadOptions) -> Result<Engine> {
-        let path = path.as_ref();
+        let mut why = Vec::new();
+        let backend = opts.backend.resolve(&mut why);
+        let (precision, forced) = (opts.precision, opts.host_fallback);
+        Self::load_with(path.as_ref(), opts, why, |load| garnet_kernels::open(backend, precision, forced, load)?)
+    }
+
+    /// [`Engine::load`] onto a backend the caller made (`opts.backend` is not used): a backend
+    /// in bring-up, or [`garnet_kernels::fallback::MemoryOnly`] (every op through the host
+    /// fallback). Ops the backend does not support, and those of `opts.host_fallback`, run
+    /// through the host fallback.
+    pub fn load_on<B: Backend + Clone>(path: impl AsRef<Path>, opts: LoadOptions, backend: B) -> Result<Engine> {
+        let forced = opts.host_fallback;
+        Self::load_with(path.as_ref(), opts, Vec::new(), |load| {
+            load.with(&|| Ok(HostFallback::new(backend.clone(), forced)))
+        })
+    }
+
+    /// Reads the checkpoint, then `make` puts the model on its backend.
+    fn load_with(
+        path: &Path,
+        opts: LoadOptions,
+        fallback: Vec<String>,
+        make: impl FnOnce(Load<'_>) -> Result<Arc<dyn Runner>>,
+    ) -> Result<Engine> {
         let (cfg, store, vocab_tokenizer) = if path.extension().is_some_and(|e| e == "gguf") {
             let file = GgufFile::open(path)?;
             let cfg = crate::gguf::model_config(&file)?;
@@ -195,43 +139,7 @@ impl Engine {
                 p(done, weight_bytes);
             }
         };
-        let mut fallback = Vec::new();
-        let backend = match opts.backend {
-            BackendKind::Auto => auto_backend(&mut fallback),
-            b => b,
-        };
-        let runner: Arc<dyn Runner> = match backend {
-            BackendKind::Cpu => {
-                // Reference precision keeps f32 activations in every matmul; native runs them as
-                // llama.cpp does (8-bit against block formats, bf16 in prefill GEMMs).
-                let act = if reference { Activations::Exact } else { Activations::Quantized };
-                Arc::new(Model::new(cfg, FastCpu::new(act), &host, ple_table, reference, &mut progress)?)
-            }
-            BackendKind::CpuRef => {
-                Arc::new(Model::new(cfg, RefCpu::new(), &host, ple_table, reference, &mut progress)?)
-            }
-            #[cfg(feature = "wgpu")]
-            BackendKind::Wgpu => {
-                let gpu = garnet_kernels::wgsl::Wgpu::new()?;
-                Arc::new(Model::new(cfg, gpu, &host, ple_table, reference, &mut progress)?)
-            }
-            #[cfg(not(feature = "wgpu"))]
-            BackendKind::Wgpu => {
-                return Err(Error::Kernel(garnet_kernels::KernelError::Unavailable {
-                    backend: "wgpu",
-                    why: "garnet was built without the `wgpu` feature".into(),
-                }))
-            }
-            BackendKind::Cuda => {
-                let gpu = garnet_kernels::cuda::Cuda::new(0, cuda_precision(reference))?;
-                Arc::new(Model::new(cfg, gpu, &host, ple_table, reference, &mut progress)?)
-            }
-            BackendKind::CudaEmulated => {
-                let emu = garnet_kernels::cuda::Cuda::emulated(cuda_precision(reference))?;
-                Arc::new(Model::new(cfg, emu, &host, ple_table, reference, &mut progress)?)
-            }
-            BackendKind::Auto => unreachable!("resolved above"),
-        };
+        let runner = make(Load { cfg, host: &host, ple_table, reference, progress: &mut progress })?;
         let tok_path = opts.tokenizer.clone().unwrap_or_else(|| dir_of(path).join("tokenizer.json"));
         let tokenizer = match (tok_path.exists(), opts.tokenizer.is_some()) {
             (true, _) | (false, true) => Some(Arc::new(Tokenizer::from_file(&tok_path)?)),
@@ -278,6 +186,12 @@ impl Engine {
     /// Device time per op since [`Engine::enable_profiling`], slowest first.
     pub fn profile(&self) -> garnet_kernels::OpTimes {
         self.runner.profile()
+    }
+
+    /// Calls per op that ran through the host fallback since load (ops the backend does not
+    /// implement, or forced by [`LoadOptions::host_fallback`]).
+    pub fn fallback_calls(&self) -> Vec<(garnet_kernels::Op, u64)> {
+        self.runner.fallback_calls()
     }
 
     /// A new session with its own KV cache.
@@ -535,5 +449,22 @@ impl Iterator for Generation<'_> {
                 Some(Err(e))
             }
         }
+    }
+}
+
+/// [`Engine::load`]'s model construction on the backend [`garnet_kernels::open`] chose.
+struct Load<'a> {
+    cfg: ModelConfig,
+    host: &'a crate::weights::Weights<garnet_kernels::HostTensor>,
+    ple_table: Option<garnet_kernels::HostTensor>,
+    reference: bool,
+    progress: &'a mut dyn FnMut(usize),
+}
+
+impl WithBackend for Load<'_> {
+    type Output = Result<Arc<dyn Runner>>;
+    fn with<B: Backend>(self, make: &dyn Fn() -> garnet_kernels::Result<HostFallback<B>>) -> Self::Output {
+        let model = Model::new(self.cfg, make()?, self.host, self.ple_table, self.reference, self.progress)?;
+        Ok(Arc::new(model))
     }
 }

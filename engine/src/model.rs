@@ -1,7 +1,7 @@
 //! The Gemma 4 forward pass over any [`Backend`]: token ids in, logits out.
 //!
 //! One call runs a chunk of `t` tokens at positions `pos0..pos0 + t` as matrices `[t, hidden]`
-//! (prefill) or a single token (decode): the same code for both. Per layer (FACTS.md):
+//! (prefill) or a single token (decode): the same code for both. Per layer (docs/GEMMA4.md):
 //!
 //! ```text
 //! h = embed(ids) * sqrt(H)                    ple[l] = (norm(h W_l) + E_ple[ids, l]) / sqrt 2
@@ -102,6 +102,8 @@ pub trait Runner: Send + Sync {
     fn enable_profiling(&self) -> bool;
     /// Device time per op since profiling started.
     fn profile(&self) -> OpTimes;
+    /// Calls per op that ran through the host fallback (only ops with calls).
+    fn fallback_calls(&self) -> Vec<(Op, u64)>;
     /// A fresh session state for `context` positions, running prompts in chunks of `chunk`.
     fn new_state(self: Arc<Self>, context: usize, chunk: usize) -> Result<Box<dyn Forward>>;
 }
@@ -523,6 +525,10 @@ impl<B: Backend> Runner for Model<B> {
 
     fn profile(&self) -> OpTimes {
         self.backend.profile()
+    }
+
+    fn fallback_calls(&self) -> Vec<(Op, u64)> {
+        self.backend.fallback_calls()
     }
 
     fn new_state(self: Arc<Self>, context: usize, chunk: usize) -> Result<Box<dyn Forward>> {

@@ -11,7 +11,8 @@
 //! embedding scale to bf16 already moves their logits by 0.3 to 12), so its accuracy is measured
 //! on the real Gemma 3 checkpoint instead (perplexity, tools/tests/gemma3.rs).
 
-use garnet::api::{BackendKind, Engine, LoadOptions, Precision, SessionOptions};
+use garnet::api::{BackendKind, Engine, LoadOptions, OpSet, Precision, SessionOptions};
+use garnet_kernels::fallback::MemoryOnly;
 use safetensors::SafeTensors;
 use std::path::PathBuf;
 
@@ -61,7 +62,7 @@ fn golden(variant: &str, file: &str) -> Golden {
 fn backends() -> Vec<BackendKind> {
     let mut all = vec![BackendKind::Cpu, BackendKind::CpuRef, BackendKind::CudaEmulated];
     #[cfg(feature = "wgpu")]
-    if garnet_kernels::wgsl::adapters().is_empty() {
+    if garnet_kernels::wgpu::adapters().is_empty() {
         eprintln!("skipped on wgpu: no wgpu adapter (apt install mesa-vulkan-drivers)");
     } else {
         all.push(BackendKind::Wgpu);
@@ -73,13 +74,34 @@ fn backends() -> Vec<BackendKind> {
     all
 }
 
-fn load(variant: &str, layout: &str, backend: BackendKind) -> Engine {
+fn load(variant: &str, layout: &str, backend: impl Into<On>) -> Engine {
     load_path(&root().join(variant).join(layout), backend)
 }
 
-fn load_path(path: &std::path::Path, backend: BackendKind) -> Engine {
-    let opts = LoadOptions { precision: Precision::Reference, backend, ..Default::default() };
-    Engine::load(path, opts).unwrap()
+/// Where a golden runs: a backend as it is, one with every op forced through the host fallback
+/// (`--host-fallback all`), or the backend that implements only memory.
+#[derive(Clone, Copy, Debug)]
+enum On {
+    Backend(BackendKind),
+    HostFallback(BackendKind),
+    MemoryOnly,
+}
+
+impl From<BackendKind> for On {
+    fn from(b: BackendKind) -> On {
+        On::Backend(b)
+    }
+}
+
+fn load_path(path: &std::path::Path, on: impl Into<On>) -> Engine {
+    let opts = LoadOptions { precision: Precision::Reference, ..Default::default() };
+    match on.into() {
+        On::Backend(backend) => Engine::load(path, LoadOptions { backend, ..opts }).unwrap(),
+        On::HostFallback(backend) => {
+            Engine::load(path, LoadOptions { backend, host_fallback: OpSet::all(), ..opts }).unwrap()
+        }
+        On::MemoryOnly => Engine::load_on(path, opts, MemoryOnly).unwrap(),
+    }
 }
 
 fn max_err(a: &[f32], b: &[f32]) -> f32 {
@@ -93,7 +115,8 @@ fn argmax(x: &[f32]) -> u32 {
 
 /// Checks one variant in one weight layout against one golden file; returns the worst errors
 /// (prefill, steps, full, chunked) for the report.
-fn check(variant: &str, layout: &str, golden_file: &str, backend: BackendKind) -> [f32; 4] {
+fn check(variant: &str, layout: &str, golden_file: &str, backend: impl Into<On>) -> [f32; 4] {
+    let backend = backend.into();
     let g = golden(variant, golden_file);
     let engine = load(variant, layout, backend);
     let v = engine.config().vocab_size;
@@ -141,6 +164,30 @@ fn bf16_weights_text_only_layout() {
         for b in backends() {
             check(v, "bf16", "golden_bf16w_f32.safetensors", b);
         }
+    }
+}
+
+/// The host fallback runs the whole model: every op forced through it on wgpu (when there is an
+/// adapter) and in the CUDA emulator, and the backend that implements only memory. Each must
+/// pass the goldens, and on a device backend every op call must have been counted.
+#[test]
+fn host_fallback_passes_goldens() {
+    let mut on = vec![On::MemoryOnly, On::HostFallback(BackendKind::CudaEmulated)];
+    #[cfg(feature = "wgpu")]
+    if !garnet_kernels::wgpu::adapters().is_empty() {
+        on.push(On::HostFallback(BackendKind::Wgpu));
+    }
+    for v in VARIANTS {
+        for &b in &on {
+            check(v, "f32", "golden_f32.safetensors", b);
+            check(v, "bf16", "golden_bf16w_f32.safetensors", b);
+        }
+    }
+    let engine = load("edge_e2b_like", "f32", On::HostFallback(BackendKind::CudaEmulated));
+    engine.session(SessionOptions { context: 8, prefill_chunk: 8 }).unwrap().prefill_all(&[2, 17, 93]).unwrap();
+    let counted: Vec<_> = engine.fallback_calls().into_iter().map(|(op, _)| op).collect();
+    for op in [garnet_kernels::Op::Embed, garnet_kernels::Op::Matmul, garnet_kernels::Op::Attention] {
+        assert!(counted.contains(&op), "{op} not counted: {counted:?}");
     }
 }
 

@@ -1,7 +1,7 @@
 //! Loading is O(header): a checkpoint with the real Gemma 4 E2B shapes (35 layers, vocab 262144,
 //! PLE, KV sharing; ~9 GB of bf16) written as a sparse file loads without reading or copying the
 //! weights: resident memory grows by a few MB, not by the file size. The tensor list is derived
-//! here independently of the loader, from FACTS.md's description, and the parameter count is
+//! here independently of the loader, from the variant's shapes (docs/GEMMA4.md), and the parameter count is
 //! checked against the published 4.6 B (text decoder).
 
 use garnet::api::{Engine, LoadOptions, SessionOptions};
@@ -27,7 +27,7 @@ fn e2b_config() -> String {
     )
 }
 
-/// (name, shape) of every E2B tensor, from FACTS.md.
+/// (name, shape) of every E2B tensor, from the E2B shapes in docs/GEMMA4.md.
 fn e2b_tensors() -> Vec<(String, Vec<usize>)> {
     let mut t: Vec<(String, Vec<usize>)> = vec![
         ("model.embed_tokens.weight".into(), vec![V, H]),
@@ -108,7 +108,7 @@ fn real_e2b_shapes_load_in_place() {
     let c = engine.config();
     assert_eq!(c.variant(), "E2B");
     assert_eq!(c.layers.iter().filter(|l| l.kv_source.is_some()).count(), SHARED);
-    // FACTS.md: E2B has 4.6 B text parameters.
+    // The published figure: E2B has 4.6 B text parameters (the decoder with its PLE table).
     let params = engine.info().params as f64 / 1e9;
     assert!((params - 4.6).abs() < 0.05, "{params} B parameters");
     eprintln!(

@@ -1,4 +1,4 @@
-//! Load-time quantization. The tiny random models amplify any weight change (FACTS), so a
+//! Load-time quantization. The tiny random models amplify any weight change (engine/tests/golden.rs), so a
 //! quantized model is not compared with the goldens; instead: the engine loaded with `quant`
 //! must give exactly the logits of an unquantized engine whose f32 checkpoint holds the
 //! dequantized values of the matrices quantization touches (and the original values elsewhere).

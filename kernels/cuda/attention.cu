@@ -1,5 +1,5 @@
 // attention.cu: causal GQA attention of `tokens` queries at positions pos0..pos0+tokens (the
-// reference is kernels/src/cpu/attention.rs): the query at position P sees keys j <= P with
+// reference is kernels/src/reference/attention.rs): the query at position P sees keys j <= P with
 // j > P - window (window 0 = all); key j < pos0 is in the cache ring at slot j % capacity, key
 // j >= pos0 is row j - pos0 of the new k/v. out = softmax(scale * q.K) V per query head, all
 // arithmetic in f32 (no tensor cores: the op's bound is 5e-5).
@@ -264,5 +264,28 @@ KERNEL void attention_combine(CombineParams p) {
             }
             out[d] = o * inv;
         }
+    }
+}
+
+// kv_write: the keys and values of positions pos0..pos0+tokens into slots pos % capacity. Only
+// the last `rows` = min(tokens, capacity) tokens are copied (earlier ones would be overwritten
+// within the call), so every slot is written once. The host passes the first copied token t0
+// and its slot slot0; row r goes to slot0 + r, wrapping once.
+struct KvWriteParams {
+    u64 k, v, cache_k, cache_v;
+    u32 rows, kv_dim, t0, slot0, capacity, pad;
+};
+
+KERNEL void kv_write(KvWriteParams p) {
+    const float* k = (const float*)p.k;
+    const float* v = (const float*)p.v;
+    float* ck = (float*)p.cache_k;
+    float* cv = (float*)p.cache_v;
+    GRID_STRIDE(i, (u64)p.rows * p.kv_dim) {
+        u64 r = i / p.kv_dim, c = i % p.kv_dim;
+        u64 room = p.capacity - p.slot0;
+        u64 slot = r < room ? p.slot0 + r : r - room;
+        ck[slot * p.kv_dim + c] = k[(p.t0 + r) * p.kv_dim + c];
+        cv[slot * p.kv_dim + c] = v[(p.t0 + r) * p.kv_dim + c];
     }
 }

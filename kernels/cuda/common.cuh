@@ -26,6 +26,8 @@ typedef unsigned long long u64;
 #define FULL_MASK 0xffffffffu
 // -inf as a constant (NVRTC has no <math.h> to define INFINITY).
 #define NEG_INF __int_as_float(0xff800000)
+// A grid-stride loop over n elements with 64-bit indices, so any length fits one launch.
+#define GRID_STRIDE(i, n) for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (u64)gridDim.x * blockDim.x)
 
 // A kernel entry point: an unmangled PTX entry on the device; file-local on the host, where the
 // emulator's entries (emu/entries.cpp) wrap each one.

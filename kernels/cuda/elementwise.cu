@@ -4,8 +4,7 @@
 //   add:      acc[i] = (acc[i] + x[i]) * value
 //   softcap:  x[i] = value * tanh(x[i] / value), the argument clamped to +-10 (tanh(10) is 1 in f32)
 //   geglu:    out[i] = gelu_tanh(gate[i]) * up[i]
-//   kv_write: rows of k and v into their cache slots (see kv_write below)
-// Layout: f32 arrays. Params: ElementwiseParams / KvWriteParams (kernels/src/cuda/elementwise.rs).
+// Layout: f32 arrays. Params: ElementwiseParams (kernels/src/cuda/elementwise.rs).
 // Versions: v1.
 #pragma once
 #include "common.cuh"
@@ -18,8 +17,6 @@ struct ElementwiseParams {
     float value;
     u32 pad;
 };
-
-#define GRID_STRIDE(i, n) for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < (n); i += (u64)gridDim.x * blockDim.x)
 
 KERNEL void scale(ElementwiseParams p) {
     float* x = (float*)p.x;
@@ -47,27 +44,4 @@ KERNEL void geglu(ElementwiseParams p) {
     const float* up = (const float*)p.y;
     float* out = (float*)p.out;
     GRID_STRIDE(i, p.len) out[i] = gelu_tanh(gate[i]) * up[i];
-}
-
-// kv_write: the keys and values of positions pos0..pos0+tokens into slots pos % capacity. Only
-// the last `rows` = min(tokens, capacity) tokens are copied (earlier ones would be overwritten
-// within the call), so every slot is written once. The host passes the first copied token t0
-// and its slot slot0; row r goes to slot0 + r, wrapping once.
-struct KvWriteParams {
-    u64 k, v, cache_k, cache_v;
-    u32 rows, kv_dim, t0, slot0, capacity, pad;
-};
-
-KERNEL void kv_write(KvWriteParams p) {
-    const float* k = (const float*)p.k;
-    const float* v = (const float*)p.v;
-    float* ck = (float*)p.cache_k;
-    float* cv = (float*)p.cache_v;
-    GRID_STRIDE(i, (u64)p.rows * p.kv_dim) {
-        u64 r = i / p.kv_dim, c = i % p.kv_dim;
-        u64 room = p.capacity - p.slot0;
-        u64 slot = r < room ? p.slot0 + r : r - room;
-        ck[slot * p.kv_dim + c] = k[(p.t0 + r) * p.kv_dim + c];
-        cv[slot * p.kv_dim + c] = v[(p.t0 + r) * p.kv_dim + c];
-    }
 }

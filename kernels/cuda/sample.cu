@@ -3,7 +3,7 @@
 //   argmax: per row of logits, out[2r] = the lowest index of the largest value (as f32, exact
 //           below 2^24) and out[2r + 1] = -ln(sum_i exp(x_i - max)) (its log-softmax); a row
 //           holding NaN or +inf, or nothing above -inf, gives index len and a NaN logprob (see
-//           cpu/argmax.rs).
+//           reference/sample.rs).
 // Layout: x [rows, len] f32, out [rows, 2] f32.
 // One block per row: each thread keeps (max, index, sum of exp(x - max), bad) over a strided
 // slice, rescaling its sum when the max grows, then warp shuffles and one shared-memory round

@@ -20,6 +20,12 @@ pub enum KernelError {
         /// The weight's dtype.
         dtype: &'static str,
     },
+    /// An argument that names nothing garnet has (a backend, a precision, an op).
+    #[error("{what}")]
+    Invalid {
+        /// What was asked and what exists.
+        what: String,
+    },
     /// A host tensor whose bytes do not fit its storage.
     #[error("tensor bytes out of range: {0}")]
     Bounds(String),
@@ -61,4 +67,25 @@ pub fn check_len(op: &'static str, what: &str, have: usize, need: usize) -> Resu
         return Err(KernelError::Shape { op, what: format!("{what} has {have} elements, needs {need}") });
     }
     Ok(())
+}
+
+/// The product of `dims` (an element count), or a [`KernelError::Shape`] if it overflows.
+pub(crate) fn numel(op: &'static str, dims: &[usize]) -> Result<usize> {
+    dims.iter()
+        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| KernelError::Shape { op, what: format!("size {dims:?} overflows") })
+}
+
+/// Fails with [`KernelError::Shape`] unless a weight's shape `have` is exactly `want` (the
+/// device backends know their weights' shapes, not their bytes).
+pub(crate) fn check_shape(op: &'static str, what: &str, have: &[usize], want: &[usize]) -> Result<()> {
+    if have != want {
+        return Err(KernelError::Shape { op, what: format!("{what} has shape {have:?}, needs {want:?}") });
+    }
+    Ok(())
+}
+
+/// A [`KernelError::Shape`] for an argument that is invalid on its own (not a buffer size).
+pub(crate) fn bad_arg(op: &'static str, what: String) -> KernelError {
+    KernelError::Shape { op, what }
 }

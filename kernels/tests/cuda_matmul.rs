@@ -1,12 +1,13 @@
 //! The CUDA backend's `matmul` on the emulator against the reference: the exact path
-//! (`Precision::Exact`: the f32 SIMT GEMM for prefill, the matvec for decode) on every dtype with
+//! (`Precision::Reference`: the f32 SIMT GEMM for prefill, the matvec for decode) on every dtype with
 //! odd shapes and partial tiles, and the tensor-core GEMM on shapes whose `m` is not a multiple
 //! of 16 and `k` not a multiple of 32 (BF16 and F16 both through cp.async and plain loads,
 //! Q4_0 decoded through registers).
 
 mod common;
 use common::*;
-use garnet_kernels::cuda::{Cuda, Emulator, Precision};
+use garnet_kernels::cuda::{Cuda, Emulator};
+use garnet_kernels::Precision;
 use garnet_kernels::*;
 
 type Emu = Cuda<Emulator>;
@@ -46,7 +47,7 @@ fn cols(dtype: DType, want: usize) -> usize {
 
 #[test]
 fn exact_matmul_matches_reference_on_every_dtype() {
-    let c = Cuda::emulated(Precision::Exact).unwrap();
+    let c = Cuda::emulated(Precision::Reference).unwrap();
     let mut rng = Rng(7);
     for dtype in DTYPES {
         let mut worst = 0.0f64;
@@ -75,7 +76,7 @@ fn exact_matmul_matches_reference_on_every_dtype() {
 
 #[test]
 fn tensor_core_gemm_handles_partial_tiles() {
-    let c = Cuda::emulated(Precision::TensorCores).unwrap();
+    let c = Cuda::emulated(Precision::Native).unwrap();
     let mut rng = Rng(9);
     // (dtype, k, bound): k = 45 takes the plain-load path of f16/bf16 weights (rows not 16-byte
     // aligned), k = 72 the cp.async path with a zero-filled partial k step; Q4_0 needs whole

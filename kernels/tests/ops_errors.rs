@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use garnet_kernels::cpu::gather_rows;
+use garnet_kernels::reference::gather_rows;
 use garnet_kernels::*;
 
 #[track_caller]

@@ -7,13 +7,14 @@
 
 mod common;
 use common::*;
-use garnet_kernels::fast::{Activations, FastCpu, Isa};
+use garnet_kernels::cpu::{FastCpu, Isa};
+use garnet_kernels::Precision;
 use garnet_kernels::*;
 use std::sync::Arc;
 
 /// Every level this CPU supports, exact activations.
 fn levels() -> Vec<FastCpu> {
-    Isa::supported().into_iter().map(|isa| FastCpu::with_isa(isa, Activations::Exact)).collect()
+    Isa::supported().into_iter().map(|isa| FastCpu::with_isa(isa, Precision::Reference)).collect()
 }
 
 /// `max |got - want| / max |want|` (0 when both are all zero).

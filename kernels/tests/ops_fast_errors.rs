@@ -4,8 +4,9 @@
 
 mod common;
 use common::*;
-use garnet_kernels::cpu::RefCpu;
-use garnet_kernels::fast::{Activations, FastCpu, Isa};
+use garnet_kernels::cpu::{FastCpu, Isa};
+use garnet_kernels::reference::RefCpu;
+use garnet_kernels::Precision;
 use garnet_kernels::*;
 
 /// `a` with one change.
@@ -145,7 +146,7 @@ fn fast_errors_match_reference() {
     assert!(want.iter().filter(|(what, _)| what.ends_with(" ok")).all(|(_, r)| r == "Ok(())"));
     assert!(want.iter().filter(|(what, _)| !what.ends_with(" ok")).all(|(_, r)| r.starts_with("Err")));
     for isa in Isa::supported() {
-        for act in [Activations::Exact, Activations::Quantized] {
+        for act in [Precision::Reference, Precision::Native] {
             let got = calls(&FastCpu::with_isa(isa, act));
             for ((what, g), (_, w)) in got.iter().zip(&want) {
                 assert_eq!(g, w, "{what} on {}", isa.name());
@@ -158,10 +159,10 @@ fn fast_errors_match_reference() {
 fn with_isa_never_exceeds_the_cpu() {
     let best = Isa::detect();
     for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16] {
-        let b = FastCpu::with_isa(isa, Activations::Exact);
+        let b = FastCpu::with_isa(isa, Precision::Reference);
         assert_eq!(b.isa(), isa.min(best));
-        assert_eq!(b.activations(), Activations::Exact);
+        assert_eq!(b.activations(), Precision::Reference);
     }
-    assert_eq!(FastCpu::new(Activations::Quantized).isa(), best);
-    assert_eq!(FastCpu::new(Activations::Quantized).name(), "cpu");
+    assert_eq!(FastCpu::new(Precision::Native).isa(), best);
+    assert_eq!(FastCpu::new(Precision::Native).name(), "cpu");
 }

@@ -4,7 +4,7 @@
 //! `max |got - want| / max(1e-6, max |want|)`, bound [`TOL`]. Also: bad arguments return `Err`
 //! (never panic), and the rayon-parallel ops give bit-identical results on any thread count.
 
-use garnet_kernels::cpu::gather_rows;
+use garnet_kernels::reference::gather_rows;
 use garnet_kernels::*;
 
 /// Bound on the normalised error of every f32 path against its f64 twin.

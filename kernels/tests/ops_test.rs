@@ -3,17 +3,18 @@
 //! adapter (a device) the wgpu (cuda) test prints "skipped: ..." and passes. One line per case and a summary:
 //! `cargo test -p garnet-kernels --test ops_test -- --nocapture`.
 
-use garnet_kernels::opstest::{cases, run_backend, BackendKind};
+use garnet_kernels::opstest::{cases, run_backend};
+use garnet_kernels::{BackendKind, OpSet};
 use std::time::Instant;
 
-fn check(kind: BackendKind) {
+fn check(kind: BackendKind, host_fallback: OpSet) {
     let name = kind.name();
     let start = Instant::now();
     let mut report = |case: &garnet_kernels::opstest::Case, outcome: &garnet_kernels::opstest::Outcome| {
         let message = outcome.message.as_ref().map_or(String::new(), |m| format!(": {m}"));
         println!("{name:<14}{:<30} {}{message}", outcome.status(), case.name());
     };
-    let summary = match run_backend(kind, &cases(), false, &mut report) {
+    let summary = match run_backend(kind, host_fallback, &cases(), false, &mut report) {
         Ok(s) => s,
         Err(why) => {
             println!("{name}: skipped: {why}");
@@ -30,25 +31,55 @@ fn check(kind: BackendKind) {
 
 #[test]
 fn ops_test_cpu() {
-    check(BackendKind::Cpu);
+    check(BackendKind::Cpu, OpSet::NONE);
 }
 
 #[test]
 fn ops_test_wgpu() {
-    check(BackendKind::Wgpu);
+    check(BackendKind::Wgpu, OpSet::NONE);
 }
 
 /// On a CUDA device; "skipped: no CUDA device" otherwise. (The emulated CUDA kernels run every
 /// case through the CLI: `tools/tests/cuda.rs`.)
 #[test]
 fn ops_test_cuda() {
-    check(BackendKind::Cuda);
+    check(BackendKind::Cuda, OpSet::NONE);
+}
+
+/// The host fallback of every op on a backend that implements only memory: each small case
+/// must equal the reference exactly (it is the reference), and every call must be counted.
+#[test]
+fn ops_test_memory_only() {
+    let backend = HostFallback::new(MemoryOnly, OpSet::NONE);
+    let small: Vec<Case> = cases().into_iter().filter(|c| c.cost().0 < 2 << 20).collect();
+    let mut ops = std::collections::BTreeSet::new();
+    for case in &small {
+        let o = run(&backend, case, false);
+        assert!(o.passed && o.error == Some(0.0), "{}: {}", case.name(), o.describe());
+        assert!(o.fallback_calls >= 1, "{}: not counted as a fallback call", case.name());
+        ops.insert(case.op());
+    }
+    assert_eq!(ops.len(), Op::ALL.len(), "every op has a small case");
+}
+
+/// `--host-fallback matmul`: the fast CPU backend's matmul is bypassed (counted, and exactly
+/// the reference's result), its other ops are not.
+#[test]
+fn forced_fallback_bypasses_the_native_kernel() {
+    let forced = HostFallback::new(FastCpu::new(Precision::Reference), "matmul".parse().unwrap());
+    let small = |op: Op| cases().into_iter().find(|c| c.op() == op && c.cost().0 < 1 << 20).unwrap();
+    let o = run(&forced, &small(Op::Matmul), false);
+    assert!(o.passed && o.error == Some(0.0) && o.fallback_calls == 1, "{}", o.describe());
+    let o = run(&forced, &small(Op::Attention), false);
+    assert!(o.passed && o.fallback_calls == 0, "{}", o.describe());
 }
 
 // ---- the harness itself ----
 
-use garnet_kernels::fast::{Activations, FastCpu};
+use garnet_kernels::cpu::FastCpu;
+use garnet_kernels::fallback::MemoryOnly;
 use garnet_kernels::opstest::{run, Case};
+use garnet_kernels::Precision;
 use garnet_kernels::*;
 
 /// The message of the deliberate panic (not printed: see `quiet_deliberate_panic`).
@@ -84,6 +115,12 @@ impl Backend for Faulty {
     }
     fn buf_len(&self, buf: &Vec<f32>) -> usize {
         buf.len()
+    }
+    fn ids_len(&self, ids: &Vec<u32>) -> usize {
+        ids.len()
+    }
+    fn host_weight(&self, w: &HostTensor) -> Result<HostTensor> {
+        self.0.host_weight(w)
     }
     fn upload(&self, src: &[f32], dst: &mut Vec<f32>) -> Result<()> {
         self.0.upload(src, dst)
@@ -199,7 +236,7 @@ fn first(prefix: &str) -> Case {
 #[test]
 fn harness_catches_faults() {
     quiet_deliberate_panic();
-    let be = Faulty(FastCpu::new(Activations::Exact));
+    let be = Faulty(FastCpu::new(Precision::Reference));
     let check = |op: &str, pass: bool, text: &str| {
         let case = first(op);
         let o = run(&be, &case, false);

@@ -9,8 +9,8 @@
 
 mod common;
 use common::Rng;
-use garnet_kernels::cpu::RefCpu;
 use garnet_kernels::quant::{dequantize, dot, quantize};
+use garnet_kernels::reference::RefCpu;
 use garnet_kernels::*;
 use half::f16;
 use std::sync::Arc;

@@ -5,7 +5,7 @@
 
 mod common;
 use common::*;
-use garnet_kernels::wgsl::Wgpu;
+use garnet_kernels::wgpu::Wgpu;
 use garnet_kernels::*;
 
 /// Normalised error bounds (measured worst: see the printed figures).

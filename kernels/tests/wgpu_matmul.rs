@@ -7,7 +7,7 @@
 
 mod common;
 use common::*;
-use garnet_kernels::wgsl::{weights, Wgpu};
+use garnet_kernels::wgpu::{weights, Wgpu};
 use garnet_kernels::*;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 

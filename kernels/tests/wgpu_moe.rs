@@ -5,8 +5,8 @@
 
 mod common;
 use common::*;
-use garnet_kernels::wgsl::weights::upload_capped;
-use garnet_kernels::wgsl::Wgpu;
+use garnet_kernels::wgpu::weights::upload_capped;
+use garnet_kernels::wgpu::Wgpu;
 use garnet_kernels::*;
 use std::sync::Arc;
 

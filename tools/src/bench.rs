@@ -41,6 +41,10 @@ pub struct Args {
     /// cpu, cpu-ref, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
+    /// Run these ops through the host fallback (download, reference, upload): `all` or op names
+    /// as `ops-test --list` prints them, comma-separated (bring-up and tests).
+    #[arg(long, default_value = "")]
+    host_fallback: crate::HostFallbackArg,
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -84,7 +88,10 @@ pub fn main(a: Args) -> garnet::Result<()> {
     }
     let threads = rayon::current_num_threads();
     let start = Instant::now();
-    let engine = crate::load(&a.model, LoadOptions { backend: a.backend, quant: a.quant, ..Default::default() })?;
+    let engine = crate::load(
+        &a.model,
+        LoadOptions { backend: a.backend, quant: a.quant, host_fallback: a.host_fallback.0, ..Default::default() },
+    )?;
     let load_s = start.elapsed().as_secs_f64();
     let rss = rss_bytes();
     let footprint = garnet::footprint::of_checkpoint(&a.model, a.quant)?;
@@ -221,7 +228,7 @@ fn random_ids(n: usize, vocab: usize) -> Vec<u32> {
 /// else, for the fast CPU backend ("cpu"), the level it detects at start-up.
 fn isa_of(backend: &str) -> Option<&'static str> {
     let named = ["avx512-bf16", "avx512", "avx2", "neon", "portable"].into_iter().find(|n| backend.contains(n));
-    named.or_else(|| (backend == "cpu").then(|| garnet_kernels::fast::Isa::detect().name()))
+    named.or_else(|| (backend == "cpu").then(|| garnet_kernels::cpu::Isa::detect().name()))
 }
 
 /// Resident memory of this process (Linux: `VmRSS` of /proc/self/status).

@@ -4,7 +4,7 @@
 //! Exits non-zero when a shader fails to build or a self-test case fails.
 
 use garnet::Error;
-use garnet_kernels::opstest::BackendKind;
+use garnet_kernels::BackendKind;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -14,11 +14,7 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    println!(
-        "cpu: {} threads, kernels at {}",
-        rayon::current_num_threads(),
-        garnet_kernels::fast::Isa::detect().name()
-    );
+    println!("cpu: {} threads, kernels at {}", rayon::current_num_threads(), garnet_kernels::cpu::Isa::detect().name());
     let mut failures = 0usize;
     failures += wgpu_report(a.no_selftest)?;
     failures += cuda_report(a.no_selftest)?;
@@ -35,7 +31,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
 
 #[cfg(feature = "wgpu")]
 fn wgpu_report(no_selftest: bool) -> garnet::Result<usize> {
-    use garnet_kernels::wgsl::{check, Wgpu};
+    use garnet_kernels::wgpu::{check, Wgpu};
     let all = check::adapter_reports();
     if all.is_empty() {
         println!("wgpu: no adapter found (without a GPU on Linux: apt install mesa-vulkan-drivers for lavapipe)");
@@ -81,9 +77,10 @@ fn wgpu_report(no_selftest: bool) -> garnet::Result<usize> {
 /// reason when there is none (not a failure: most machines have no NVIDIA GPU).
 #[cfg(feature = "cuda")]
 fn cuda_report(no_selftest: bool) -> garnet::Result<usize> {
+    use garnet_kernels::cuda::driver::Driver;
     use garnet_kernels::cuda::Cuda;
-    use garnet_kernels::cuda::{driver::Driver, Precision};
-    let gpu = match Cuda::<Driver>::new(0, Precision::TensorCores) {
+    use garnet_kernels::Precision;
+    let gpu = match Cuda::<Driver>::new(0, Precision::Native) {
         Ok(g) => g,
         Err(e) => {
             println!("cuda: {e}");

@@ -22,10 +22,19 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
+    /// Run these ops through the host fallback (download, reference, upload): `all` or op names
+    /// as `ops-test --list` prints them, comma-separated (bring-up and tests).
+    #[arg(long, default_value = "")]
+    host_fallback: crate::HostFallbackArg,
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let opts = LoadOptions { backend: a.backend, precision: Precision::Reference, ..Default::default() };
+    let opts = LoadOptions {
+        backend: a.backend,
+        precision: Precision::Reference,
+        host_fallback: a.host_fallback.0,
+        ..Default::default()
+    };
     let engine = crate::load(&a.model, opts)?;
     let v = engine.config().vocab_size;
     let context = (a.prompt_ids.len() + a.gen).max(1);

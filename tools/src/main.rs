@@ -119,3 +119,17 @@ pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) 
     }
     engine
 }
+
+/// `--host-fallback`: `all`, op names separated by commas, or nothing (the default: none).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct HostFallbackArg(pub garnet_kernels::OpSet);
+
+impl std::str::FromStr for HostFallbackArg {
+    type Err = garnet_kernels::KernelError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.is_empty() {
+            return Ok(HostFallbackArg(garnet_kernels::OpSet::NONE));
+        }
+        s.parse().map(HostFallbackArg)
+    }
+}

@@ -5,19 +5,24 @@
 //! GB/s and GFLOP/s), a summary per backend, and a non-zero exit when any case fails.
 
 use garnet::Error;
-use garnet_kernels::opstest::{self, BackendKind, Case, Outcome, OPS};
+use garnet_kernels::opstest::{self, Case, Outcome};
+use garnet_kernels::{BackendKind, Op, OpSet};
 use std::time::Instant;
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// Backend to test: cpu, wgpu or cuda; repeat for several [default: every backend, skipping
-    /// those not available here].
-    #[arg(long, value_parser = parse_backend)]
+    /// Backend to test: cpu, cpu-ref, wgpu, cuda or cuda-emulated; repeat for several [default:
+    /// cpu, wgpu, cuda, cuda-emulated, skipping those not available here].
+    #[arg(long)]
     backend: Vec<BackendKind>,
     /// Only the cases of this op: embed, matmul, rms_norm, add_rms_norm, rope, kv_write,
-    /// attention, geglu, softcap, scale, add, copy, moe_route, moe_experts.
-    #[arg(long, value_parser = parse_op)]
-    op: Option<&'static str>,
+    /// attention, geglu, softcap, scale, add, copy, moe_route, moe_experts, argmax.
+    #[arg(long)]
+    op: Option<Op>,
+    /// Run these ops through the host fallback (download, reference, upload): `all` or
+    /// names as `--list` prints them, comma-separated.
+    #[arg(long, default_value = "")]
+    host_fallback: crate::HostFallbackArg,
     /// Only the cases whose name contains this text (e.g. "Q4_K" or "head_dim=512").
     #[arg(long)]
     case: Option<String>,
@@ -29,19 +34,13 @@ pub struct Args {
     list: bool,
 }
 
-fn parse_backend(s: &str) -> Result<BackendKind, String> {
-    BackendKind::parse(s).ok_or_else(|| format!("{s:?}: expected cpu, wgpu, cuda or cuda-emulated"))
-}
-
-fn parse_op(s: &str) -> Result<&'static str, String> {
-    OPS.into_iter().find(|op| *op == s).ok_or_else(|| format!("{s:?}: expected one of {}", OPS.join(", ")))
-}
-
 /// One case's line: backend, verdict, time and rates with `--perf`, the case, what went wrong.
 fn line(backend: &str, case: &Case, o: &Outcome) -> String {
     let perf = o.perf.map_or(String::new(), |p| {
         let us = p.per_call.as_secs_f64() * 1e6;
-        format!("{us:>11.1} us {:>9.3} GB/s {:>9.3} GFLOP/s  ", p.gb_per_s(), p.gflop_per_s())
+        let host =
+            if o.fallback_calls > 0 { format!(" ({} host fallback calls)", o.fallback_calls) } else { String::new() };
+        format!("{us:>11.1} us {:>9.3} GB/s {:>9.3} GFLOP/s{host}  ", p.gb_per_s(), p.gflop_per_s())
     });
     let message = o.message.as_ref().map_or(String::new(), |m| format!(": {m}"));
     format!("{backend:<14}{:<30} {perf}{}{message}", o.status(), case.name())
@@ -61,13 +60,13 @@ pub fn main(a: Args) -> garnet::Result<()> {
         return Ok(());
     }
     let explicit = !a.backend.is_empty();
-    let backends = if explicit { a.backend.clone() } else { BackendKind::ALL.to_vec() };
+    let backends = if explicit { a.backend.clone() } else { opstest::DEFAULT_BACKENDS.to_vec() };
 
     let mut summaries = Vec::new();
     for kind in backends {
         let start = Instant::now();
         let mut print = |case: &Case, o: &Outcome| println!("{}", line(kind.name(), case, o));
-        let result = opstest::run_backend(kind, &cases, a.perf, &mut print);
+        let result = opstest::run_backend(kind, a.host_fallback.0, &cases, a.perf, &mut print);
         summaries.push((kind, result, start.elapsed()));
     }
 
@@ -107,7 +106,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
 pub fn selftest(kind: BackendKind) -> garnet::Result<usize> {
     let cases: Vec<Case> = opstest::cases().into_iter().filter(|c| c.cost().0 < 2 << 20).collect();
     let start = Instant::now();
-    match opstest::run_backend(kind, &cases, false, &mut |_, _| {}) {
+    match opstest::run_backend(kind, OpSet::NONE, &cases, false, &mut |_, _| {}) {
         Ok(s) => {
             println!(
                 "self-test {}: {} of {} ops-test cases passed ({:.1?})",
@@ -118,6 +117,10 @@ pub fn selftest(kind: BackendKind) -> garnet::Result<usize> {
             );
             for (case, o) in &s.failed {
                 println!("  FAILED {case}: {}", o.describe());
+            }
+            if !s.fallback_ops.is_empty() {
+                let ops: Vec<&str> = s.fallback_ops.iter().map(|op| op.name()).collect();
+                println!("  through the host fallback: {}", ops.join(", "));
             }
             Ok(s.failed.len())
         }

@@ -28,6 +28,9 @@ pub fn report(engine: &Engine, before: DeviceStats, tokens: usize) {
         }
         eprintln!("{:<16} {:>8} {:>12.3}", "total", rows.iter().map(|r| r.1).sum::<u64>(), total * 1e3);
     }
+    for (op, calls) in engine.fallback_calls() {
+        eprintln!("host fallback: {op} {calls} calls ({:.1} per token)", calls as f64 / tokens.max(1) as f64);
+    }
     let s = engine.device_stats();
     let n = tokens.max(1) as f64;
     if s.dispatches + s.submits > 0 {

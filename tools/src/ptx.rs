@@ -11,7 +11,7 @@
 //! `$GARNET_CUDA_DIR`, else the script's cache directory. No GPU or driver is involved.
 
 use garnet::Error;
-use garnet_kernels::cuda::kernels::{self, Module};
+use garnet_kernels::cuda::kernels::Module;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -81,7 +81,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
             std::fs::write(&out, &ptx).map_err(|e| Error::Invalid(format!("ptx: writing {}: {e}", out.display())))?;
             println!("wrote {}", out.display());
         }
-        for k in kernels::all().iter().filter(|k| k.module == m) {
+        for k in garnet_kernels::cuda::all_kernels().iter().filter(|k| k.module == m) {
             if !ptx.contains(&format!(".entry {}(", k.entry)) {
                 failures.push(format!("{}.ptx: no entry point {}", m.stem(), k.entry));
             }

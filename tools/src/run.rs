@@ -45,6 +45,10 @@ pub struct Args {
     ctx: Option<usize>,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
+    /// Run these ops through the host fallback (download, reference, upload): `all` or op names
+    /// as `ops-test --list` prints them, comma-separated (bring-up and tests).
+    #[arg(long, default_value = "")]
+    host_fallback: crate::HostFallbackArg,
     /// native (activations quantized in the matmuls, as llama.cpp) or reference (f32 throughout).
     #[arg(long, default_value = "native")]
     precision: Precision,
@@ -59,7 +63,13 @@ pub struct Args {
 pub fn main(a: Args) -> garnet::Result<()> {
     let engine = crate::load(
         &a.model,
-        LoadOptions { backend: a.backend, quant: a.quant, precision: a.precision, ..Default::default() },
+        LoadOptions {
+            backend: a.backend,
+            quant: a.quant,
+            precision: a.precision,
+            host_fallback: a.host_fallback.0,
+            ..Default::default()
+        },
     )?;
     let ctx = a.ctx.unwrap_or(engine.config().max_position_embeddings.min(4096));
     let mut session = engine.session(SessionOptions { context: ctx, ..Default::default() })?;

@@ -106,7 +106,7 @@ fn greedy_text_matches_llama_cpp() {
 #[test]
 fn greedy_text_on_wgpu_matches_cpu() {
     let Some(model) = model() else { return };
-    if garnet_kernels::wgsl::adapters().is_empty() {
+    if garnet_kernels::wgpu::adapters().is_empty() {
         eprintln!("skipped: no wgpu adapter (apt install mesa-vulkan-drivers)");
         return;
     }

@@ -1,6 +1,6 @@
-//! `garnet synth` end to end: the full-size tensor tables have FACTS.md's parameter counts; each
+//! `garnet synth` end to end: the full-size tensor tables have the published parameter counts; each
 //! architecture cut to a few layers (real widths, a small vocabulary to keep the test fast) is
-//! written as BF16 safetensors and as a Q4_0 GGUF, has exactly the tensors FACTS.md lists (derived
+//! written as BF16 safetensors and as a Q4_0 GGUF, has exactly the tensors the variant's shapes give (docs/GEMMA4.md; derived
 //! here independently), loads through the public API and gives finite logits, the same model in
 //! both files (same seed: the Q4_0 logits follow the BF16 ones).
 
@@ -22,7 +22,7 @@ fn garnet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_garnet")).args(args).output().expect("garnet runs")
 }
 
-/// FACTS.md's table, the fields the tensor list depends on.
+/// docs/GEMMA4.md's table, the fields the tensor list depends on.
 struct Facts {
     arch: &'static str,
     hidden: usize,
@@ -171,7 +171,7 @@ fn full_size_tables_have_the_published_parameter_counts() {
         let total = out.lines().last().unwrap();
         let params: f64 = total.split(" tensors, ").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
         let rel = (params / 1e9 - f.billions).abs() / f.billions;
-        assert!(rel < 0.01, "{}: {params} parameters, FACTS.md says {} B", f.arch, f.billions);
+        assert!(rel < 0.01, "{}: {params} parameters, the published count is {} B", f.arch, f.billions);
     }
 }
 

@@ -13,7 +13,7 @@ fn garnet(args: &[&str]) -> Output {
 }
 
 fn have_adapter() -> bool {
-    let any = !garnet_kernels::wgsl::adapters().is_empty();
+    let any = !garnet_kernels::wgpu::adapters().is_empty();
     if !any {
         eprintln!("skipped: no wgpu adapter (apt install mesa-vulkan-drivers)");
     }

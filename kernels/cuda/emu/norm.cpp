@@ -4,4 +4,3 @@
 
 ENTRY(rms_norm)
 ENTRY(add_rms_norm)
-ENTRY(rope)

@@ -1,93 +1,124 @@
-//! Elementwise ops, reference version, all f32 over flat buffers (see [`GegluArgs`],
-//! [`SoftcapArgs`], [`ScaleArgs`], [`AddArgs`]):
+//! Elementwise ops on the fast CPU path, with the reference's semantics (see
+//! `crate::reference::elementwise`):
 //!
-//! - `geglu`:   `out = gelu_tanh(gate) * up` over `rows * width`
-//! - `softcap`: `x = cap * tanh(x / cap)` in place
-//! - `scale`:   `x *= factor` in place
-//! - `add`:     `acc = (acc + x) * scale` in place
-//! - `copy`:    `dst[dst_offset..][..len] = src[src_offset..][..len]` (see [`CopyArgs`])
+//! - `geglu`:   `out = gelu_tanh(gate) * up` over `rows * width` (vectorised tanh)
+//! - `softcap`: `x = cap * tanh(x / cap)` in place (vectorised tanh)
+//! - `scale`:   `x *= factor`;  `add`: `acc = (acc + x) * scale`
 //!
-//! plus the shared scalar pieces [`gelu_tanh`] (the tanh approximation, as PyTorch computes it)
-//! and [`softmax`] (f32, max subtraction), used by attention and the MoE.
+//! Layout: flat f32 buffers. The four maps share one [`Job`] ([`Map`]): a match on the op around
+//! 16-lane loops, compiled per instruction set by [`simd::run`]. Calls of [`PAR_MIN`] elements
+//! or more are split into chunks run by rayon; smaller ones run on the calling thread.
+//! v1: auto-vectorised bodies (the transcendentals are branch-free, see [`simd`]).
 
-use super::{bad_arg, numel};
-use crate::args::{AddArgs, CopyArgs, GegluArgs, ScaleArgs, SoftcapArgs};
-use crate::error::{check_len, Result};
+use super::isa::Isa;
+use super::simd::{self, gelu_tanh, tanh, Job, PAR_MIN};
+use crate::args::{AddArgs, GegluArgs, ScaleArgs, SoftcapArgs};
+use crate::error::Result;
+use rayon::prelude::*;
 
-/// `sqrt(2 / pi)`, computed in f64 and rounded once (PyTorch's `kBeta`).
-const SQRT_2_OVER_PI: f32 = (std::f64::consts::SQRT_2 * std::f64::consts::FRAC_2_SQRT_PI * 0.5) as f32;
+/// Elements per parallel task of a map.
+const CHUNK: usize = 1 << 14;
 
-/// `0.5 * x * (1 + tanh(sqrt(2/pi) * (x + 0.044715 * x^3)))`, in this order of f32 operations.
-pub(crate) fn gelu_tanh(x: f32) -> f32 {
-    let inner = SQRT_2_OVER_PI * (x + 0.044715 * (x * x * x));
-    0.5 * x * (1.0 + inner.tanh())
+/// One elementwise op; the slices are the inputs matching the output chunk.
+#[derive(Clone, Copy)]
+pub(super) enum Op<'a> {
+    /// `out = gelu_tanh(gate) * up`.
+    Geglu { gate: &'a [f32], up: &'a [f32] },
+    /// `out = tanh(out / cap) * cap`.
+    Softcap(f32),
+    /// `out *= factor`.
+    Scale(f32),
+    /// `out = (out + x) * scale`.
+    Add { x: &'a [f32], scale: f32 },
 }
 
-/// `x = softmax(x)` in place: `exp(x - max) / sum`, accumulated in f32 in index order.
-pub(crate) fn softmax(x: &mut [f32]) {
-    let max = x.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    let mut sum = 0.0f32;
-    for v in x.iter_mut() {
-        *v = (*v - max).exp();
-        sum += *v;
-    }
-    for v in x.iter_mut() {
-        *v /= sum;
+impl<'a> Op<'a> {
+    /// The op restricted to elements `start..start + len`.
+    fn slice(self, start: usize, len: usize) -> Op<'a> {
+        match self {
+            Op::Geglu { gate, up } => Op::Geglu { gate: &gate[start..start + len], up: &up[start..start + len] },
+            Op::Add { x, scale } => Op::Add { x: &x[start..start + len], scale },
+            other => other,
+        }
     }
 }
 
-/// `out = gelu_tanh(gate) * up` over the first `rows * width` elements.
-pub(crate) fn geglu(a: &GegluArgs, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<()> {
-    const OP: &str = "geglu";
-    let len = numel(OP, &[a.rows, a.width])?;
-    check_len(OP, "gate", gate.len(), len)?;
-    check_len(OP, "up", up.len(), len)?;
-    check_len(OP, "out", out.len(), len)?;
-    for ((o, g), u) in out[..len].iter_mut().zip(gate).zip(up) {
-        *o = gelu_tanh(*g) * u;
+/// An op over one output chunk.
+struct Map<'a> {
+    op: Op<'a>,
+    out: &'a mut [f32],
+}
+
+impl Job for Map<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        match self.op {
+            Op::Geglu { gate, up } => {
+                for ((o, g), u) in self.out.iter_mut().zip(gate).zip(up) {
+                    *o = gelu_tanh::<FMA>(*g) * u;
+                }
+            }
+            Op::Softcap(cap) => {
+                for v in self.out.iter_mut() {
+                    *v = tanh::<FMA>(*v / cap) * cap;
+                }
+            }
+            Op::Scale(factor) => {
+                for v in self.out.iter_mut() {
+                    *v *= factor;
+                }
+            }
+            Op::Add { x, scale } => {
+                for (s, v) in self.out.iter_mut().zip(x) {
+                    *s = (*s + v) * scale;
+                }
+            }
+        }
     }
+}
+
+/// Runs `op` over all of `out`: on this thread below [`PAR_MIN`] elements, else in rayon chunks.
+pub(super) fn map(isa: Isa, op: Op, out: &mut [f32]) {
+    if out.len() < PAR_MIN {
+        return simd::run(isa, Map { op, out });
+    }
+    out.par_chunks_mut(CHUNK).enumerate().for_each(|(i, out)| {
+        let op = op.slice(i * CHUNK, out.len());
+        simd::run(isa, Map { op, out });
+    });
+}
+
+/// `out = gelu_tanh(gate) * up` over the first `rows * width` elements (the geglu from a MoE
+/// expert calls [`geglu_rows`] directly).
+pub(crate) fn geglu(isa: Isa, a: &GegluArgs, gate: &[f32], up: &[f32], out: &mut [f32]) -> Result<()> {
+    let len = a.check(gate.len(), up.len(), out.len())?;
+    map(isa, Op::Geglu { gate: &gate[..len], up: &up[..len] }, &mut out[..len]);
     Ok(())
 }
 
+/// `out = gelu_tanh(gate) * up` on validated, equally long slices.
+pub(crate) fn geglu_rows(isa: Isa, gate: &[f32], up: &[f32], out: &mut [f32]) {
+    map(isa, Op::Geglu { gate, up }, out);
+}
+
 /// `x = cap * tanh(x / cap)` over the first `len` elements.
-pub(crate) fn softcap(a: &SoftcapArgs, x: &mut [f32]) -> Result<()> {
-    check_len("softcap", "x", x.len(), a.len)?;
-    if !(a.cap.is_finite() && a.cap > 0.0) {
-        return Err(bad_arg("softcap", format!("cap {} must be positive", a.cap)));
-    }
-    for v in &mut x[..a.len] {
-        *v = (*v / a.cap).tanh() * a.cap;
-    }
+pub(crate) fn softcap(isa: Isa, a: &SoftcapArgs, x: &mut [f32]) -> Result<()> {
+    a.check(x.len())?;
+    map(isa, Op::Softcap(a.cap), &mut x[..a.len]);
     Ok(())
 }
 
 /// `x *= factor` over the first `len` elements.
-pub(crate) fn scale(a: &ScaleArgs, x: &mut [f32]) -> Result<()> {
-    check_len("scale", "x", x.len(), a.len)?;
-    for v in &mut x[..a.len] {
-        *v *= a.factor;
-    }
+pub(crate) fn scale(isa: Isa, a: &ScaleArgs, x: &mut [f32]) -> Result<()> {
+    a.check(x.len())?;
+    map(isa, Op::Scale(a.factor), &mut x[..a.len]);
     Ok(())
 }
 
 /// `acc = (acc + x) * scale` over the first `len` elements.
-pub(crate) fn add(a: &AddArgs, x: &[f32], acc: &mut [f32]) -> Result<()> {
-    check_len("add", "x", x.len(), a.len)?;
-    check_len("add", "acc", acc.len(), a.len)?;
-    for (s, v) in acc[..a.len].iter_mut().zip(x) {
-        *s = (*s + v) * a.scale;
-    }
-    Ok(())
-}
-
-/// `dst[dst_offset..][..len] = src[src_offset..][..len]`.
-pub(crate) fn copy(a: &CopyArgs, src: &[f32], dst: &mut [f32]) -> Result<()> {
-    let end = |offset: usize| {
-        offset.checked_add(a.len).ok_or_else(|| bad_arg("copy", format!("offset {offset} + {} overflows", a.len)))
-    };
-    let (src_end, dst_end) = (end(a.src_offset)?, end(a.dst_offset)?);
-    check_len("copy", "src", src.len(), src_end)?;
-    check_len("copy", "dst", dst.len(), dst_end)?;
-    dst[a.dst_offset..dst_end].copy_from_slice(&src[a.src_offset..src_end]);
+pub(crate) fn add(isa: Isa, a: &AddArgs, x: &[f32], acc: &mut [f32]) -> Result<()> {
+    a.check(x.len(), acc.len())?;
+    map(isa, Op::Add { x: &x[..a.len], scale: a.scale }, &mut acc[..a.len]);
     Ok(())
 }

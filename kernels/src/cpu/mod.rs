@@ -1,72 +1,100 @@
-//! The CPU reference backend [`RefCpu`]: plain scalar Rust, f32 accumulation, one small function
-//! per op. It is the oracle every other backend (SIMD CPU, WGSL, CUDA) is tested against, so it is
-//! written for clarity, not speed.
+//! The fast CPU backend [`FastCpu`]: SIMD kernels for every op, runtime-dispatched on the
+//! instruction set ([`Isa`]: AVX-512, AVX2, or portable auto-vectorised Rust), rayon over rows,
+//! heads and key blocks for large calls, per-thread scratch instead of per-call allocation.
 //!
-//! Buffers are `Vec<f32>` / `Vec<u32>` in host memory; weights are the [`HostTensor`]s themselves
-//! (mapped bytes in their storage dtype, widened to f32 one row at a time).
+//! Same buffers, weights and semantics as the reference [`crate::reference::RefCpu`] (`Vec<f32>`
+//! buffers, the mapped [`HostTensor`]s as weights, never copied whole), and the same argument
+//! checks and errors; results differ from it only by f32 rounding (summation order, fused
+//! multiply-adds, the vectorised `exp` / `tanh`), bounded in `kernels/tests/ops_fast.rs`.
 //!
-//! The only concession to speed: `rayon` parallelism over independent output rows / heads in
-//! matmul, attention and the MoE experts. Every output element is still computed by the same
-//! sequential loop, so the results are bit-identical to a single-threaded run.
-//!
-//! Each op validates its arguments against the buffer lengths and weight shapes first and returns
-//! a [`KernelError`] on any mismatch; the files of this module hold one op family each.
+//! Files: one per op family, named as on every backend: `attention` (decode and flash-style
+//! prefill, KV write), `elementwise` (GeGLU, softcap, scale, add), `embed`, `matmul` (linear
+//! layers, every weight dtype), `moe` (router and experts), `norm` (RMSNorm), `rope`; plus `isa`
+//! (levels and detection) and `simd` (the dispatcher, vectorisable `exp` / `tanh`, scratch).
 
-pub mod argmax;
-pub(crate) mod attention;
+mod attention;
 mod elementwise;
-pub(crate) mod embed;
+mod embed;
+pub mod isa;
 pub(crate) mod matmul;
-pub(crate) mod moe;
+mod moe;
 mod norm;
-pub(crate) mod rope;
+mod rope;
+mod simd;
 
-pub use embed::gather_rows;
+use crate::Precision;
+pub use isa::Isa;
 
 use crate::args::*;
 use crate::backend::Backend;
-use crate::error::{check_len, KernelError, Result};
+use crate::error::numel;
+use crate::error::{check_len, Result};
+use crate::host;
+use crate::op::Op;
 use crate::tensor::HostTensor;
 
-/// The scalar CPU reference backend.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct RefCpu;
+/// The fast CPU backend.
+#[derive(Clone, Copy, Debug)]
+pub struct FastCpu {
+    isa: Isa,
+    act: Precision,
+}
 
-impl RefCpu {
-    /// The reference backend (it holds no state).
-    pub fn new() -> Self {
-        RefCpu
+impl FastCpu {
+    /// The backend at the best instruction set of this CPU (detected once, here).
+    pub fn new(act: Precision) -> Self {
+        FastCpu { isa: Isa::detect(), act }
+    }
+
+    /// The backend at instruction set `isa` (tests run every level). A level above what this CPU
+    /// supports is clamped to [`Isa::detect()`]: every kernel relies on the CPU having the
+    /// features of the level it runs, so no `FastCpu` ever holds a higher one.
+    pub fn with_isa(isa: Isa, act: Precision) -> Self {
+        FastCpu { isa: isa.min(Isa::detect()), act }
+    }
+
+    /// The instruction set the kernels use.
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// How matrix products take their activations.
+    pub fn activations(&self) -> Precision {
+        self.act
     }
 }
 
-/// The product of `dims` (an element count), or a [`KernelError::Shape`] if it overflows.
-pub(crate) fn numel(op: &'static str, dims: &[usize]) -> Result<usize> {
-    dims.iter()
-        .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-        .ok_or_else(|| KernelError::Shape { op, what: format!("size {dims:?} overflows") })
-}
-
-/// Fails with [`KernelError::Shape`] unless a weight's shape `have` is exactly `want` (shared
-/// by every backend: the device backends know their weights' shapes, not their bytes).
-pub(crate) fn check_shape(op: &'static str, what: &str, have: &[usize], want: &[usize]) -> Result<()> {
-    if have != want {
-        return Err(KernelError::Shape { op, what: format!("{what} has shape {have:?}, needs {want:?}") });
-    }
-    Ok(())
-}
-
-/// A [`KernelError::Shape`] for an argument that is invalid on its own (not a buffer size).
-pub(crate) fn bad_arg(op: &'static str, what: String) -> KernelError {
-    KernelError::Shape { op, what }
-}
-
-impl Backend for RefCpu {
+impl Backend for FastCpu {
     type Buf = Vec<f32>;
     type Ids = Vec<u32>;
     type Weight = HostTensor;
 
     fn name(&self) -> &'static str {
-        "cpu-ref"
+        "cpu"
+    }
+
+    /// Every op but `argmax`, which reads host logits either way: its fallback is the
+    /// reference's scan with no copy to spare.
+    fn supports(&self, op: Op) -> bool {
+        use Op::*;
+        matches!(
+            op,
+            Embed
+                | Matmul
+                | RmsNorm
+                | AddRmsNorm
+                | LayerNorm
+                | Rope
+                | KvWrite
+                | Attention
+                | Geglu
+                | Softcap
+                | Scale
+                | Add
+                | Copy
+                | MoeRoute
+                | MoeExperts
+        )
     }
 
     fn alloc(&self, len: usize) -> Result<Vec<f32>> {
@@ -81,55 +109,76 @@ impl Backend for RefCpu {
         buf.len()
     }
 
+    fn ids_len(&self, ids: &Vec<u32>) -> usize {
+        ids.len()
+    }
+
     fn upload(&self, src: &[f32], dst: &mut Vec<f32>) -> Result<()> {
-        check_len("upload", "dst", dst.len(), src.len())?;
-        dst[..src.len()].copy_from_slice(src);
-        Ok(())
+        host::upload("upload", src, dst)
     }
 
     fn upload_ids(&self, src: &[u32], dst: &mut Vec<u32>) -> Result<()> {
-        check_len("upload_ids", "dst", dst.len(), src.len())?;
-        dst[..src.len()].copy_from_slice(src);
-        Ok(())
+        host::upload("upload_ids", src, dst)
     }
 
     fn download(&self, src: &Vec<f32>, offset: usize, dst: &mut [f32]) -> Result<()> {
-        let end = offset
-            .checked_add(dst.len())
-            .ok_or_else(|| bad_arg("download", format!("offset {offset} + {} overflows", dst.len())))?;
-        check_len("download", "src", src.len(), end)?;
-        dst.copy_from_slice(&src[offset..end]);
-        Ok(())
+        host::download("download", src, offset, dst)
     }
 
     fn download_ids(&self, src: &Vec<u32>, dst: &mut [u32]) -> Result<()> {
-        check_len("download_ids", "src", src.len(), dst.len())?;
-        dst.copy_from_slice(&src[..dst.len()]);
-        Ok(())
+        host::download("download_ids", src, 0, dst)
     }
 
     fn weight(&self, t: &HostTensor) -> Result<HostTensor> {
         Ok(t.clone())
     }
 
+    fn host_weight(&self, w: &HostTensor) -> Result<HostTensor> {
+        Ok(w.clone())
+    }
+
     fn embed(&self, a: &EmbedArgs, table: &HostTensor, ids: &Vec<u32>, out: &mut Vec<f32>) -> Result<()> {
-        embed::embed(a, table, ids, out)
+        embed::embed(self.isa, a, table, ids, out)
+    }
+
+    fn embed_host(&self, a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut Vec<f32>) -> Result<()> {
+        // The same errors as the trait's default (a host gather, then an upload).
+        a.check(table.shape(), ids)?;
+        check_len("upload", "dst", out.len(), numel("embed", &[a.tokens, a.width])?)?;
+        embed::embed(self.isa, a, table, ids, out)
     }
 
     fn matmul(&self, a: &MatmulArgs, x: &Vec<f32>, w: &HostTensor, out: &mut Vec<f32>) -> Result<()> {
-        matmul::matmul(a, x, w, out)
+        let (x_len, out_len) = a.check(x.len(), w.shape(), out.len())?;
+        if a.k == 0 {
+            out[..out_len].fill(0.0); // an empty dot product is 0 (and `linear` sees no rows)
+            return Ok(());
+        }
+        matmul::linear(self.isa, self.act, w, a.k, 0, a.n, &x[..x_len], &mut out[..out_len]);
+        Ok(())
     }
 
     fn rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: Option<&HostTensor>, out: &mut Vec<f32>) -> Result<()> {
-        norm::rms_norm(a, x, w, out)
+        norm::rms_norm(self.isa, a, x, w, out)
     }
 
     fn add_rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: &HostTensor, residual: &mut Vec<f32>) -> Result<()> {
-        norm::add_rms_norm(a, x, w, residual)
+        norm::add_rms_norm(self.isa, a, x, w, residual)
+    }
+
+    fn layer_norm(
+        &self,
+        a: &LayerNormArgs,
+        x: &Vec<f32>,
+        w: &HostTensor,
+        b: &HostTensor,
+        out: &mut Vec<f32>,
+    ) -> Result<()> {
+        norm::layer_norm(self.isa, a, x, w, b, out)
     }
 
     fn rope(&self, a: &RopeArgs, x: &mut Vec<f32>) -> Result<()> {
-        rope::rope(a, x)
+        rope::rope(self.isa, a, x)
     }
 
     fn kv_write(
@@ -153,27 +202,27 @@ impl Backend for RefCpu {
         cache_v: &Vec<f32>,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        attention::attention(a, q, k, v, cache_k, cache_v, out)
+        attention::attention(self.isa, a, q, k, v, cache_k, cache_v, out)
     }
 
     fn geglu(&self, a: &GegluArgs, gate: &Vec<f32>, up: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
-        elementwise::geglu(a, gate, up, out)
+        elementwise::geglu(self.isa, a, gate, up, out)
     }
 
     fn copy(&self, a: &CopyArgs, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
-        elementwise::copy(a, src, dst)
+        host::copy(a, src, dst)
     }
 
     fn softcap(&self, a: &SoftcapArgs, x: &mut Vec<f32>) -> Result<()> {
-        elementwise::softcap(a, x)
+        elementwise::softcap(self.isa, a, x)
     }
 
     fn scale(&self, a: &ScaleArgs, x: &mut Vec<f32>) -> Result<()> {
-        elementwise::scale(a, x)
+        elementwise::scale(self.isa, a, x)
     }
 
     fn add(&self, a: &AddArgs, x: &Vec<f32>, acc: &mut Vec<f32>) -> Result<()> {
-        elementwise::add(a, x, acc)
+        elementwise::add(self.isa, a, x, acc)
     }
 
     fn moe_route(
@@ -197,6 +246,6 @@ impl Backend for RefCpu {
         weights: &Vec<f32>,
         out: &mut Vec<f32>,
     ) -> Result<()> {
-        moe::moe_experts(a, x, gate_up, down, ids, weights, out)
+        moe::moe_experts(self.isa, self.act, a, x, gate_up, down, ids, weights, out)
     }
 }

@@ -1,53 +1,51 @@
-//! Mixture-of-experts router and expert FFNs, reference version (see [`RouteArgs`], [`MoeArgs`]).
+//! Mixture-of-experts router and expert FFNs on the fast CPU path, with the reference's semantics
+//! and argument checks (see `crate::reference::moe`).
 //!
-//! Router: `scores` `[tokens, n_experts]` f32 -> per token, softmax over all experts (f32), the
-//! `top_k` most probable experts (descending; ties to the lower id), their probabilities
-//! renormalised to sum 1, each times `per_expert_scale[e]` (a weight `[n_experts]`). Outputs
-//! `ids` `[tokens, top_k]` u32 and `weights` `[tokens, top_k]` f32.
+//! Router: per token, softmax over the `[n_experts]` scores (f32, std `exp`, summed in index
+//! order: the reference's arithmetic, so the chosen ids are identical), the `top_k` most probable
+//! experts by insertion into a sorted list (descending, ties to the lower id: the reference's
+//! order), renormalised, times `per_expert_scale[e]`. Scratch lives on the stack up to 256
+//! experts (a `Vec` above); tokens run in rayon tasks from `PAR_MIN` scores on.
 //!
-//! Experts: `out[t] = sum_j weights[t, j] * down[e] (gelu_tanh(g) * u)`, `e = ids[t, j]`, summed
-//! in `j` order, with `[g | u] = gate_up[e] x[t]`. Weights in their storage dtype:
-//! `gate_up` `[n_experts, 2 * inter, hidden]` (first `inter` rows gate, next `inter` up),
-//! `down` `[n_experts, hidden, inter]`. `x`, `out` `[tokens, hidden]` f32. Each expert matvec runs
-//! its weight rows in parallel through the shared [`linear_rows`] (bit-identical to sequential).
+//! Experts: only the selected experts' rows are read. The `(token, j)` pairs are grouped by
+//! expert (counting sort); for each expert with work, its tokens' rows of `x` are gathered into
+//! `[m, hidden]`, multiplied by its `[2 * inter, hidden]` gate/up rows (`row0 = e * 2 * inter`)
+//! through the fast `matmul::linear` (one matvec per token in decode, a GEMM reading the expert
+//! once in prefill), passed through GeGLU, and by its `[hidden, inter]` down rows
+//! (`row0 = e * hidden`) into the result row of each pair. Each token then sums
+//! `weights[t, j] * y[t, j]` over `j = 0..top_k` in order, exactly as the reference does, so the
+//! results differ from it only by the matmul's rounding. Buffers are per-thread scratch (the
+//! largest is `tokens * top_k * hidden` floats, kept for the next call).
 
-use super::elementwise::{gelu_tanh, softmax};
-use super::matmul::{linear_rows, widen};
-use super::{bad_arg, check_shape, numel};
+use super::elementwise::geglu_rows;
+use super::isa::Isa;
+use super::matmul::linear;
+use super::simd::{self, with_scratch, PAR_MIN};
 use crate::args::{MoeArgs, RouteArgs};
-use crate::error::{check_len, KernelError, Result};
+use crate::error::Result;
 use crate::tensor::HostTensor;
+use crate::Precision;
+use rayon::prelude::*;
+use std::cell::Cell;
+use std::cmp::Ordering;
 
-/// Fails unless `1 <= top_k <= n_experts`.
-fn check_top_k(op: &'static str, top_k: usize, n_experts: usize) -> Result<()> {
-    if top_k == 0 || top_k > n_experts {
-        return Err(bad_arg(op, format!("top_k {top_k} is not in 1..={n_experts} experts")));
-    }
-    Ok(())
+/// Experts whose router scratch fits on the stack.
+const STACK_EXPERTS: usize = 256;
+
+thread_local! {
+    /// Expert FFN activations: gathered rows, gate/up, GeGLU, per-pair results.
+    static F32: Cell<Vec<f32>> = const { Cell::new(Vec::new()) };
+    /// Expert FFN grouping: per-expert starts, pairs sorted by expert, each pair's sorted slot.
+    static U32: Cell<Vec<u32>> = const { Cell::new(Vec::new()) };
 }
 
-/// Fails with [`KernelError::Shape`] unless a weight of shape `have` has exactly the shape `want`
-/// (the shape-only form of `check_shape`, for weights that are not host tensors).
-/// The argument checks of `moe_route` on lengths and shapes (shared by every backend); returns
-/// the output length (`tokens * top_k`).
-pub(crate) fn validate_route(
-    a: &RouteArgs,
-    scores_len: usize,
-    per_expert_scale: &[usize],
-    ids_len: usize,
-    weights_len: usize,
-) -> Result<usize> {
-    const OP: &str = "moe_route";
-    check_top_k(OP, a.top_k, a.n_experts)?;
-    if u32::try_from(a.n_experts).is_err() {
-        return Err(bad_arg(OP, format!("{} experts do not fit u32 ids", a.n_experts)));
+/// Runs `f` on `n` zeroed floats: on the stack up to [`STACK_EXPERTS`], else in a `Vec`.
+fn with_small<R>(n: usize, f: impl FnOnce(&mut [f32]) -> R) -> R {
+    if n <= STACK_EXPERTS {
+        f(&mut [0.0; STACK_EXPERTS][..n])
+    } else {
+        f(&mut vec![0.0; n])
     }
-    check_len(OP, "scores", scores_len, numel(OP, &[a.tokens, a.n_experts])?)?;
-    check_shape(OP, "per_expert_scale", per_expert_scale, &[a.n_experts])?;
-    let out_len = numel(OP, &[a.tokens, a.top_k])?;
-    check_len(OP, "ids", ids_len, out_len)?;
-    check_len(OP, "weights", weights_len, out_len)?;
-    Ok(out_len)
 }
 
 /// Top-k routing of each token's router scores.
@@ -58,87 +56,78 @@ pub(crate) fn moe_route(
     ids: &mut [u32],
     weights: &mut [f32],
 ) -> Result<()> {
-    validate_route(a, scores.len(), per_expert_scale.shape(), ids.len(), weights.len())?;
-
-    let mut expert_scale = vec![0.0; a.n_experts];
-    widen(per_expert_scale, 0, &mut expert_scale);
-    let mut probs = vec![0.0; a.n_experts];
-    let mut order: Vec<usize> = Vec::with_capacity(a.n_experts);
-    for t in 0..a.tokens {
-        probs.copy_from_slice(&scores[t * a.n_experts..(t + 1) * a.n_experts]);
-        softmax(&mut probs);
-        // All experts sorted by probability, descending, ties to the lower id; keep the first k.
-        order.clear();
-        order.extend(0..a.n_experts);
-        order.sort_by(|&i, &j| probs[j].total_cmp(&probs[i]).then(i.cmp(&j)));
-        let chosen = &order[..a.top_k];
-        let mut sum = 0.0f32;
-        for &e in chosen {
-            sum += probs[e];
-        }
-        let ids_t = &mut ids[t * a.top_k..(t + 1) * a.top_k];
-        let weights_t = &mut weights[t * a.top_k..(t + 1) * a.top_k];
-        for ((id, w), &e) in ids_t.iter_mut().zip(weights_t.iter_mut()).zip(chosen) {
-            *id = e as u32;
-            *w = probs[e] / sum * expert_scale[e];
-        }
+    let out_len = a.check(scores.len(), per_expert_scale.shape(), ids.len(), weights.len())?;
+    let scores_len = a.tokens * a.n_experts; // checked not to overflow by the validation
+    if a.tokens == 0 {
+        return Ok(());
     }
+
+    let (n, k) = (a.n_experts, a.top_k);
+    with_small(n, |expert_scale| {
+        simd::widen(per_expert_scale, 0, expert_scale);
+        let expert_scale = &*expert_scale;
+        let route_tokens = |scores: &[f32], ids: &mut [u32], weights: &mut [f32]| {
+            with_small(n, |probs| {
+                let rows = scores.chunks_exact(n).zip(ids.chunks_exact_mut(k)).zip(weights.chunks_exact_mut(k));
+                for ((s, ids_t), w_t) in rows {
+                    route_one(s, expert_scale, probs, ids_t, w_t);
+                }
+            })
+        };
+        if scores_len < PAR_MIN {
+            route_tokens(&scores[..scores_len], &mut ids[..out_len], &mut weights[..out_len]);
+        } else {
+            let tokens = (PAR_MIN / 4).div_ceil(n);
+            let scores = scores[..scores_len].par_chunks(tokens * n);
+            let outs = ids[..out_len].par_chunks_mut(tokens * k).zip(weights[..out_len].par_chunks_mut(tokens * k));
+            scores.zip(outs).for_each(|(s, (i, w))| route_tokens(s, i, w));
+        }
+    });
     Ok(())
 }
 
-/// The argument checks of `moe_experts` on lengths and shapes (shared by every backend); returns
-/// the lengths of the activations (`tokens * hidden`) and of the routing (`tokens * top_k`).
-/// The expert ids are checked separately ([`check_expert_ids`]) where they live on the host.
-pub(crate) fn validate_experts(
-    a: &MoeArgs,
-    x_len: usize,
-    gate_up: &[usize],
-    down: &[usize],
-    ids_len: usize,
-    weights_len: usize,
-    out_len: usize,
-) -> Result<(usize, usize)> {
-    const OP: &str = "moe_experts";
-    check_top_k(OP, a.top_k, a.n_experts)?;
-    let act_len = numel(OP, &[a.tokens, a.hidden])?;
-    let routed = numel(OP, &[a.tokens, a.top_k])?;
-    check_len(OP, "x", x_len, act_len)?;
-    check_shape(OP, "gate_up", gate_up, &[a.n_experts, numel(OP, &[2, a.inter])?, a.hidden])?;
-    check_shape(OP, "down", down, &[a.n_experts, a.hidden, a.inter])?;
-    check_len(OP, "ids", ids_len, routed)?;
-    check_len(OP, "weights", weights_len, routed)?;
-    check_len(OP, "out", out_len, act_len)?;
-    Ok((act_len, routed))
-}
-
-/// Fails with [`KernelError::IdOutOfRange`] if one of the first `routed` expert ids is not below
-/// `n_experts` (host ids only: the WGSL backend skips such ids on the device instead).
-pub(crate) fn check_expert_ids(ids: &[u32], routed: usize, n_experts: usize) -> Result<()> {
-    if let Some(&id) = ids[..routed].iter().find(|&&id| id as usize >= n_experts) {
-        return Err(KernelError::IdOutOfRange { op: "moe_experts", id, len: n_experts });
+/// One token: softmax of `scores` into `probs`, then the top `ids.len()` experts and weights.
+fn route_one(scores: &[f32], expert_scale: &[f32], probs: &mut [f32], ids: &mut [u32], weights: &mut [f32]) {
+    // The reference's softmax, operation for operation.
+    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let mut sum = 0.0f32;
+    for (p, s) in probs.iter_mut().zip(scores) {
+        *p = (s - max).exp();
+        sum += *p;
     }
-    Ok(())
-}
-
-/// The checks of `moe_experts` on host buffers: [`validate_experts`] and [`check_expert_ids`].
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn validate_host_experts(
-    a: &MoeArgs,
-    x: &[f32],
-    gate_up: &HostTensor,
-    down: &HostTensor,
-    ids: &[u32],
-    weights: &[f32],
-    out: &[f32],
-) -> Result<(usize, usize)> {
-    let lens = validate_experts(a, x.len(), gate_up.shape(), down.shape(), ids.len(), weights.len(), out.len())?;
-    check_expert_ids(ids, lens.1, a.n_experts)?;
-    Ok(lens)
+    for p in probs.iter_mut() {
+        *p /= sum;
+    }
+    // Expert `i` goes before `j` as in the reference's sort: higher probability, then lower id.
+    let before = |i: u32, j: u32| probs[j as usize].total_cmp(&probs[i as usize]).then(i.cmp(&j)) == Ordering::Less;
+    let k = ids.len();
+    let mut len = 0;
+    for e in 0..probs.len() as u32 {
+        if len == k && !before(e, ids[k - 1]) {
+            continue;
+        }
+        let mut at = len.min(k - 1);
+        while at > 0 && before(e, ids[at - 1]) {
+            ids[at] = ids[at - 1];
+            at -= 1;
+        }
+        ids[at] = e;
+        len = (len + 1).min(k);
+    }
+    let mut sum = 0.0f32;
+    for &e in ids.iter() {
+        sum += probs[e as usize];
+    }
+    for (w, &e) in weights.iter_mut().zip(ids.iter()) {
+        *w = probs[e as usize] / sum * expert_scale[e as usize];
+    }
 }
 
 /// Weighted sum of each token's selected experts' FFNs into `out`.
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn moe_experts(
+    isa: Isa,
+    act: Precision,
     a: &MoeArgs,
     x: &[f32],
     gate_up: &HostTensor,
@@ -147,27 +136,84 @@ pub(crate) fn moe_experts(
     weights: &[f32],
     out: &mut [f32],
 ) -> Result<()> {
-    validate_host_experts(a, x, gate_up, down, ids, weights, out)?;
-
-    let mut gate_up_out = vec![0.0; 2 * a.inter]; // [g | u]
-    let mut act = vec![0.0; a.inter]; // gelu_tanh(g) * u
-    let mut expert_out = vec![0.0; a.hidden]; // down[e] act
-    for t in 0..a.tokens {
-        let x_t = &x[t * a.hidden..(t + 1) * a.hidden];
-        let out_t = &mut out[t * a.hidden..(t + 1) * a.hidden];
-        out_t.fill(0.0);
-        for j in 0..a.top_k {
-            let (e, w) = (ids[t * a.top_k + j] as usize, weights[t * a.top_k + j]);
-            linear_rows(gate_up, e * 2 * a.inter, x_t, a.hidden, &mut gate_up_out);
-            let (g, u) = gate_up_out.split_at(a.inter);
-            for ((h, g), u) in act.iter_mut().zip(g).zip(u) {
-                *h = gelu_tanh(*g) * u;
-            }
-            linear_rows(down, e * a.hidden, &act, a.inter, &mut expert_out);
-            for (o, y) in out_t.iter_mut().zip(&expert_out) {
-                *o += w * y;
-            }
-        }
+    let (act_len, routed) = a.check(x.len(), gate_up.shape(), down.shape(), ids.len(), weights.len(), out.len())?;
+    a.check_ids(ids, routed)?;
+    // The shapes exist in memory, so these products fit.
+    let (h, inter, n_exp) = (a.hidden, a.inter, a.n_experts);
+    if routed == 0 {
+        return Ok(());
     }
+    if inter == 0 {
+        out[..act_len].fill(0.0); // every expert's down projection is an empty sum
+        return Ok(());
+    }
+
+    with_scratch(&U32, n_exp + 1 + 2 * routed, |grouping| {
+        let (starts, rest) = grouping.split_at_mut(n_exp + 1);
+        let (order, slot_of) = rest.split_at_mut(routed);
+        // Counting sort of the (token, j) pairs by expert: expert e's pairs are
+        // order[starts[e]..starts[e + 1]]; pair r's result row is slot_of[r].
+        starts.fill(0);
+        for &e in &ids[..routed] {
+            starts[e as usize + 1] += 1;
+        }
+        let mut max_m = 0;
+        for e in 0..n_exp {
+            max_m = max_m.max(starts[e + 1] as usize);
+            starts[e + 1] += starts[e];
+        }
+        for (r, &e) in ids[..routed].iter().enumerate() {
+            let at = &mut starts[e as usize];
+            order[*at as usize] = r as u32;
+            slot_of[r] = *at;
+            *at += 1;
+        }
+        // starts[e] is now the end of expert e; shift back to starts.
+        starts.copy_within(0..n_exp, 1);
+        starts[0] = 0;
+
+        let f32_len = max_m * (h + 3 * inter) + routed * h;
+        with_scratch(&F32, f32_len, |buf| {
+            let (xg, rest) = buf.split_at_mut(max_m * h);
+            let (gu, rest) = rest.split_at_mut(max_m * 2 * inter);
+            let (hidden_act, y) = rest.split_at_mut(max_m * inter);
+            for e in 0..n_exp {
+                let (s, end) = (starts[e] as usize, starts[e + 1] as usize);
+                let m = end - s;
+                if m == 0 {
+                    continue;
+                }
+                for (dst, &r) in xg.chunks_exact_mut(h).zip(&order[s..end]) {
+                    let t = r as usize / a.top_k;
+                    dst.copy_from_slice(&x[t * h..(t + 1) * h]);
+                }
+                linear(isa, act, gate_up, h, e * 2 * inter, 2 * inter, &xg[..m * h], &mut gu[..m * 2 * inter]);
+                for (g_u, dst) in gu.chunks_exact(2 * inter).zip(hidden_act.chunks_exact_mut(inter)).take(m) {
+                    let (g, u) = g_u.split_at(inter);
+                    geglu_rows(isa, g, u, dst);
+                }
+                linear(isa, act, down, inter, e * h, h, &hidden_act[..m * inter], &mut y[s * h..end * h]);
+            }
+            // Per token, the reference's sum over j in order.
+            let y = &*y;
+            let sum_token = |t: usize, out_t: &mut [f32]| {
+                out_t.fill(0.0);
+                for j in 0..a.top_k {
+                    let r = t * a.top_k + j;
+                    let (w, slot) = (weights[r], slot_of[r] as usize);
+                    for (o, v) in out_t.iter_mut().zip(&y[slot * h..(slot + 1) * h]) {
+                        *o += w * v;
+                    }
+                }
+            };
+            if act_len < PAR_MIN || h == 0 {
+                for (t, out_t) in out[..act_len].chunks_exact_mut(h.max(1)).enumerate() {
+                    sum_token(t, out_t);
+                }
+            } else {
+                out[..act_len].par_chunks_mut(h).enumerate().for_each(|(t, out_t)| sum_token(t, out_t));
+            }
+        });
+    });
     Ok(())
 }

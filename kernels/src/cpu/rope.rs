@@ -1,75 +1,146 @@
-//! Rotary position embedding, reference version, in place (see [`RopeArgs`]).
+//! RoPE on the fast CPU path: rotate-half in place on `[tokens, heads, head_dim]`, with the
+//! reference's semantics (see `crate::reference::rope`).
 //!
-//! Layout: `x` `[tokens, heads, head_dim]` f32; token `t` is at position `pos0 + t`. Rotate-half
-//! pairing: dim `i` pairs with `i + head_dim/2`. For pair `i < rotary_pairs`, in f32 exactly as
-//! HF transformers computes it:
-//!
-//! ```text
-//! inv_freq_i = 1 / theta^(2i / head_dim)        angle = pos * inv_freq_i
-//! x_i'        = x_i * cos - x_{i+d/2} * sin
-//! x_{i+d/2}'  = x_{i+d/2} * cos + x_i * sin
-//! ```
-//!
-//! Pairs `rotary_pairs..head_dim/2` are left untouched (Gemma 4's proportional RoPE).
+//! The cos/sin table of each (position, pair) is computed exactly as the reference does (f32
+//! `inv_freq = freq_scale / theta^(2i/d)`, f32 angle, std `cos`/`sin`), so results are
+//! bit-identical to it, and applied to every head. The std trigonometry is the costly part, so
+//! the last two tables (per RoPE configuration and position range) are kept per thread: the q
+//! and k rotations of a layer, and every layer of the same kind in a chunk, share one table.
+//! v1: auto-vectorised bodies.
 
-use super::{bad_arg, numel};
+use super::isa::Isa;
+use super::simd::{self, rows_per_task, Job, PAR_MIN};
 use crate::args::RopeArgs;
-use crate::error::{check_len, Result};
+use crate::error::Result;
+use rayon::prelude::*;
+use std::cell::Cell;
 
-/// The argument checks of `rope` (shared with the fast backend): returns the rotated length.
-pub(crate) fn validate(a: &RopeArgs, x_len: usize) -> Result<usize> {
-    const OP: &str = "rope";
-    if !a.head_dim.is_multiple_of(2) {
-        return Err(bad_arg(OP, format!("head_dim {} is odd", a.head_dim)));
+thread_local! {
+    /// Recently used RoPE tables, most recent first.
+    static ROPE: Cell<Vec<RopeTable>> = const { Cell::new(Vec::new()) };
+}
+
+/// cos/sin of every rotating pair for a run of positions, for one RoPE configuration.
+#[derive(Default)]
+struct RopeTable {
+    /// `(theta bits, freq_scale bits, head_dim, rotary_pairs)`.
+    config: (u32, u32, usize, usize),
+    /// First position of the table.
+    pos0: usize,
+    /// Positions in the table.
+    len: usize,
+    /// `cos[(p - pos0) * pairs + i]`.
+    cos: Vec<f32>,
+    /// `sin[(p - pos0) * pairs + i]`.
+    sin: Vec<f32>,
+}
+
+impl RopeTable {
+    /// Whether this table holds positions `pos0..pos0 + len` of `config`.
+    fn covers(&self, config: (u32, u32, usize, usize), pos0: usize, len: usize) -> bool {
+        self.config == config && self.pos0 <= pos0 && pos0 + len <= self.pos0 + self.len
     }
-    let half = a.head_dim / 2;
-    if a.rotary_pairs > half {
-        return Err(bad_arg(OP, format!("rotary_pairs {} > head_dim/2 = {half}", a.rotary_pairs)));
+
+    /// Recomputes the table for `a` (positions `a.pos0..a.pos0 + a.tokens`), as the reference.
+    fn fill(&mut self, a: &RopeArgs) {
+        let pairs = a.rotary_pairs;
+        self.config = rope_config(a);
+        (self.pos0, self.len) = (a.pos0, a.tokens);
+        self.cos.resize(a.tokens * pairs, 0.0);
+        self.sin.resize(a.tokens * pairs, 0.0);
+        // The reference's frequencies, computed once per table (not once per position).
+        let inv_freq = a.inverse_frequencies();
+        let row = |t: usize, cos: &mut [f32], sin: &mut [f32]| {
+            let pos = (a.pos0 + t) as f32;
+            for ((c, s), f) in cos.iter_mut().zip(sin.iter_mut()).zip(&inv_freq) {
+                let angle = pos * f;
+                *c = angle.cos();
+                *s = angle.sin();
+            }
+        };
+        if pairs == 0 {
+            return;
+        }
+        if a.tokens * pairs < PAR_MIN / 8 {
+            for (t, (c, s)) in self.cos.chunks_exact_mut(pairs).zip(self.sin.chunks_exact_mut(pairs)).enumerate() {
+                row(t, c, s);
+            }
+        } else {
+            let (cos, sin) = (self.cos.par_chunks_mut(pairs), self.sin.par_chunks_mut(pairs));
+            cos.zip(sin).enumerate().for_each(|(t, (c, s))| row(t, c, s));
+        }
     }
-    if !(a.freq_scale.is_finite() && a.freq_scale > 0.0) {
-        return Err(bad_arg(OP, format!("freq_scale {} must be positive", a.freq_scale)));
+}
+
+fn rope_config(a: &RopeArgs) -> (u32, u32, usize, usize) {
+    (a.theta.to_bits(), a.freq_scale.to_bits(), a.head_dim, a.rotary_pairs)
+}
+
+/// Rotate-half of whole heads: `x` holds `heads` heads of one position per table row.
+struct Rotate<'a> {
+    x: &'a mut [f32],
+    heads: usize,
+    head_dim: usize,
+    pairs: usize,
+    cos: &'a [f32],
+    sin: &'a [f32],
+}
+
+impl Job for Rotate<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let pairs = self.pairs;
+        let token_len = self.heads * self.head_dim;
+        for (t, token) in self.x.chunks_exact_mut(token_len).enumerate() {
+            let (cos, sin) = (&self.cos[t * pairs..(t + 1) * pairs], &self.sin[t * pairs..(t + 1) * pairs]);
+            for head in token.chunks_exact_mut(self.head_dim) {
+                let (lo, hi) = head.split_at_mut(self.head_dim / 2);
+                // Plain multiplies and adds (never fused): the reference's rounding exactly.
+                for (((x1, x2), c), s) in lo.iter_mut().zip(hi.iter_mut()).zip(cos).zip(sin) {
+                    let (a, b) = (*x1, *x2);
+                    *x1 = a * c - b * s;
+                    *x2 = b * c + a * s;
+                }
+            }
+        }
     }
-    if a.pos0.checked_add(a.tokens).is_none() {
-        return Err(bad_arg(OP, format!("positions {}+{} overflow", a.pos0, a.tokens)));
-    }
-    let len = numel(OP, &[a.tokens, a.heads, a.head_dim])?;
-    check_len(OP, "x", x_len, len)?;
-    Ok(len)
 }
 
 /// Rotates the first `tokens * heads * head_dim` elements of `x` in place.
-pub(crate) fn rope(a: &RopeArgs, x: &mut [f32]) -> Result<()> {
-    validate(a, x.len())?;
-
-    let inv_freq = inverse_frequencies(a);
-    let (mut cos, mut sin) = (vec![0.0f32; a.rotary_pairs], vec![0.0f32; a.rotary_pairs]);
-    for t in 0..a.tokens {
-        // One table of cos/sin per token, shared by all its heads.
-        let pos = (a.pos0 + t) as f32;
-        for ((c, s), f) in cos.iter_mut().zip(sin.iter_mut()).zip(&inv_freq) {
-            let angle = pos * f;
-            *c = angle.cos();
-            *s = angle.sin();
-        }
-        for h in 0..a.heads {
-            let start = (t * a.heads + h) * a.head_dim;
-            rotate_head(&mut x[start..start + a.head_dim], &cos, &sin);
-        }
+pub(crate) fn rope(isa: Isa, a: &RopeArgs, x: &mut [f32]) -> Result<()> {
+    let len = a.check(x.len())?;
+    if len == 0 || a.rotary_pairs == 0 {
+        return Ok(());
     }
+
+    let mut tables = ROPE.take();
+    let config = rope_config(a);
+    let hit = tables.iter().position(|t| t.covers(config, a.pos0, a.tokens));
+    let table = match hit {
+        Some(i) => tables.remove(i),
+        None => {
+            // Reuse the least recently used table's vectors.
+            let mut t = if tables.len() >= 2 { tables.pop().unwrap_or_default() } else { RopeTable::default() };
+            t.fill(a);
+            t
+        }
+    };
+    let pairs = a.rotary_pairs;
+    let first = (a.pos0 - table.pos0) * pairs;
+    let (cos, sin) = (&table.cos[first..first + a.tokens * pairs], &table.sin[first..first + a.tokens * pairs]);
+    let (heads, head_dim) = (a.heads, a.head_dim);
+    let token_len = heads * head_dim;
+    if len < PAR_MIN {
+        simd::run(isa, Rotate { x: &mut x[..len], heads, head_dim, pairs, cos, sin });
+    } else {
+        let tokens = rows_per_task(token_len);
+        x[..len].par_chunks_mut(tokens * token_len).enumerate().for_each(|(i, x)| {
+            let span = i * tokens * pairs..(i * tokens * pairs + x.len() / token_len * pairs);
+            simd::run(isa, Rotate { x, heads, head_dim, pairs, cos: &cos[span.clone()], sin: &sin[span] });
+        });
+    }
+    tables.insert(0, table);
+    ROPE.set(tables);
     Ok(())
-}
-
-/// `inv_freq_i = 1 / theta^(2i / head_dim)` for `i < rotary_pairs`, in f32.
-pub(crate) fn inverse_frequencies(a: &RopeArgs) -> Vec<f32> {
-    (0..a.rotary_pairs).map(|i| a.freq_scale / a.theta.powf((2 * i) as f32 / a.head_dim as f32)).collect()
-}
-
-/// Rotate-half on one head: pair `i` (with `i + head_dim/2`) turns by the angle of `cos[i]`, `sin[i]`.
-fn rotate_head(head: &mut [f32], cos: &[f32], sin: &[f32]) {
-    let (lo, hi) = head.split_at_mut(head.len() / 2);
-    for (((x1, x2), c), s) in lo.iter_mut().zip(hi.iter_mut()).zip(cos).zip(sin) {
-        let (a, b) = (*x1, *x2);
-        *x1 = a * c - b * s;
-        *x2 = b * c + a * s;
-    }
 }

@@ -1,6 +1,6 @@
-//! Causal GQA attention on the CUDA device (`kernels/cuda/attention.cu`). Same checks and
-//! errors as the reference (`cpu/attention.rs`, whose validator this calls), plus head_dim at
-//! most 512 and positions and buffer indices within a u32.
+//! Causal GQA attention and the KV-cache write on the CUDA device (`kernels/cuda/attention.cu`).
+//! Same checks and errors as the reference (`reference/attention.rs`, whose validator this
+//! calls), plus head_dim at most 512 and positions and buffer indices within a u32.
 //!
 //! Flash attention in f32: a block per (tile of `R` rows of one KV head, KV head, key split),
 //! where a tile's rows are the (token, query head) pairs of its KV head, so a decode step's GQA
@@ -10,11 +10,11 @@
 //! scratch buffer allocated per call, and `attention_combine` merges them.
 
 use super::device::{u32_arg, unavailable, Device, Dims, Params};
+use super::elementwise::blocks;
 use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf};
 use crate::args::*;
-use crate::cpu::attention::validate;
-use crate::cpu::bad_arg;
+use crate::error::bad_arg;
 use crate::error::Result;
 
 /// The flash-attention kernels, `[MAXD index][R index]` (MAXD 128/256/512, R 2/8/16).
@@ -36,6 +36,7 @@ const ATTENTION: [[Kernel; 3]; 3] = [
     ],
 ];
 const COMBINE: Kernel = kernel!(Attention, "attention_combine", garnet_emu_attention_combine);
+const KV_WRITE: Kernel = kernel!(Attention, "kv_write", garnet_emu_kv_write);
 
 /// The kernels of `attention.cu`.
 pub(super) const KERNELS: &[Kernel] = &[
@@ -49,6 +50,7 @@ pub(super) const KERNELS: &[Kernel] = &[
     ATTENTION[2][1],
     ATTENTION[2][2],
     COMBINE,
+    KV_WRITE,
 ];
 
 /// Threads per block (`ATT_THREADS`).
@@ -165,7 +167,7 @@ impl<D: Device> Cuda<D> {
         out: &mut CudaBuf<D::Mem>,
     ) -> Result<()> {
         const OP: &str = "attention";
-        let q_len = validate(a, q.len, k.len, v.len, cache_k.len, cache_v.len, out.len)?;
+        let q_len = a.check(q.len, k.len, v.len, cache_k.len, cache_v.len, out.len)?;
         if q_len == 0 {
             return Ok(());
         }
@@ -264,5 +266,59 @@ mod tests {
         assert_eq!(Plan::new(&args(2048, 32, 4, 512, 0)).unwrap().splits, 1);
         assert_eq!(MAXD[Plan::new(&args(3, 6, 3, 10, 9)).unwrap().d], 128);
         assert!(Plan::new(&args(1, 1, 1, 513, 0)).is_none());
+    }
+}
+
+/// Threads per block of `kv_write` (a grid-stride copy).
+const KV_THREADS: u32 = 256;
+
+/// `KvWriteParams` in `attention.cu`.
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct KvWriteParams {
+    k: u64,
+    v: u64,
+    cache_k: u64,
+    cache_v: u64,
+    rows: u32,
+    kv_dim: u32,
+    t0: u32,
+    slot0: u32,
+    capacity: u32,
+    pad: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `KvWriteParams` in attention.cu.
+unsafe impl Params for KvWriteParams {}
+
+impl<D: Device> Cuda<D> {
+    pub(super) fn op_kv_write(
+        &self,
+        a: &KvWriteArgs,
+        k: &CudaBuf<D::Mem>,
+        v: &CudaBuf<D::Mem>,
+        cache_k: &mut CudaBuf<D::Mem>,
+        cache_v: &mut CudaBuf<D::Mem>,
+    ) -> Result<()> {
+        const OP: &str = "kv_write";
+        a.check(k.len, v.len, cache_k.len, cache_v.len)?;
+        let rows = a.tokens.min(a.capacity);
+        if rows == 0 || a.kv_dim == 0 {
+            return Ok(());
+        }
+        let t0 = a.tokens - rows;
+        let p = KvWriteParams {
+            k: self.ptr(k),
+            v: self.ptr(v),
+            cache_k: self.ptr(cache_k),
+            cache_v: self.ptr(cache_v),
+            rows: u32_arg(OP, "size", rows)?,
+            kv_dim: u32_arg(OP, "size", a.kv_dim)?,
+            t0: u32_arg(OP, "size", t0)?,
+            slot0: u32_arg(OP, "size", (a.pos0 + t0) % a.capacity)?,
+            capacity: u32_arg(OP, "size", a.capacity)?,
+            pad: 0,
+        };
+        let len = (rows * a.kv_dim) as u64;
+        self.dev.launch(KV_WRITE, Dims::linear(blocks(len, KV_THREADS), KV_THREADS), &p)
     }
 }

@@ -97,7 +97,7 @@ pub fn unavailable(backend: &'static str, why: impl Into<String>) -> KernelError
 
 /// `n` as a kernel's u32 parameter (`what` names it), or an argument error past 2^32.
 pub(crate) fn u32_arg(op: &'static str, what: &str, n: usize) -> Result<u32> {
-    u32::try_from(n).map_err(|_| crate::cpu::bad_arg(op, format!("{what} {n} exceeds a u32")))
+    u32::try_from(n).map_err(|_| crate::error::bad_arg(op, format!("{what} {n} exceeds a u32")))
 }
 
 /// A device operation failed.

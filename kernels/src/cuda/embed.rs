@@ -1,6 +1,6 @@
 //! `embed` on the CUDA device (`kernels/cuda/embed.cu`): `out[t, j] = table[ids[t], col_offset +
 //! j] * scale`, the table decoded from its storage dtype in the kernel (one entry per dtype).
-//! Same checks and errors as the reference (`cpu/embed.rs`) except the ids' values: they live
+//! Same checks and errors as the reference (`reference/embed.rs`) except the ids' values: they live
 //! on the device, so, as in the WGSL backend, an id past the table cannot be reported; the
 //! kernel writes 0 for it and reads nothing (the engine checks token ids before uploading
 //! them). `embed_host` keeps the trait's default (a host gather, checked, then an upload).
@@ -10,7 +10,7 @@ use super::elementwise::blocks;
 use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
-use crate::cpu::numel;
+use crate::error::numel;
 use crate::error::{check_len, Result};
 
 /// `embed_<dtype>`, indexed by the dtype code (`weights.cuh`).
@@ -58,7 +58,7 @@ impl<D: Device> Cuda<D> {
         out: &mut CudaBuf<D::Mem>,
     ) -> Result<()> {
         const OP: &str = "embed";
-        let rows = crate::cpu::embed::validate_shape(a, &table.shape, ids.len)?;
+        let rows = a.check_shapes(&table.shape, ids.len)?;
         let len = numel(OP, &[a.tokens, a.width])?;
         check_len(OP, "out", out.len, len)?;
         if len == 0 {

@@ -1,22 +1,24 @@
 //! Kernel entry points and the PTX modules holding them. Each op file declares its kernels as
 //! [`Kernel`] constants with `kernel!` (module, entry name, emulator entry) and lists them in its
-//! `KERNELS`;
-//! [`all`] gathers them for `garnet ptx --check`, which verifies every entry is in its module.
+//! `KERNELS`; [`super::all_kernels`] gathers them for `garnet ptx --check`, which verifies every
+//! entry is in its module.
 
 /// A `.cu` file under `kernels/cuda/`, compiled to one PTX module (`kernels/cuda/ptx/*.ptx`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Module {
-    /// `elementwise.cu`: scale, add, softcap, geglu, kv_write.
+    /// `elementwise.cu`: scale, add, softcap, geglu.
     Elementwise,
-    /// `norm.cu`: rms_norm, add_rms_norm, rope.
+    /// `norm.cu`: rms_norm, add_rms_norm.
     Norm,
+    /// `rope.cu`: rope.
+    Rope,
     /// `embed.cu`: embedding and PLE row gather.
     Embed,
     /// `matvec.cu`: decode matvec.
     Matvec,
     /// `gemm.cu`: prefill GEMM (tensor cores, and an exact f32 path).
     Gemm,
-    /// `attention.cu`: prefill and split decode attention.
+    /// `attention.cu`: prefill and split decode attention, kv_write.
     Attention,
     /// `moe.cu`: routing and the selected experts' FFN.
     Moe,
@@ -26,9 +28,10 @@ pub enum Module {
 
 impl Module {
     /// Every module, in build order.
-    pub const ALL: [Module; 8] = [
+    pub const ALL: [Module; 9] = [
         Module::Elementwise,
         Module::Norm,
+        Module::Rope,
         Module::Embed,
         Module::Matvec,
         Module::Gemm,
@@ -42,6 +45,7 @@ impl Module {
         match self {
             Module::Elementwise => "elementwise",
             Module::Norm => "norm",
+            Module::Rope => "rope",
             Module::Embed => "embed",
             Module::Matvec => "matvec",
             Module::Gemm => "gemm",
@@ -56,6 +60,7 @@ impl Module {
         match self {
             Module::Elementwise => include_str!("../../cuda/ptx/elementwise.ptx"),
             Module::Norm => include_str!("../../cuda/ptx/norm.ptx"),
+            Module::Rope => include_str!("../../cuda/ptx/rope.ptx"),
             Module::Embed => include_str!("../../cuda/ptx/embed.ptx"),
             Module::Matvec => include_str!("../../cuda/ptx/matvec.ptx"),
             Module::Gemm => include_str!("../../cuda/ptx/gemm.ptx"),
@@ -130,17 +135,3 @@ macro_rules! kernel {
     }};
 }
 pub(crate) use kernel;
-
-/// Every kernel of every module.
-pub fn all() -> Vec<Kernel> {
-    [
-        super::elementwise::KERNELS,
-        super::norm::KERNELS,
-        super::embed::KERNELS,
-        super::matmul::KERNELS,
-        super::attention::KERNELS,
-        super::moe::KERNELS,
-        super::sample::KERNELS,
-    ]
-    .concat()
-}

@@ -3,17 +3,18 @@
 //! - `matvec.cu` (`matvec_<dt>`, `matvec8_<dt>`) for decode, `m <= MATVEC_MAX_M`: each weight
 //!   row read once for all token rows;
 //! - `gemm.cu` `gemm_tc_<dt>`: tensor-core GEMM (activations rounded to bf16, f16 against f16
-//!   weights) for prefill under [`Precision::TensorCores`];
-//! - `gemm.cu` `gemm_f32_<dt>`: exact f32 GEMM for prefill under [`Precision::Exact`] and for f32
+//!   weights) for prefill under [`Precision::Native`];
+//! - `gemm.cu` `gemm_f32_<dt>`: exact f32 GEMM for prefill under [`Precision::Reference`] and for f32
 //!   weights (their bound, 1e-5, is out of bf16 activations' reach).
 //!
-//! Same checks and errors as the reference (`cpu/matmul.rs`).
+//! Same checks and errors as the reference (`reference/matmul.rs`).
 
 use super::device::{u32_arg, Device, Dims, Params};
 use super::kernels::{kernel, Kernel};
-use super::{Cuda, CudaBuf, CudaWeight, Precision};
+use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::error::Result;
+use crate::Precision;
 
 /// `matvec_<dt>` (one token row), by dtype code.
 const MATVEC: [Kernel; 8] = [
@@ -148,7 +149,7 @@ impl<D: Device> Cuda<D> {
         out: &mut CudaBuf<D::Mem>,
     ) -> Result<()> {
         const OP: &str = "matmul";
-        crate::cpu::matmul::validate(a, x.len, &w.shape, out.len)?;
+        a.check(x.len, &w.shape, out.len)?;
         if a.m == 0 || a.n == 0 {
             return Ok(());
         }
@@ -178,7 +179,7 @@ impl<D: Device> Cuda<D> {
         }
 
         let tc = match self.precision {
-            Precision::TensorCores if a.k > 0 => GEMM_TC[code],
+            Precision::Native if a.k > 0 => GEMM_TC[code],
             _ => None,
         };
         let w_async = float_size(code).is_some_and(|s| (a.k as u64 * s).is_multiple_of(16) && wp.is_multiple_of(16));

@@ -6,7 +6,7 @@
 //! - [`emulator::Emulator`], the same kernel sources compiled as host C++ against a model of the
 //!   CUDA execution model (`kernels/cuda/emu/cuda_emu.h`): how the kernels are tested here.
 //!
-//! Activations, ids and the KV cache stay on the device; the op code (argument checks, grid
+//! Precision, ids and the KV cache stay on the device; the op code (argument checks, grid
 //! sizes, parameter blocks) is shared by both devices. Each kernel's parameters are one
 //! `#[repr(C)]` struct in the op's file, mirrored field for field in its `.cu` file.
 //!
@@ -27,6 +27,7 @@ pub mod kernels;
 mod matmul;
 mod moe;
 mod norm;
+mod rope;
 mod sample;
 pub mod weights;
 
@@ -37,24 +38,15 @@ pub use weights::CudaWeight;
 use crate::args::*;
 use crate::backend::{Backend, DeviceStats, OpTimes};
 use crate::error::{check_len, Result};
+use crate::op::Op;
 use crate::tensor::HostTensor;
+use crate::Precision;
 use std::sync::Mutex;
 
 /// A device buffer of `len` 4-byte elements (f32 activations or u32 ids).
 pub struct CudaBuf<M> {
     pub(crate) mem: M,
     pub(crate) len: usize,
-}
-
-/// Numerics of the matmuls.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Precision {
-    /// Tensor cores in prefill GEMMs: activations rounded to bf16 (f16 against f16 weights),
-    /// f32 accumulation. The default.
-    #[default]
-    TensorCores,
-    /// f32 activations in every matmul (the golden tests' reference numerics).
-    Exact,
 }
 
 /// The CUDA backend on device `D`.
@@ -158,6 +150,29 @@ impl<D: Device> Backend for Cuda<D> {
         self.dev.name()
     }
 
+    /// Every op of the text decoder; the others run through the host fallback.
+    fn supports(&self, op: Op) -> bool {
+        use Op::*;
+        matches!(
+            op,
+            Embed
+                | Matmul
+                | RmsNorm
+                | AddRmsNorm
+                | Rope
+                | KvWrite
+                | Attention
+                | Geglu
+                | Softcap
+                | Scale
+                | Add
+                | Copy
+                | MoeRoute
+                | MoeExperts
+                | Argmax
+        )
+    }
+
     fn stats(&self) -> DeviceStats {
         self.dev.stats()
     }
@@ -180,6 +195,10 @@ impl<D: Device> Backend for Cuda<D> {
 
     fn buf_len(&self, buf: &Self::Buf) -> usize {
         buf.len
+    }
+
+    fn ids_len(&self, ids: &Self::Ids) -> usize {
+        ids.len
     }
 
     fn upload(&self, src: &[f32], dst: &mut Self::Buf) -> Result<()> {
@@ -209,6 +228,10 @@ impl<D: Device> Backend for Cuda<D> {
 
     fn weight(&self, t: &HostTensor) -> Result<Self::Weight> {
         weights::upload(&self.dev, t)
+    }
+
+    fn host_weight(&self, w: &Self::Weight) -> Result<HostTensor> {
+        Ok(w.host.clone())
     }
 
     fn embed(&self, a: &EmbedArgs, table: &Self::Weight, ids: &Self::Ids, out: &mut Self::Buf) -> Result<()> {
@@ -302,4 +325,19 @@ impl<D: Device> Backend for Cuda<D> {
     ) -> Result<()> {
         self.op_moe_experts(a, x, gate_up, down, ids, weights, out)
     }
+}
+
+/// Every kernel of every module.
+pub fn all_kernels() -> Vec<kernels::Kernel> {
+    [
+        elementwise::KERNELS,
+        norm::KERNELS,
+        rope::KERNELS,
+        embed::KERNELS,
+        matmul::KERNELS,
+        attention::KERNELS,
+        moe::KERNELS,
+        sample::KERNELS,
+    ]
+    .concat()
 }

@@ -1,5 +1,5 @@
 //! Mixture-of-experts router and expert FFNs on the CUDA device (`kernels/cuda/moe.cu`), with
-//! the reference's semantics and argument checks (`cpu/moe.rs`: the same validators, on lengths
+//! the reference's semantics and argument checks (`reference/moe.rs`: the same validators, on lengths
 //! and shapes).
 //!
 //! `moe_route`: one warp per token computes the softmax, picks the `top_k` experts in the
@@ -28,8 +28,7 @@ use super::elementwise::blocks;
 use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
-use crate::cpu::moe::{validate_experts, validate_route};
-use crate::cpu::numel;
+use crate::error::numel;
 use crate::error::{KernelError, Result};
 use crate::tensor::DType;
 
@@ -192,7 +191,7 @@ impl<D: Device> Cuda<D> {
         weights: &mut CudaBuf<D::Mem>,
     ) -> Result<()> {
         const OP: &str = "moe_route";
-        validate_route(a, scores.len, &per_expert_scale.shape, ids.len, weights.len)?;
+        a.check(scores.len, &per_expert_scale.shape, ids.len, weights.len)?;
         if a.tokens == 0 {
             return Ok(());
         }
@@ -226,7 +225,7 @@ impl<D: Device> Cuda<D> {
         out: &mut CudaBuf<D::Mem>,
     ) -> Result<()> {
         const OP: &str = "moe_experts";
-        let (act_len, routed) = validate_experts(a, x.len, &gate_up.shape, &down.shape, ids.len, weights.len, out.len)?;
+        let (act_len, routed) = a.check(x.len, &gate_up.shape, &down.shape, ids.len, weights.len, out.len)?;
         if act_len == 0 {
             return Ok(()); // no tokens, or rows of width 0
         }

@@ -1,21 +1,17 @@
-//! RMSNorm and RoPE on the CUDA device (`kernels/cuda/norm.cu`): `rms_norm` and `add_rms_norm`
-//! (one block per row) and `rope` (one thread per rotating pair). Same checks and errors as the
-//! reference (`cpu/norm.rs`, `cpu/rope.rs`).
+//! RMSNorm on the CUDA device (`kernels/cuda/norm.cu`): `rms_norm` and `add_rms_norm` (one
+//! block per row). Same checks and errors as the reference (`reference/norm.rs`).
 
 use super::device::{u32_arg, Device, Dims, Params};
-use super::elementwise::blocks;
 use super::kernels::{kernel, Kernel};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
-use crate::cpu::{check_shape, numel};
-use crate::error::{check_len, Result};
+use crate::error::Result;
 
 const RMS_NORM: Kernel = kernel!(Norm, "rms_norm", garnet_emu_rms_norm);
 const ADD_RMS_NORM: Kernel = kernel!(Norm, "add_rms_norm", garnet_emu_add_rms_norm);
-const ROPE: Kernel = kernel!(Norm, "rope", garnet_emu_rope);
 
 /// The kernels of `norm.cu`.
-pub(super) const KERNELS: &[Kernel] = &[RMS_NORM, ADD_RMS_NORM, ROPE];
+pub(super) const KERNELS: &[Kernel] = &[RMS_NORM, ADD_RMS_NORM];
 
 /// `RmsNormParams` in `norm.cu`.
 #[repr(C)]
@@ -32,23 +28,6 @@ struct RmsNormParams {
 // SAFETY: repr(C), plain numbers, mirrors `RmsNormParams` in norm.cu.
 unsafe impl Params for RmsNormParams {}
 
-/// `RopeParams` in `norm.cu`.
-#[repr(C)]
-#[derive(Clone, Copy)]
-struct RopeParams {
-    x: u64,
-    tokens: u32,
-    heads: u32,
-    head_dim: u32,
-    rotary_pairs: u32,
-    pos0: u32,
-    theta: f32,
-    freq_scale: f32,
-    pad: u32,
-}
-// SAFETY: repr(C), plain numbers, mirrors `RopeParams` in norm.cu.
-unsafe impl Params for RopeParams {}
-
 impl<D: Device> Cuda<D> {
     fn norm(
         &self,
@@ -59,12 +38,7 @@ impl<D: Device> Cuda<D> {
         out: &CudaBuf<D::Mem>,
     ) -> Result<()> {
         let op = k.entry;
-        let len = numel(op, &[a.rows, a.dim])?;
-        check_len(op, "x", x.len, len)?;
-        check_len(op, "out", out.len, len)?;
-        if let Some(w) = w {
-            check_shape(op, "w", &w.shape, &[a.dim])?;
-        }
+        let len = a.check(op, x.len, w.map(|w| &w.shape[..]), out.len)?;
         if len == 0 {
             return Ok(());
         }
@@ -100,26 +74,5 @@ impl<D: Device> Cuda<D> {
         residual: &mut CudaBuf<D::Mem>,
     ) -> Result<()> {
         self.norm(ADD_RMS_NORM, a, x, Some(w), residual)
-    }
-
-    pub(super) fn op_rope(&self, a: &RopeArgs, x: &mut CudaBuf<D::Mem>) -> Result<()> {
-        const OP: &str = "rope";
-        crate::cpu::rope::validate(a, x.len)?;
-        let threads = a.tokens * a.heads * a.rotary_pairs; // <= len: no overflow
-        if threads == 0 {
-            return Ok(());
-        }
-        let p = RopeParams {
-            x: self.ptr(x),
-            tokens: u32_arg(OP, "size", a.tokens)?,
-            heads: u32_arg(OP, "size", a.heads)?,
-            head_dim: u32_arg(OP, "size", a.head_dim)?,
-            rotary_pairs: u32_arg(OP, "size", a.rotary_pairs)?,
-            pos0: u32_arg(OP, "size", a.pos0 + a.tokens - 1).map(|_| a.pos0 as u32)?,
-            theta: a.theta,
-            freq_scale: a.freq_scale,
-            pad: 0,
-        };
-        self.dev.launch(ROPE, Dims::linear(blocks(threads as u64, 256), 256), &p)
     }
 }

@@ -1,5 +1,5 @@
 //! Choosing the next token on the CUDA device (`kernels/cuda/sample.cu`): `argmax`, one block
-//! per row. Same checks as the reference (`cpu/argmax.rs`).
+//! per row. Same checks as the reference (`reference/sample.rs`).
 
 use super::device::{u32_arg, Device, Dims, Params};
 use super::kernels::{kernel, Kernel};
@@ -27,7 +27,7 @@ unsafe impl Params for ArgmaxParams {}
 impl<D: Device> Cuda<D> {
     pub(super) fn op_argmax(&self, a: &ArgmaxArgs, x: &CudaBuf<D::Mem>, out: &mut CudaBuf<D::Mem>) -> Result<()> {
         const OP: &str = "argmax";
-        crate::cpu::argmax::validate(a, x.len, out.len)?;
+        a.check(x.len, out.len)?;
         if a.rows == 0 {
             return Ok(());
         }

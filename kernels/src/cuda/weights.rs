@@ -19,6 +19,8 @@ pub struct CudaWeight<M> {
     pub source: DType,
     /// The shape, outermost first.
     pub shape: Vec<usize>,
+    /// The tensor it was uploaded from (shared bytes): what the host fallback reads.
+    pub host: HostTensor,
 }
 
 impl<M> CudaWeight<M> {
@@ -50,5 +52,5 @@ pub fn upload<D: Device>(dev: &D, t: &HostTensor) -> Result<CudaWeight<D::Mem>> 
     };
     let mem = dev.alloc(bytes.len())?;
     dev.write(&mem, 0, bytes)?;
-    Ok(CudaWeight { mem, dtype, source: t.dtype(), shape: t.shape().to_vec() })
+    Ok(CudaWeight { mem, dtype, source: t.dtype(), shape: t.shape().to_vec(), host: t.clone() })
 }

@@ -27,6 +27,10 @@ fn norm(rows: usize, dim: usize, weight: Option<DType>) -> Case {
     Case::RmsNorm { args: RmsNormArgs { rows, dim, eps: 1e-6 }, weight }
 }
 
+fn layer_norm(rows: usize, dim: usize, eps: f32, weight: DType) -> Case {
+    Case::LayerNorm { args: LayerNormArgs { rows, dim, eps }, weight }
+}
+
 fn add_norm(rows: usize, dim: usize, weight: DType) -> Case {
     Case::AddRmsNorm { args: RmsNormArgs { rows, dim, eps: 1e-6 }, weight }
 }
@@ -122,6 +126,14 @@ pub fn cases() -> Vec<Case> {
         add_norm(1, 1536, BF16), // E2B post-norm into the residual
         add_norm(5, 2816, F32),
         add_norm(3, 17, BF16),
+    ]);
+
+    // ---- layer_norm: vision and audio tower widths, odd sizes, a large eps ----
+    c.extend([
+        layer_norm(256, 1152, 1e-6, BF16), // a SigLIP-width vision tower, 256 patches
+        layer_norm(1, 1536, 1e-5, F32),
+        layer_norm(3, 37, 1e-6, F16),
+        layer_norm(4, 64, 0.5, BF16),
     ]);
 
     // ---- rope ----

@@ -7,8 +7,8 @@
 //! buffer types, so the op's code is written once and monomorphised per backend.
 
 use crate::backend::Backend;
-use crate::cpu::RefCpu;
 use crate::error::{KernelError, Result};
+use crate::reference::RefCpu;
 use crate::tensor::{DType, HostTensor};
 use half::f16;
 use std::panic::{catch_unwind, AssertUnwindSafe};

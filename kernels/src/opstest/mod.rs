@@ -1,5 +1,5 @@
 //! The ops-test (`garnet ops-test`, llama.cpp's test-backend-ops): one typed list of cases
-//! ([`cases`]), each run on a backend and on the reference [`RefCpu`](crate::cpu::RefCpu) from the
+//! ([`cases`]), each run on a backend and on the reference [`RefCpu`](crate::reference::RefCpu) from the
 //! same deterministic inputs, compared as normalised error `max |got - want| / max |want|` against
 //! the case's bound, with any non-finite output a failure and an op error a failure.
 //!
@@ -27,6 +27,9 @@ pub use inputs::Worst;
 
 use crate::args::*;
 use crate::backend::Backend;
+use crate::fallback::HostFallback;
+use crate::op::{Op, OpSet};
+use crate::open::{BackendKind, Precision, WithBackend};
 use crate::tensor::DType;
 use inputs::{on_both, Failed, Rng};
 use std::time::Duration;
@@ -64,6 +67,13 @@ pub enum Case {
         /// The op's arguments.
         args: RmsNormArgs,
         /// Weight dtype.
+        weight: DType,
+    },
+    /// LayerNorm with a weight and a bias of `weight`'s dtype.
+    LayerNorm {
+        /// The op's arguments.
+        args: LayerNormArgs,
+        /// Weight and bias dtype.
         weight: DType,
     },
     /// RoPE in place (default, proportional or frequency-scaled, as the arguments say).
@@ -129,25 +139,6 @@ pub enum Case {
     },
 }
 
-/// Every op name, in [`Backend`] order (what `--op` accepts).
-pub const OPS: [&str; 15] = [
-    "embed",
-    "matmul",
-    "rms_norm",
-    "add_rms_norm",
-    "rope",
-    "kv_write",
-    "attention",
-    "geglu",
-    "softcap",
-    "scale",
-    "add",
-    "copy",
-    "moe_route",
-    "moe_experts",
-    "argmax",
-];
-
 /// The bound of a product with weights of `dtype`: f32 weights leave only summation order;
 /// f16/bf16 weights allow a backend that rounds activations to f16; block formats allow one that
 /// quantizes activations to 8-bit blocks (llama.cpp's q8_1 / q8_K: about 4e-3 on these inputs).
@@ -160,30 +151,31 @@ fn product_bound(dtype: DType) -> f64 {
 }
 
 impl Case {
-    /// The op (a [`Backend`] method name, one of [`OPS`]).
-    pub fn op(&self) -> &'static str {
+    /// The op.
+    pub fn op(&self) -> Op {
         match self {
-            Case::Embed { .. } => "embed",
-            Case::Matmul { .. } => "matmul",
-            Case::RmsNorm { .. } => "rms_norm",
-            Case::AddRmsNorm { .. } => "add_rms_norm",
-            Case::Rope { .. } => "rope",
-            Case::KvWrite { .. } => "kv_write",
-            Case::Attention { .. } => "attention",
-            Case::Geglu { .. } => "geglu",
-            Case::Softcap { .. } => "softcap",
-            Case::Scale { .. } => "scale",
-            Case::Add { .. } => "add",
-            Case::Copy { .. } => "copy",
-            Case::MoeRoute { .. } => "moe_route",
-            Case::MoeExperts { .. } => "moe_experts",
-            Case::Argmax { .. } => "argmax",
+            Case::Embed { .. } => Op::Embed,
+            Case::Matmul { .. } => Op::Matmul,
+            Case::RmsNorm { .. } => Op::RmsNorm,
+            Case::AddRmsNorm { .. } => Op::AddRmsNorm,
+            Case::LayerNorm { .. } => Op::LayerNorm,
+            Case::Rope { .. } => Op::Rope,
+            Case::KvWrite { .. } => Op::KvWrite,
+            Case::Attention { .. } => Op::Attention,
+            Case::Geglu { .. } => Op::Geglu,
+            Case::Softcap { .. } => Op::Softcap,
+            Case::Scale { .. } => Op::Scale,
+            Case::Add { .. } => Op::Add,
+            Case::Copy { .. } => Op::Copy,
+            Case::MoeRoute { .. } => Op::MoeRoute,
+            Case::MoeExperts { .. } => Op::MoeExperts,
+            Case::Argmax { .. } => Op::Argmax,
         }
     }
 
     /// A readable, unique name: the op, then its parameters (`matmul m=1 n=2048 k=1536 Q4_K`).
     pub fn name(&self) -> String {
-        let op = self.op();
+        let op = self.op().name();
         match self {
             Case::Embed { args: a, rows, row_len, dtype } => format!(
                 "{op} tokens={} width={} col_offset={} scale={} table={rows}x{row_len} {}",
@@ -199,6 +191,9 @@ impl Case {
                 format!("{op} rows={} dim={} eps={:e} w={w}", a.rows, a.dim, a.eps)
             }
             Case::AddRmsNorm { args: a, weight } => {
+                format!("{op} rows={} dim={} eps={:e} w={}", a.rows, a.dim, a.eps, weight.name())
+            }
+            Case::LayerNorm { args: a, weight } => {
                 format!("{op} rows={} dim={} eps={:e} w={}", a.rows, a.dim, a.eps, weight.name())
             }
             Case::Rope { args: a } => {
@@ -264,7 +259,7 @@ impl Case {
             Case::Embed { dtype, .. } if dtype.is_quantized() => 1e-6, // d * q may be evaluated in another order
             Case::Embed { .. } | Case::KvWrite { .. } | Case::Copy { .. } => 0.0,
             Case::Scale { .. } | Case::Add { .. } => 1e-6,
-            Case::RmsNorm { .. } | Case::AddRmsNorm { .. } => 1e-5,
+            Case::RmsNorm { .. } | Case::AddRmsNorm { .. } | Case::LayerNorm { .. } => 1e-5,
             Case::Geglu { .. } | Case::Softcap { .. } | Case::MoeRoute { .. } | Case::Argmax { .. } => 1e-5,
             Case::Attention { .. } => 5e-5,
             Case::Rope { .. } => 1e-4, // sin/cos of angles up to thousands of radians
@@ -279,6 +274,7 @@ impl Case {
             Case::Matmul { args, dtype } => matmul::matmul_cost(args, *dtype),
             Case::RmsNorm { args, weight } => norm::rms_norm_cost(args, weight.is_some(), false),
             Case::AddRmsNorm { args, .. } => norm::rms_norm_cost(args, true, true),
+            Case::LayerNorm { args, .. } => norm::layer_norm_cost(args),
             Case::Rope { args } => norm::rope_cost(args),
             Case::KvWrite { args } => attention::kv_write_cost(args),
             Case::Attention { args } => attention::attention_cost(args),
@@ -334,6 +330,8 @@ pub struct Outcome {
     pub message: Option<String>,
     /// Time, bytes and FLOPs (with `perf`, when the op ran).
     pub perf: Option<Perf>,
+    /// Calls of the backend that went through the host fallback (see [`crate::fallback`]).
+    pub fallback_calls: u64,
 }
 
 impl Outcome {
@@ -363,7 +361,17 @@ impl Outcome {
     }
 
     fn failed(bound: f64, message: String) -> Self {
-        Outcome { passed: false, error: None, bound, worst: None, non_finite: 0, message: Some(message), perf: None }
+        let (worst, perf) = (None, None);
+        Outcome {
+            passed: false,
+            error: None,
+            bound,
+            worst,
+            non_finite: 0,
+            message: Some(message),
+            perf,
+            fallback_calls: 0,
+        }
     }
 }
 
@@ -371,6 +379,8 @@ impl Outcome {
 /// Never panics on a backend's panic (it is caught and reported); `perf` times the backend.
 pub fn run<B: Backend>(backend: &B, case: &Case, perf: bool) -> Outcome {
     let bound = case.bound();
+    let fallback_calls = || backend.fallback_calls().iter().map(|c| c.1).sum::<u64>();
+    let before = fallback_calls();
     let pair = match run_op(backend, case, perf) {
         Ok(p) => p,
         Err(Failed::Setup(e)) => return Outcome::failed(bound, format!("inputs: {e}")),
@@ -388,6 +398,7 @@ pub fn run<B: Backend>(backend: &B, case: &Case, perf: bool) -> Outcome {
         non_finite: d.non_finite,
         message: None,
         perf: pair.per_call.map(|per_call| Perf { per_call, bytes, flops }),
+        fallback_calls: fallback_calls() - before,
     }
 }
 
@@ -401,6 +412,7 @@ fn run_op<B: Backend>(be: &B, case: &Case, perf: bool) -> Result<inputs::Pair<Ve
         Case::Matmul { args, dtype } => on_both(be, &matmul::Matmul::new(rng, *args, *dtype)?, perf),
         Case::RmsNorm { args, weight } => on_both(be, &norm::Norm::new(rng, *args, *weight, false)?, perf),
         Case::AddRmsNorm { args, weight } => on_both(be, &norm::Norm::new(rng, *args, Some(*weight), true)?, perf),
+        Case::LayerNorm { args, weight } => on_both(be, &norm::LayerNorm::new(rng, *args, *weight)?, perf),
         Case::Rope { args } => on_both(be, &norm::Rope::new(rng, *args), perf),
         Case::KvWrite { args } => on_both(be, &attention::KvWrite::new(rng, *args), perf),
         Case::Attention { args } => on_both(be, &attention::Attention::new(rng, *args), perf),
@@ -415,37 +427,16 @@ fn run_op<B: Backend>(be: &B, case: &Case, perf: bool) -> Result<inputs::Pair<Ve
     }
 }
 
-/// A backend the ops-test can run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendKind {
-    /// The fast CPU backend with exact (f32) activations.
-    Cpu,
-    /// The WGSL backend on the best adapter.
-    Wgpu,
-    /// The CUDA backend on the first GPU (tensor-core numerics).
-    Cuda,
-    /// The CUDA kernels on the host emulator (tensor-core numerics, modelled).
-    CudaEmulated,
-}
+/// The backends `garnet ops-test` runs when none is named, in order.
+pub const DEFAULT_BACKENDS: [BackendKind; 4] =
+    [BackendKind::Cpu, BackendKind::Wgpu, BackendKind::Cuda, BackendKind::CudaEmulated];
 
-impl BackendKind {
-    /// Every backend, in the order the ops-test runs them.
-    pub const ALL: [BackendKind; 4] =
-        [BackendKind::Cpu, BackendKind::Wgpu, BackendKind::Cuda, BackendKind::CudaEmulated];
-
-    /// `cpu`, `wgpu`, `cuda`, `cuda-emulated`.
-    pub fn name(self) -> &'static str {
-        match self {
-            BackendKind::Cpu => "cpu",
-            BackendKind::Wgpu => "wgpu",
-            BackendKind::Cuda => "cuda",
-            BackendKind::CudaEmulated => "cuda-emulated",
-        }
-    }
-
-    /// The backend called `name`.
-    pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|k| k.name() == name)
+/// The numerics a backend is tested with: the CPU with f32 activations (its quantized ones
+/// are measured on the real model instead, docs/KERNELS.md), the GPUs as they run natively.
+fn precision(kind: BackendKind) -> Precision {
+    match kind {
+        BackendKind::Cpu | BackendKind::CpuRef => Precision::Reference,
+        _ => Precision::Native,
     }
 }
 
@@ -456,42 +447,44 @@ pub struct Summary {
     pub passed: usize,
     /// The failed cases' names and outcomes.
     pub failed: Vec<(String, Outcome)>,
+    /// The ops whose cases ran (in part) through the host fallback, in [`Op`] order.
+    pub fallback_ops: Vec<Op>,
 }
 
-/// Runs `cases` on backend `kind`, calling `each` after every case. `Err(why)` when the backend
-/// cannot run here (no adapter, not built): the caller reports it as skipped.
+/// Runs `cases` on backend `kind` with the ops of `host_fallback` forced through the host
+/// fallback, calling `each` after every case. `Err(why)` when the backend cannot run here (no
+/// adapter, not built): the caller reports it as skipped.
 pub fn run_backend(
     kind: BackendKind,
+    host_fallback: OpSet,
     cases: &[Case],
     perf: bool,
     each: &mut dyn FnMut(&Case, &Outcome),
 ) -> Result<Summary, String> {
-    match kind {
-        BackendKind::Cpu => {
-            let make = || Ok(crate::fast::FastCpu::new(crate::fast::Activations::Exact));
-            run_cases(make, cases, perf, each)
-        }
-        #[cfg(feature = "wgpu")]
-        BackendKind::Wgpu => {
-            run_cases(crate::wgsl::Wgpu::new, cases, perf, each).map_err(|e| format!("no wgpu adapter ({e})"))
-        }
-        #[cfg(not(feature = "wgpu"))]
-        BackendKind::Wgpu => Err("wgpu backend not built (feature \"wgpu\" is off)".into()),
-        BackendKind::Cuda => {
-            let make = || crate::cuda::Cuda::new(0, crate::cuda::Precision::TensorCores);
-            run_cases(make, cases, perf, each).map_err(|e| format!("no CUDA device ({e})"))
-        }
-        BackendKind::CudaEmulated => {
-            let make = || crate::cuda::Cuda::emulated(crate::cuda::Precision::TensorCores);
-            run_cases(make, cases, perf, each)
+    struct Run<'a> {
+        cases: &'a [Case],
+        perf: bool,
+        each: &'a mut dyn FnMut(&Case, &Outcome),
+    }
+    impl WithBackend for Run<'_> {
+        type Output = Result<Summary, String>;
+        fn with<B: Backend>(self, make: &dyn Fn() -> crate::Result<HostFallback<B>>) -> Self::Output {
+            run_cases(make, self.cases, self.perf, self.each)
         }
     }
+    let run = Run { cases, perf, each };
+    let result = crate::open(kind, precision(kind), host_fallback, run).map_err(|e| e.to_string())?;
+    result.map_err(|e| match kind {
+        BackendKind::Wgpu => format!("no wgpu adapter ({e})"),
+        BackendKind::Cuda => format!("no CUDA device ({e})"),
+        _ => e,
+    })
 }
 
 /// Runs every case on a backend from `make`, and on a fresh one after a case panicked (a panic
 /// may leave a device backend's recording state broken for the cases after it).
 fn run_cases<B: Backend>(
-    make: impl Fn() -> crate::Result<B>,
+    make: &dyn Fn() -> crate::Result<B>,
     cases: &[Case],
     perf: bool,
     each: &mut dyn FnMut(&Case, &Outcome),
@@ -505,6 +498,10 @@ fn run_cases<B: Backend>(
         };
         each(case, &outcome);
         let panicked = outcome.message.as_deref().is_some_and(|m| m.starts_with("error: panicked"));
+        if outcome.fallback_calls > 0 && !summary.fallback_ops.contains(&case.op()) {
+            summary.fallback_ops.push(case.op());
+            summary.fallback_ops.sort();
+        }
         if outcome.passed {
             summary.passed += 1;
         } else {

@@ -1,8 +1,8 @@
 //! Ops-test cases of the row-wise ops: `rms_norm` (with and without a weight), `add_rms_norm`
-//! (into a residual) and `rope` (in place).
+//! (into a residual), `layer_norm` and `rope` (in place).
 
 use super::inputs::{get_out, guarded, poisoned, put, Exec, Failed, Rng, Timer};
-use crate::args::{RmsNormArgs, RopeArgs};
+use crate::args::{LayerNormArgs, RmsNormArgs, RopeArgs};
 use crate::backend::Backend;
 use crate::error::Result;
 use crate::tensor::{DType, HostTensor};
@@ -64,6 +64,49 @@ pub(super) fn rms_norm_cost(a: &RmsNormArgs, weight: bool, add: bool) -> (usize,
     let n = a.rows * a.dim;
     let bytes = 4 * n * if add { 3 } else { 2 } + if weight { 4 * a.dim } else { 0 };
     (bytes, n * if weight { 4 } else { 3 })
+}
+
+/// LayerNorm of rows uniform in [-3, 3) plus an offset in [-1, 1] (the mean it removes), some
+/// rows scaled down to 1e-3 without offset (where `eps` matters; an offset there would leave the
+/// result to the rounding of the mean, which no two summation orders share), a weight around 1
+/// and a bias in [-1, 1).
+pub(super) struct LayerNorm {
+    args: LayerNormArgs,
+    x: Vec<f32>,
+    w: HostTensor,
+    b: HostTensor,
+}
+
+impl LayerNorm {
+    pub(super) fn new(rng: &mut Rng, args: LayerNormArgs, dtype: DType) -> Result<Self, Failed> {
+        let mut x = rng.vec(args.rows * args.dim, 3.0);
+        for (r, row) in x.chunks_mut(args.dim.max(1)).enumerate() {
+            let (offset, scale) = if r % 3 == 1 { (0.0, 1e-3) } else { ((r % 5) as f32 * 0.5 - 1.0, 1.0) };
+            row.iter_mut().for_each(|v| *v = *v * scale + offset);
+        }
+        let w =
+            HostTensor::from_f32_as(&rng.around_one(args.dim, 0.5), vec![args.dim], dtype).map_err(Failed::Setup)?;
+        let b = HostTensor::from_f32_as(&rng.vec(args.dim, 1.0), vec![args.dim], dtype).map_err(Failed::Setup)?;
+        Ok(LayerNorm { args, x, w, b })
+    }
+}
+
+impl Exec for LayerNorm {
+    type Out = Vec<f32>;
+    fn exec<B: Backend>(&self, be: &B, t: &mut Timer<B>) -> Result<Vec<f32>> {
+        let (w, b, x) = (be.weight(&self.w)?, be.weight(&self.b)?, put(be, &self.x)?);
+        let len = self.args.rows * self.args.dim;
+        let mut out = put(be, &poisoned(len))?;
+        be.layer_norm(&self.args, &x, &w, &b, &mut out)?;
+        let got = get_out(be, &out, len)?;
+        t.time(|| be.layer_norm(&self.args, &x, &w, &b, &mut out))?;
+        Ok(got)
+    }
+}
+
+pub(super) fn layer_norm_cost(a: &LayerNormArgs) -> (usize, usize) {
+    let n = a.rows * a.dim;
+    (8 * n + 8 * a.dim, 7 * n)
 }
 
 /// RoPE in place on heads uniform in [-2, 2).

@@ -16,11 +16,13 @@
 //! Malformed lengths never panic: the functions work on the whole blocks that both sides hold
 //! (the minimum of the two) and leave the rest alone.
 
+mod dtype;
 mod kquants;
 mod legacy;
 
+pub use dtype::{f32_le_bytes, DType};
+
 use crate::error::{KernelError, Result};
-use crate::tensor::DType;
 use half::{bf16, f16};
 
 /// The largest block, in elements (the k-quant super-block).
@@ -157,7 +159,7 @@ pub fn dot(dtype: DType, bytes: &[u8], x: &[f32]) -> f32 {
 /// `values.len()` is not a whole number of blocks.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
     let pack: Pack = match dtype {
-        DType::F32 => return Ok(crate::tensor::f32_le_bytes(values)),
+        DType::F32 => return Ok(f32_le_bytes(values)),
         DType::F16 => return Ok(values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()),
         DType::BF16 => return Ok(values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()),
         DType::Q8_0 => legacy::quantize_q8_0,

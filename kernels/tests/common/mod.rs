@@ -2,7 +2,7 @@
 //! buffer helpers. Each test file uses a subset.
 #![allow(dead_code)]
 
-use garnet_kernels::cpu::RefCpu;
+use garnet_kernels::reference::RefCpu;
 use garnet_kernels::*;
 use half::f16;
 use std::sync::Arc;

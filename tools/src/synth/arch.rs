@@ -1,4 +1,4 @@
-//! The four released Gemma 4 text decoders as data (FACTS.md), resolved for a chosen layer count
+//! The four released Gemma 4 text decoders as data (docs/GEMMA4.md), resolved for a chosen layer count
 //! and vocabulary into a [`Plan`]: the layer pattern, KV sharing, every tensor (HF and GGUF names,
 //! shape, how to fill it), the HF `config.json` and the GGUF metadata the engine's loaders read.
 //!
@@ -32,7 +32,7 @@ pub enum Variant {
     B31,
 }
 
-/// One released text decoder (FACTS.md's table).
+/// One released text decoder (docs/GEMMA4.md's table).
 #[derive(Debug)]
 pub struct Released {
     /// "E2B", ...

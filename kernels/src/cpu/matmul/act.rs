@@ -1,0 +1,71 @@
+//! Precision prepared for the int8 matvec: one token's f32 row quantized to 8-bit blocks of
+//! 32 on the fly, as llama.cpp's `Q8_0`/`Q8_K` activations.
+//!
+//! Layout: `q[k]` int8 with `|q| <= 127` (so `|w_q| * |a_q|` pairs never saturate int16 in the
+//! AVX2 kernel), `d[k / 32]` the block scales (`x ~ d * q`, `d = amax / 127`, round to nearest,
+//! ties away from zero), and `half[k / 16]` = `d * sum(q)` over each 16 elements, which the
+//! formats with a subtracted min need, `sum[k / 32]` = `sum(q)` per block (offset quants), and for the 512-bit kernels
+//! `nlsum[k / 4]` = `-sum(q)` per 4 elements (one `vpdpbusd` lane) and `dlanes[k / 4]` = each
+//! block's `d` repeated over its 8 lanes. A row of `k` must be a whole number of 32-blocks.
+
+/// One token's activations in 8-bit blocks (see the module docs).
+#[derive(Default)]
+pub(crate) struct QAct {
+    pub q: Vec<i8>,
+    pub d: Vec<f32>,
+    pub half: Vec<f32>,
+    pub sum: Vec<i32>,
+    pub nlsum: Vec<i32>,
+    pub dlanes: Vec<f32>,
+}
+
+impl QAct {
+    /// Quantizes `x` (a whole number of 32-blocks) into `self`, reusing its storage.
+    pub fn quantize(&mut self, x: &[f32]) {
+        let blocks = x.len() / 32;
+        self.q.resize(blocks * 32, 0);
+        self.d.resize(blocks, 0.0);
+        self.half.resize(blocks * 2, 0.0);
+        self.sum.resize(blocks, 0);
+        self.nlsum.resize(blocks * 8, 0);
+        self.dlanes.resize(blocks * 8, 0.0);
+        for (b, (xs, qs)) in x.chunks_exact(32).zip(self.q.chunks_exact_mut(32)).enumerate() {
+            let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let d = amax / 127.0;
+            let id = if d > 0.0 { 1.0 / d } else { 0.0 };
+            let mut sums = [0i32; 2];
+            for (i, (q, v)) in qs.iter_mut().zip(xs).enumerate() {
+                // Round half away from zero without a libm call (|v * id| <= 127 by construction).
+                let r = v * id;
+                *q = (r + 0.5f32.copysign(r)) as i8;
+                sums[i / 16] += i32::from(*q);
+            }
+            self.d[b] = d;
+            self.half[2 * b] = d * sums[0] as f32;
+            self.half[2 * b + 1] = d * sums[1] as f32;
+            self.sum[b] = sums[0] + sums[1];
+            for (l, n) in self.nlsum[8 * b..8 * b + 8].iter_mut().enumerate() {
+                *n = -qs[4 * l..4 * l + 4].iter().map(|&v| i32::from(v)).sum::<i32>();
+            }
+            self.dlanes[8 * b..8 * b + 8].fill(d);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_error_is_half_a_step() {
+        let x: Vec<f32> = (0..256).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.013).collect();
+        let mut a = QAct::default();
+        a.quantize(&x);
+        for (i, v) in x.iter().enumerate() {
+            let d = a.d[i / 32];
+            assert!((d * f32::from(a.q[i]) - v).abs() <= 0.5001 * d, "{i}");
+        }
+        let s: f32 = (0..16).map(|i| a.d[0] * f32::from(a.q[i])).sum();
+        assert!((a.half[0] - s).abs() < 1e-5);
+    }
+}

@@ -1,0 +1,510 @@
+//! Matrix-vector products for decode: `out[j] = w[j] . x` for a run of weight rows read straight
+//! from the mapped bytes (memory-bound: every byte of the weight is read once per token).
+//!
+//! Three kernels, each in a portable version (plain Rust for the auto-vectoriser; NEON on
+//! aarch64) compiled again under AVX2 and AVX-512 target features, plus intrinsics where the
+//! compiler cannot find the instruction:
+//! - `float_rows`: F32 / F16 / BF16 weights widened to f32, f32 FMA with 16 lanes.
+//! - `exact_rows`: block formats against f32 activations: each decoded block becomes
+//!   `scale * q - min` in registers, then f32 FMA (the `Precision::Reference` mode).
+//! - `q8_rows`: block formats against 8-bit activations ([`QAct`]), int8 dot products per
+//!   32-element group: v1 portable i32 sums per 16; v2 AVX2 `vpmaddubsw` + `vpmaddwd`; v3
+//!   AVX-512 VNNI `vpdpbusd` (on 256-bit registers: Zen 4 splits 512-bit ops anyway). Signs are
+//!   moved onto the activations (`|q|`, `sign(a, q)`) since the instructions take one unsigned
+//!   operand. Group sums are scaled per 16 lanes and accumulated in f32; the formats with a
+//!   min subtract `min * d * sum(a_q)` per 16.
+
+use super::act::QAct;
+use super::decode::{f16_to_f32, with_decoder, Block, DecodeJob, Format};
+use crate::cpu::isa::Isa;
+use crate::tensor::DType;
+
+/// One weight element as f32.
+#[inline(always)]
+fn widen(dtype: DType, b: &[u8]) -> f32 {
+    match dtype {
+        DType::F16 => f16_to_f32(u16::from_le_bytes([b[0], b[1]])),
+        DType::BF16 => f32::from_bits(u32::from(u16::from_le_bytes([b[0], b[1]])) << 16),
+        _ => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
+    }
+}
+
+/// A row of F32 / F16 / BF16 bytes widened into `out`.
+pub(super) fn widen_row(dtype: DType, bytes: &[u8], out: &mut [f32]) {
+    let es = dtype.block().1;
+    for (o, b) in out.iter_mut().zip(bytes.chunks_exact(es)) {
+        *o = widen(dtype, b);
+    }
+}
+
+/// Prefetches the bytes a page past `row` (the weight stream of a file mapping; see
+/// `legacy_zmm::PREFETCH`). A prefetch never faults, so running past the weights is harmless.
+#[inline(always)]
+fn prefetch_ahead(row: &[u8]) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..row.len()).step_by(64) {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        // SAFETY: SSE is part of x86-64; a prefetch reads nothing architecturally.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(super::legacy_zmm::PREFETCH + line).cast()) };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = row;
+}
+
+/// Sum of 16 lanes.
+#[inline(always)]
+fn hsum(acc: [f32; 16]) -> f32 {
+    let mut v = acc;
+    for w in [8, 4, 2, 1] {
+        for i in 0..w {
+            v[i] += v[i + w];
+        }
+    }
+    v[0]
+}
+
+/// Float rows: `out[j] = w[j] . x`, `w` holding `out.len()` rows of `x.len()` elements.
+#[inline(always)]
+fn float_body<const ES: usize>(dtype: DType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    let row_bytes = x.len() * ES;
+    for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+        prefetch_ahead(row);
+        let mut acc = [0.0f32; 16];
+        let (xs, rest) = x.split_at(x.len() / 16 * 16);
+        for (xc, wc) in xs.chunks_exact(16).zip(row.chunks_exact(16 * ES)) {
+            for i in 0..16 {
+                acc[i] += widen(dtype, &wc[i * ES..]) * xc[i];
+            }
+        }
+        let tail = &row[xs.len() * ES..];
+        for (i, xv) in rest.iter().enumerate() {
+            acc[i] += widen(dtype, &tail[i * ES..]) * xv;
+        }
+        *o = hsum(acc);
+    }
+}
+
+#[inline(always)]
+fn float_rows_body(dtype: DType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    match dtype {
+        DType::F32 => float_body::<4>(dtype, w, x, out),
+        _ => float_body::<2>(dtype, w, x, out),
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn float_rows_avx512(dtype: DType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    float_rows_body(dtype, w, x, out)
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn float_rows_avx2(dtype: DType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    float_rows_body(dtype, w, x, out)
+}
+
+/// F32 / F16 / BF16 rows against f32 activations.
+pub(super) fn float_rows(isa: Isa, dtype: DType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    match isa {
+        // SAFETY: `isa` is never above `Isa::detect()` (FastCpu clamps it), so the CPU has
+        // the features these functions are compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Avx512Bf16 => unsafe { float_rows_avx512(dtype, w, x, out) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { float_rows_avx2(dtype, w, x, out) },
+        _ => float_rows_body(dtype, w, x, out),
+    }
+}
+
+/// Block-format rows against f32 activations (dequantize in registers, f32 FMA).
+struct Exact<'a> {
+    w: &'a [u8],
+    x: &'a [f32],
+    out: &'a mut [f32],
+}
+
+impl DecodeJob for Exact<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<D: Fn(&[u8], &mut Block) + Copy>(self, decode: D, f: Format) {
+        let (elems, size) = (f.elems, f.size);
+        let row_bytes = self.x.len() / elems * size;
+        let mut blk = Block::new();
+        for (o, row) in self.out.iter_mut().zip(self.w.chunks_exact(row_bytes)) {
+            let mut acc = [0.0f32; 16];
+            for (b, xb) in row.chunks_exact(size).zip(self.x.chunks_exact(elems)) {
+                decode(b, &mut blk);
+                for (h, (qs, xs)) in blk.q[..elems].chunks_exact(16).zip(xb.chunks_exact(16)).enumerate() {
+                    let (s, m) = (blk.scale[h], blk.min[h]);
+                    for i in 0..16 {
+                        acc[i] += (s * f32::from(qs[i]) - m) * xs[i];
+                    }
+                }
+            }
+            *o = hsum(acc);
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma,f16c")]
+fn exact_rows_avx512(dtype: DType, job: Exact<'_>) {
+    with_decoder(dtype, job);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma,f16c")]
+fn exact_rows_avx2(dtype: DType, job: Exact<'_>) {
+    with_decoder(dtype, job);
+}
+
+/// Block-format rows against f32 activations: `out[j] = w[j] . x`.
+pub(super) fn exact_rows(isa: Isa, dtype: DType, w: &[u8], x: &[f32], out: &mut [f32]) {
+    let job = Exact { w, x, out };
+    match isa {
+        // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Avx512Bf16 => unsafe { exact_rows_avx512(dtype, job) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { exact_rows_avx2(dtype, job) },
+        _ => {
+            with_decoder(dtype, job);
+        }
+    }
+}
+
+/// Block-format rows against 8-bit activations; `lanes` says how group dot products are made.
+struct Q8<'a> {
+    isa: Isa,
+    w: &'a [u8],
+    a: &'a QAct,
+    out: &'a mut [f32],
+}
+
+impl DecodeJob for Q8<'_> {
+    type Out = ();
+    #[inline(always)]
+    fn run<D: Fn(&[u8], &mut Block) + Copy>(self, decode: D, f: Format) {
+        let row_bytes = self.a.q.len() / f.elems * f.size;
+        let (isa, a) = (self.isa, self.a);
+        // One row at a time: four rows per pass (sharing each activation load) measured slower
+        // here, their decoded blocks no longer stay in registers and L1.
+        for (o, row) in self.out.iter_mut().zip(self.w.chunks_exact(row_bytes)) {
+            *o = match isa {
+                // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`); this body is
+                // only instantiated inside the matching target-feature functions (`q8_avx512`,
+                // `q8_avx2`).
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 | Isa::Avx512Bf16 => unsafe { x86::row_q8::<true, D>(decode, row, f, a) },
+                // SAFETY: as above.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { x86::row_q8::<false, D>(decode, row, f, a) },
+                _ => row_q8_portable(&decode, row, f, a),
+            };
+        }
+    }
+}
+
+/// One row against 8-bit activations, portable: i32 sums per 16, scaled in f32.
+#[inline(always)]
+fn row_q8_portable<D: Fn(&[u8], &mut Block)>(decode: &D, row: &[u8], f: Format, a: &QAct) -> f32 {
+    let mut blk = Block::new();
+    let (mut acc, mut corr) = (0.0f32, 0.0f32);
+    for (bi, b) in row.chunks_exact(f.size).enumerate() {
+        decode(b, &mut blk);
+        let g0 = bi * f.elems / 32;
+        for g in 0..f.elems / 32 {
+            let (qw, qa) = (&blk.q[32 * g..32 * g + 32], &a.q[32 * (g0 + g)..32 * (g0 + g) + 32]);
+            let mut s = [0i32; 2];
+            for (h, sh) in s.iter_mut().enumerate() {
+                for i in 16 * h..16 * h + 16 {
+                    *sh += i32::from(qw[i]) * i32::from(qa[i]);
+                }
+            }
+            acc += a.d[g0 + g] * (blk.scale[2 * g] * s[0] as f32 + blk.scale[2 * g + 1] * s[1] as f32);
+            if f.mins {
+                corr += blk.min[2 * g] * a.half[2 * (g0 + g)] + blk.min[2 * g + 1] * a.half[2 * (g0 + g) + 1];
+            }
+        }
+    }
+    acc - corr
+}
+
+#[cfg(target_arch = "x86_64")]
+pub(super) mod x86 {
+    use super::super::kquant_x86::{hsum8, unsigned_lanes};
+    use super::{Block, Format, QAct};
+    use std::arch::x86_64::*;
+
+    // Helpers here are `inline(always)` without target features of their own: they are only
+    // used inside `q8_avx512` / `q8_avx2`, whose features they inherit when inlined.
+
+    /// `vpdpbusd` products of one 32-group: 8 lanes of 4 products each (lanes 0-3 are the
+    /// first 16 elements). `q` and `a` are signed; `|q|` is the unsigned operand.
+    ///
+    /// # Safety
+    /// AVX-512 VNNI + VL and AVX2.
+    #[inline(always)]
+    unsafe fn lanes_vnni(q: __m256i, a: __m256i) -> __m256i {
+        // SAFETY: the caller's contract.
+        unsafe { _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q)) }
+    }
+
+    /// The same with AVX2: `|q| * sign(a, q)` pairs to int16 (at most 2 * 128 * 127, no
+    /// saturation since `|a| <= 127`), then pairs of those to int32.
+    ///
+    /// # Safety
+    /// AVX2.
+    #[inline(always)]
+    unsafe fn lanes_avx2(q: __m256i, a: __m256i) -> __m256i {
+        // SAFETY: the caller's contract.
+        unsafe {
+            let pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q, q), _mm256_sign_epi8(a, q));
+            _mm256_madd_epi16(pairs, _mm256_set1_epi16(1))
+        }
+    }
+
+    /// One row against 8-bit activations (see the module docs). `VNNI` picks the lane kernel.
+    ///
+    /// # Safety
+    /// The CPU must support AVX2 + FMA, and AVX-512 VNNI/VL if `VNNI`.
+    #[inline(always)]
+    pub(super) unsafe fn row_q8<const VNNI: bool, D: Fn(&[u8], &mut Block)>(
+        decode: D,
+        row: &[u8],
+        f: Format,
+        a: &QAct,
+    ) -> f32 {
+        let mut blk = Block::new();
+        // SAFETY (all intrinsics below): AVX2 + FMA (and VNNI if `VNNI`), the caller's contract.
+        let mut acc = unsafe { _mm256_setzero_ps() };
+        let mut corr = 0.0f32;
+        for (bi, b) in row.chunks_exact(f.size).enumerate() {
+            decode(b, &mut blk);
+            let g0 = bi * f.elems / 32;
+            for g in 0..f.elems / 32 {
+                let aq = &a.q[32 * (g0 + g)..32 * (g0 + g) + 32];
+                let d = a.d[g0 + g];
+                // SAFETY: `aq` and `blk.q[32 g..]` hold 32 bytes; unaligned loads.
+                unsafe {
+                    let x = _mm256_loadu_si256(aq.as_ptr().cast());
+                    let q = _mm256_loadu_si256(blk.q.as_ptr().add(32 * g).cast());
+                    let lanes = if VNNI { lanes_vnni(q, x) } else { lanes_avx2(q, x) };
+                    let s = if f.sub16 {
+                        let (s0, s1) = (blk.scale[2 * g] * d, blk.scale[2 * g + 1] * d);
+                        _mm256_set_m128(_mm_set1_ps(s1), _mm_set1_ps(s0))
+                    } else {
+                        _mm256_set1_ps(blk.scale[2 * g] * d)
+                    };
+                    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), s, acc);
+                }
+                if f.mins {
+                    corr += blk.min[2 * g] * a.half[2 * (g0 + g)] + blk.min[2 * g + 1] * a.half[2 * (g0 + g) + 1];
+                }
+            }
+        }
+        // SAFETY: as above.
+        unsafe { hsum8(acc) - corr }
+    }
+
+    /// The legacy formats with one scale per 32 and no min, decoded in registers straight from
+    /// the row bytes (no [`Block`] round trip): `FMT` is [`Q8_0`] (`d, qs[32]`), [`Q4_0`]
+    /// (`d, nibbles[16]`, offset 8) or [`Q5_0`] (`d, qh: u32, nibbles[16]`, offset 16).
+    pub(super) const Q8_0: u8 = 0;
+    /// See [`Q8_0`].
+    pub(super) const Q4_0: u8 = 1;
+    /// See [`Q8_0`].
+    pub(super) const Q5_0: u8 = 2;
+
+    /// Bytes per block of `FMT`.
+    const fn block_bytes(fmt: u8) -> usize {
+        match fmt {
+            Q8_0 => 34,
+            Q4_0 => 18,
+            _ => 22,
+        }
+    }
+
+    /// One block `b` of `FMT` against 32 activations `x` of scale `dx` and sum `sx`: adds the
+    /// integer products scaled by `d * dx` to `acc` and returns the offset term `d * dx * off * sx`
+    /// to subtract (the 4- and 5-bit quants go into `vpdpbusd` unsigned, offset removed later).
+    ///
+    /// # Safety
+    /// As [`row_simple`]; `b` is one whole block and `x` 32 values.
+    #[inline(always)]
+    unsafe fn step<const VNNI: bool, const FMT: u8>(acc: &mut __m256, b: &[u8], x: &[i8], dx: f32, sx: i32) -> f32 {
+        // SAFETY: the caller's contract; loads stay inside `b` (34 / 18 / 22 bytes) and `x`.
+        unsafe {
+            let p = b.as_ptr();
+            let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes([b[0], b[1]])))));
+            let xv = _mm256_loadu_si256(x.as_ptr().cast());
+            let nibbles = |at: usize| {
+                let v = _mm_loadu_si128(p.add(at).cast());
+                _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15))
+            };
+            let (lanes, off) = match FMT {
+                Q8_0 => {
+                    let q = _mm256_loadu_si256(p.add(2).cast());
+                    (if VNNI { lanes_vnni(q, xv) } else { lanes_avx2(q, xv) }, 0)
+                }
+                Q4_0 => (unsigned_lanes::<VNNI>(nibbles(2), xv), 8),
+                _ => {
+                    let qh = i32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+                    // Byte e of `hb` is 0xff where bit e of qh is set: byte e takes qh's byte
+                    // e / 8, ORed with all bits but bit e % 8.
+                    let shuf =
+                        _mm256_set_epi64x(0x0303_0303_0303_0303, 0x0202_0202_0202_0202, 0x0101_0101_0101_0101, 0);
+                    let bits = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
+                    let spread = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(qh), shuf), bits);
+                    let hb = _mm256_cmpeq_epi8(spread, _mm256_set1_epi64x(-1));
+                    let n = _mm256_or_si256(nibbles(6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+                    (unsigned_lanes::<VNNI>(n, xv), 16)
+                }
+            };
+            let s = d * dx;
+            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(s), *acc);
+            s * (off * sx) as f32
+        }
+    }
+
+    /// One row of `FMT` against 8-bit activations, two blocks per step on two accumulators.
+    ///
+    /// # Safety
+    /// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`.
+    #[inline(always)]
+    unsafe fn row_simple<const VNNI: bool, const FMT: u8>(row: &[u8], a: &QAct) -> f32 {
+        let size = block_bytes(FMT);
+        // SAFETY (whole body): the features are present (the caller's contract).
+        unsafe {
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut off0, mut off1) = (0.0f32, 0.0f32);
+            let pairs = row.chunks_exact(2 * size).zip(a.q.chunks_exact(64)).zip(a.d.chunks_exact(2));
+            for (i, ((b, x), dx)) in pairs.enumerate() {
+                off0 += step::<VNNI, FMT>(&mut acc0, &b[..size], &x[..32], dx[0], a.sum[2 * i]);
+                off1 += step::<VNNI, FMT>(&mut acc1, &b[size..], &x[32..], dx[1], a.sum[2 * i + 1]);
+            }
+            let blocks = row.len() / size;
+            if blocks % 2 == 1 {
+                let i = blocks - 1;
+                off0 += step::<VNNI, FMT>(&mut acc0, &row[i * size..], &a.q[32 * i..32 * i + 32], a.d[i], a.sum[i]);
+            }
+            hsum8(_mm256_add_ps(acc0, acc1)) - (off0 + off1)
+        }
+    }
+
+    /// Rows of `FMT` (see [`row_simple`]).
+    ///
+    /// # Safety
+    /// As [`row_simple`].
+    #[inline(always)]
+    unsafe fn rows_simple<const VNNI: bool, const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
+        let row_bytes = a.q.len() / 32 * block_bytes(FMT);
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+            // SAFETY: the caller's contract.
+            *o = unsafe { row_simple::<VNNI, FMT>(row, a) };
+        }
+    }
+
+    /// Q8_0 / Q4_0 / Q5_0 rows inside AVX-512 target features.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(super) fn simple_avx512<const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
+        // SAFETY: this function's features cover the contract.
+        unsafe { rows_simple::<true, FMT>(w, a, out) }
+    }
+
+    /// Q8_0 / Q4_0 / Q5_0 rows inside AVX2 target features.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn simple_avx2<const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
+        // SAFETY: this function's features cover the contract.
+        unsafe { rows_simple::<false, FMT>(w, a, out) }
+    }
+
+    /// The job run inside AVX-512 target features so that decoding and the row loop inline.
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(super) fn q8_avx512(dtype: crate::tensor::DType, job: super::Q8<'_>) {
+        super::with_decoder(dtype, job);
+    }
+
+    /// The job run inside AVX2 target features.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn q8_avx2(dtype: crate::tensor::DType, job: super::Q8<'_>) {
+        super::with_decoder(dtype, job);
+    }
+}
+
+/// Q8_0 / Q4_0 / Q5_0 rows on an x86 `isa` of at least AVX2.
+#[cfg(target_arch = "x86_64")]
+fn simple(isa: Isa, fmt: u8, w: &[u8], a: &QAct, out: &mut [f32]) {
+    use x86::{simple_avx2 as avx2, simple_avx512 as avx512, Q4_0, Q8_0};
+    let wide = isa >= Isa::Avx512;
+    if wide && (a.q.len() / 32).is_multiple_of(2) {
+        use super::legacy_zmm::Zmm;
+        let z = match fmt {
+            Q8_0 => Zmm::Q8_0,
+            Q4_0 => Zmm::Q4_0,
+            _ => Zmm::Q5_0,
+        };
+        // SAFETY: `isa` (never above `Isa::detect()`) is at least `Avx512`.
+        return unsafe { super::legacy_zmm::rows(z, w, a, out) };
+    }
+    // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`) and is at least AVX2;
+    // the AVX-512 versions run only when it is at least `Avx512`.
+    unsafe {
+        match (fmt, wide) {
+            (Q8_0, true) => avx512::<Q8_0>(w, a, out),
+            (Q8_0, false) => avx2::<Q8_0>(w, a, out),
+            (Q4_0, true) => avx512::<Q4_0>(w, a, out),
+            (Q4_0, false) => avx2::<Q4_0>(w, a, out),
+            (_, true) => avx512::<{ x86::Q5_0 }>(w, a, out),
+            (_, false) => avx2::<{ x86::Q5_0 }>(w, a, out),
+        }
+    }
+}
+
+/// Block-format rows against 8-bit activations: `out[j] ~ w[j] . x`.
+pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        let fmt = match dtype {
+            DType::Q8_0 => Some(x86::Q8_0),
+            DType::Q4_0 => Some(x86::Q4_0),
+            DType::Q5_0 => Some(x86::Q5_0),
+            _ => None,
+        };
+        if let (Some(fmt), true) = (fmt, isa >= Isa::Avx2) {
+            return simple(isa, fmt, w, a, out);
+        }
+        use super::kquant_x86::{rows_avx2, KQuant};
+        let kq = match dtype {
+            DType::Q4_K => Some(KQuant::Q4K),
+            DType::Q6_K => Some(KQuant::Q6K),
+            _ => None,
+        };
+        if let Some(kq) = kq {
+            match isa {
+                // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
+                Isa::Avx512 | Isa::Avx512Bf16 => {
+                    return unsafe { super::kquant_zmm::rows(kq == KQuant::Q6K, w, a, out) }
+                }
+                // SAFETY: as above.
+                Isa::Avx2 => return unsafe { rows_avx2(kq, w, a, out) },
+                Isa::Portable => {}
+            }
+        }
+    }
+    let job = Q8 { isa, w, a, out };
+    match isa {
+        // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 | Isa::Avx512Bf16 => unsafe { x86::q8_avx512(dtype, job) },
+        // SAFETY: as above.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::q8_avx2(dtype, job) },
+        _ => {
+            with_decoder(dtype, job);
+        }
+    }
+}
