@@ -6,15 +6,18 @@
 //! `--dtype bf16`: `config.json` (the released layout, settings under `text_config`) and one
 //! `model.safetensors` (names under `model.language_model.`, every tensor BF16). `--dtype q8_0`
 //! / `q4_0` (or `--gguf`): one `model.gguf` in llama.cpp's gemma4 layout: matrices in the dtype,
-//! norms, scales, the router and `rope_freqs` in F32; no tokenizer (the loader needs none).
+//! norms, scales, the router and `rope_freqs` in F32; no tokenizer (the loader needs none) unless
+//! `--vocab-from` gives one ([`vocab`]), so that llama.cpp loads the same file.
 //! Files are written as `*.part` and renamed when complete; data is generated in parallel and
 //! streamed ([`stream`]), so memory stays small for multi-GB outputs.
 
 mod arch;
 mod gguf_write;
 mod stream;
+mod vocab;
 
 use arch::{Kind, Plan, Spec, Variant};
+use gguf_write::Value;
 use garnet::Error;
 use garnet_kernels::DType;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -54,6 +57,10 @@ pub struct Args {
     /// Vocabulary size [default: 262144, as released]; smaller values make quick test models.
     #[arg(long)]
     vocab: Option<usize>,
+    /// Write this tokenizer's vocabulary into the GGUF (a .gguf file's `tokenizer.*` keys, or a
+    /// tokenizer.json as llama.cpp's gemma4 converter writes it), so llama.cpp loads the file.
+    #[arg(long, value_name = "FILE")]
+    vocab_from: Option<PathBuf>,
     /// Output directory (created if needed).
     #[arg(long, required_unless_present = "list")]
     out: Option<PathBuf>,
@@ -72,11 +79,22 @@ fn parse_dtype(s: &str) -> Result<DType, String> {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let plan = Plan::new(a.arch, a.layers, a.vocab).map_err(Error::Invalid)?;
-    let specs = plan.tensors();
     let gguf = a.gguf || a.dtype.is_quantized();
-    let out =
-        if gguf { gguf_output(&plan, &specs, a.dtype, a.seed) } else { safetensors_output(&specs, a.dtype, a.seed) };
+    let (vocab_meta, vocab) = match &a.vocab_from {
+        Some(_) if !gguf => return Err(Error::Invalid("--vocab-from writes a GGUF: add --gguf or a block dtype".into())),
+        Some(path) => {
+            let (meta, n) = vocab::metadata(path, a.vocab)?;
+            (meta, Some(n))
+        }
+        None => (Vec::new(), a.vocab),
+    };
+    let plan = Plan::new(a.arch, a.layers, vocab).map_err(Error::Invalid)?;
+    let specs = plan.tensors();
+    let out = if gguf {
+        gguf_output(&plan, &specs, a.dtype, a.seed, vocab_meta)
+    } else {
+        safetensors_output(&specs, a.dtype, a.seed)
+    };
     let params: usize = specs.iter().filter(|s| s.hf.is_some()).map(Spec::numel).sum();
     let bytes = out.header.len() as u64 + stream::total_bytes(&out.jobs);
     if a.list {
@@ -136,8 +154,9 @@ fn job(spec: &Spec, dtype: DType, seed: u64, pad: usize) -> stream::Job {
     stream::Job { init: spec.init.clone(), dtype, numel: spec.numel(), seed: stream::tensor_seed(seed, key), pad }
 }
 
-/// `model.gguf`: llama.cpp's names, every tensor (`rope_freqs` included).
-fn gguf_output(plan: &Plan, specs: &[Spec], dtype: DType, seed: u64) -> Output {
+/// `model.gguf`: llama.cpp's names, every tensor (`rope_freqs` included); `vocab` metadata
+/// replaces the plan's keys of the same name.
+fn gguf_output(plan: &Plan, specs: &[Spec], dtype: DType, seed: u64, vocab: Vec<(String, Value)>) -> Output {
     // llama.cpp's LlamaFileType: MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_BF16 32.
     let file_type = match dtype {
         DType::Q4_0 => 2,
@@ -155,10 +174,17 @@ fn gguf_output(plan: &Plan, specs: &[Spec], dtype: DType, seed: u64) -> Output {
     let jobs = specs.iter().zip(&tensors).map(|(s, t)| job(s, t.dtype, seed, gguf_write::padding(t.nbytes()) as usize));
     Output {
         file: "model.gguf",
-        header: gguf_write::header(&plan.gguf_metadata(file_type), &tensors),
+        header: gguf_write::header(&with_vocab(plan.gguf_metadata(file_type), vocab), &tensors),
         jobs: jobs.collect(),
         tensors: tensors.into_iter().map(|t| (t.name, t.shape, t.dtype)).collect(),
     }
+}
+
+/// `meta` with the keys of `vocab` replaced by (or, if new, added as) `vocab`'s values.
+fn with_vocab(mut meta: Vec<(String, Value)>, vocab: Vec<(String, Value)>) -> Vec<(String, Value)> {
+    meta.retain(|(k, _)| !vocab.iter().any(|(v, _)| v == k));
+    meta.extend(vocab);
+    meta
 }
 
 /// `model.safetensors`: the released names (under [`PREFIX`]), no `rope_freqs`.

@@ -275,3 +275,45 @@ fn bad_arguments_are_one_line_errors() {
         assert!(err.starts_with("garnet: error: "), "{args:?}: {err}");
     }
 }
+
+/// Text with spaces, newlines, digits, byte fallback and a control token.
+const SAMPLE: &str = "The capital of France is Paris.\n  Numbers: 1234, émoji 🦀 <start_of_turn>user";
+
+/// `--vocab-from` the real Gemma 3 GGUF and Gemma's tokenizer.json: the synthesized GGUF carries a
+/// tokenizer that encodes exactly as the source does (skipped without the files).
+#[test]
+fn vocab_from_gguf_and_tokenizer_json() {
+    let sources = [("GARNET_GEMMA3_GGUF", "gguf"), ("GARNET_GEMMA_TOKENIZER_JSON", "json")];
+    for (var, tag) in sources {
+        let Some(src) = std::env::var_os(var) else {
+            eprintln!("skipped: {var} is not set (scripts/test.sh sets it)");
+            continue;
+        };
+        let src = std::path::PathBuf::from(src);
+        let expected = if tag == "gguf" {
+            let e = Engine::load(&src, LoadOptions::default()).unwrap();
+            e.tokenizer().unwrap().encode(SAMPLE, true).unwrap()
+        } else {
+            garnet::tokenizer::Tokenizer::from_file(&src).unwrap().encode(SAMPLE, true).unwrap()
+        };
+        let dir = TempDir::new(&format!("synth-vocab-{tag}"));
+        let out = dir.0.to_str().unwrap();
+        let o = garnet(&["synth", "--arch", "e2b", "--layers", "1", "--dtype", "q4_0", "--vocab-from"]
+            .into_iter()
+            .chain([src.to_str().unwrap(), "--out", out])
+            .collect::<Vec<_>>());
+        assert!(o.status.success(), "{tag}: {}", String::from_utf8_lossy(&o.stderr));
+        let path = dir.0.join("model.gguf");
+        let file = GgufFile::open(&path).unwrap();
+        let tokens = file.get("tokenizer.ggml.tokens").and_then(|v| v.as_strings()).unwrap().len();
+        assert_eq!(tokens, 262_144, "{tag}");
+        let engine = Engine::load(&path, LoadOptions::default()).unwrap();
+        let ids = engine.tokenizer().expect("the synthesized file has a tokenizer").encode(SAMPLE, true).unwrap();
+        assert_eq!(ids, expected, "{tag}");
+        assert!(ids.len() > 10, "{ids:?}");
+    }
+    // A safetensors output has no place for a GGUF vocabulary.
+    let dir = TempDir::new("synth-vocab-bf16");
+    let o = garnet(&["synth", "--arch", "e2b", "--layers", "1", "--vocab-from", "x.gguf", "--out", dir.0.to_str().unwrap()]);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--vocab-from"));
+}

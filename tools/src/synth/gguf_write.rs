@@ -6,6 +6,7 @@
 //! n_dims × u64 ne (innermost first), u32 ggml type, u64 offset`; zero padding to [`ALIGNMENT`];
 //! the data section, each tensor starting at its offset (a multiple of [`ALIGNMENT`]).
 
+use garnet::gguf::{MetaArray, MetaValue};
 use garnet_kernels::DType;
 
 /// `general.alignment`'s default, which this writer uses (and does not write).
@@ -24,6 +25,8 @@ pub enum Value {
     U32s(Vec<u32>),
     /// An array (type 9) of bools (type 7).
     Bools(Vec<bool>),
+    /// Any value as read from a GGUF file (`--vocab-from`), written back with its own types.
+    Meta(MetaValue),
 }
 
 /// One tensor of the file.
@@ -100,6 +103,72 @@ fn value(out: &mut Vec<u8>, v: &Value) {
             out.extend((xs.len() as u64).to_le_bytes());
             out.extend(xs.iter().map(|&b| b as u8));
         }
+        Value::Meta(m) => {
+            out.extend(meta_type(m).to_le_bytes());
+            meta_value(out, m);
+        }
+    }
+}
+
+/// The GGUF type id of a value.
+fn meta_type(m: &MetaValue) -> u32 {
+    match m {
+        MetaValue::U8(_) => 0,
+        MetaValue::I8(_) => 1,
+        MetaValue::U16(_) => 2,
+        MetaValue::I16(_) => 3,
+        MetaValue::U32(_) => 4,
+        MetaValue::I32(_) => 5,
+        MetaValue::F32(_) => 6,
+        MetaValue::Bool(_) => 7,
+        MetaValue::String(_) => 8,
+        MetaValue::Array(_) => 9,
+        MetaValue::U64(_) => 10,
+        MetaValue::I64(_) => 11,
+        MetaValue::F64(_) => 12,
+    }
+}
+
+/// A value's bytes after its type id.
+fn meta_value(out: &mut Vec<u8>, m: &MetaValue) {
+    match m {
+        MetaValue::U8(x) => out.push(*x),
+        MetaValue::I8(x) => out.extend(x.to_le_bytes()),
+        MetaValue::U16(x) => out.extend(x.to_le_bytes()),
+        MetaValue::I16(x) => out.extend(x.to_le_bytes()),
+        MetaValue::U32(x) => out.extend(x.to_le_bytes()),
+        MetaValue::I32(x) => out.extend(x.to_le_bytes()),
+        MetaValue::U64(x) => out.extend(x.to_le_bytes()),
+        MetaValue::I64(x) => out.extend(x.to_le_bytes()),
+        MetaValue::F32(x) => out.extend(x.to_le_bytes()),
+        MetaValue::F64(x) => out.extend(x.to_le_bytes()),
+        MetaValue::Bool(x) => out.push(u8::from(*x)),
+        MetaValue::String(s) => string(out, s),
+        MetaValue::Array(a) => array(out, a),
+    }
+}
+
+/// An array: element type, count, elements.
+fn array(out: &mut Vec<u8>, a: &MetaArray) {
+    fn each<T>(out: &mut Vec<u8>, ty: u32, xs: &[T], mut f: impl FnMut(&mut Vec<u8>, &T)) {
+        out.extend(ty.to_le_bytes());
+        out.extend((xs.len() as u64).to_le_bytes());
+        xs.iter().for_each(|x| f(out, x));
+    }
+    match a {
+        MetaArray::U8(xs) => each(out, 0, xs, |o, x| o.push(*x)),
+        MetaArray::I8(xs) => each(out, 1, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::U16(xs) => each(out, 2, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::I16(xs) => each(out, 3, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::U32(xs) => each(out, 4, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::I32(xs) => each(out, 5, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::F32(xs) => each(out, 6, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::Bool(xs) => each(out, 7, xs, |o, x| o.push(u8::from(*x))),
+        MetaArray::String(xs) => each(out, 8, xs, |o, x| string(o, x)),
+        MetaArray::Array(xs) => each(out, 9, xs, array),
+        MetaArray::U64(xs) => each(out, 10, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::I64(xs) => each(out, 11, xs, |o, x| o.extend(x.to_le_bytes())),
+        MetaArray::F64(xs) => each(out, 12, xs, |o, x| o.extend(x.to_le_bytes())),
     }
 }
 
