@@ -15,6 +15,10 @@
 //!   rounded to bf16, `vdpbf16ps` (two products per f32 lane per instruction, f32 sums):
 //!   twice the f32 rate, the accuracy effect is measured in docs/KERNELS.md.
 //!
+//! `Precision::Native` means bf16 inputs on every ISA (as ggml feeds bf16 weights, and as the
+//! GPU tensor cores do): the f32 kernels get panel and tokens rounded to bf16 too (products of
+//! bf16 values are exact in f32), so native logits do not depend on the CPU's instruction set.
+//!
 //! Packed layouts: f32 panel `[k][32]`; bf16 panel `[k / 2][32]` u32 pairs along `k` (`k` padded
 //! to even with zeros), i.e. each row's bf16 values transposed two at a time; bf16 tokens
 //! `[m][k / 2]` pairs.
@@ -107,6 +111,12 @@ fn bf16_bits(v: f32) -> u16 {
     }
 }
 
+/// `v` rounded to the nearest bf16, as an f32.
+#[inline(always)]
+fn round_bf16(v: f32) -> f32 {
+    f32::from_bits(u32::from(bf16_bits(v)) << 16)
+}
+
 /// `src` rounded to bf16, consecutive pairs packed low-first into `dst` (an odd tail pairs
 /// with zero).
 fn to_bf16_pairs(src: &[f32], dst: &mut [u32]) {
@@ -138,6 +148,8 @@ pub(super) fn gemm(
     let m_pad = m.div_ceil(mr) * mr;
     let kp = k + k % 2;
     let bf16 = kern_is_bf16(kern);
+    // Native precision on an f32 kernel: the same bf16 inputs as the bf16 kernel (module docs).
+    let round = act == Precision::Native && !bf16;
     // Tokens in the kernel's layout, padded to whole tiles with zero rows, in a buffer the
     // calling thread keeps (no page faults from fresh multi-MB allocations per call). Taken out
     // of the thread-local while in use: a thread waiting in the parallel loop below may run
@@ -154,6 +166,9 @@ pub(super) fn gemm(
             xf.clear();
             xf.resize(m_pad * k, 0.0);
             xf[..m * k].copy_from_slice(&x[..m * k]);
+            if round {
+                xf[..m * k].iter_mut().for_each(|v| *v = round_bf16(*v));
+            }
         }
         let dst = OutPtr(out.as_mut_ptr());
         let (xf, xb) = (&xf, &xb);
@@ -190,7 +205,7 @@ pub(super) fn gemm(
                     for (r, bytes) in rows.enumerate() {
                         decode_row(dtype, bytes, row);
                         for (kk, v) in row.iter().enumerate() {
-                            panel_f[kk * NR + r] = *v;
+                            panel_f[kk * NR + r] = if round { round_bf16(*v) } else { *v };
                         }
                     }
                     for t0 in (0..m).step_by(mr) {
