@@ -191,7 +191,7 @@ fn resolve_dir(dir: &Path) -> Result<(Vec<PathBuf>, Option<Index>)> {
             // nothing is said about files outside it.
             let file = crate::files::confined(dir, shard).map_err(|why| format_err(&index_path, why))?;
             if !file.is_file() {
-                let why = format!("shard {shard} listed in the weight_map is not a file in the model directory");
+                let why = format!("shard {shard} listed in the weight_map does not exist in the model directory");
                 return Err(format_err(&index_path, why));
             }
             files.push(file);

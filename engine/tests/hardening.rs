@@ -260,3 +260,22 @@ fn paths_escape_in_io_errors() {
     let e = Error::Io { path: PathBuf::from("a\nb\u{1b}"), source: std::io::ErrorKind::NotFound.into() };
     assert!(!e.to_string().chars().any(char::is_control), "{e}");
 }
+
+/// The real Gemma 3 270M GGUF and Gemma's 33 MB tokenizer.json load under every cap, and a
+/// session of the model's whole context passes the memory check (skipped without the files:
+/// scripts/fetch-gemma3.sh, tools/scripts/fetch-tokenizer.sh).
+#[test]
+fn real_gemma3_loads_under_every_cap() {
+    let vars = (std::env::var_os("GARNET_GEMMA3_GGUF"), std::env::var_os("GARNET_GEMMA_TOKENIZER_JSON"));
+    let (Some(gguf), Some(tokenizer)) = vars else {
+        eprintln!("skipped: GARNET_GEMMA3_GGUF or GARNET_GEMMA_TOKENIZER_JSON not set");
+        return;
+    };
+    let opts = LoadOptions { tokenizer: Some(tokenizer.into()), ..Default::default() };
+    let engine = Engine::load(PathBuf::from(gguf), opts).unwrap();
+    let context = engine.config().max_position_embeddings;
+    assert_eq!(context, 32_768);
+    engine.session(SessionOptions { context, prefill_chunk: 512 }).unwrap();
+    let ids = engine.tokenizer().unwrap().encode("The capital of France is", true).unwrap();
+    assert_eq!(ids, [2, 818, 5279, 529, 7001, 563]);
+}

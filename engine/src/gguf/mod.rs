@@ -210,7 +210,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let mut c = Cursor { bytes, pos: 0 };
     let magic = c.take(4, "magic")?;
     if magic != b"GGUF" {
-        return Err("no GGUF magic: not a GGUF file".into());
+        return Err("bad magic: not a GGUF file".into());
     }
     let version = c.u32("version")?;
     match version {
