@@ -60,6 +60,9 @@ impl Tokenizer {
     /// A tokenizer from the bytes of a `tokenizer.json` ([`Tokenizer::from_file`] without the file).
     /// The error is a sentence saying what is wrong.
     pub fn from_json(json: &[u8]) -> std::result::Result<Self, String> {
+        // `tokenizers` panics on some syntax errors (an `expect` in its decoder's deserializer,
+        // found by fuzzing): the JSON is checked first.
+        serde_json::from_slice::<serde::de::IgnoredAny>(json).map_err(|e| format!("not JSON: {e}"))?;
         let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| e.to_string())?;
         let vocab = inner.get_vocab(true);
         let vocab_size = vocab.values().max().map_or(0, |&m| m as usize + 1);

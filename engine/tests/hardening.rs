@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{testdata, TempDir};
+use common::{copy_of, testdata, TempDir};
 use garnet::api::{BackendKind, Engine, LoadOptions, SessionOptions};
 use garnet::config::ModelConfig;
 use garnet::store::TensorStore;
@@ -14,16 +14,6 @@ use std::path::{Path, PathBuf};
 const E2B: &str = "edge_e2b_like/bf16";
 /// A session within the fixture's 256 positions.
 const OPTS: SessionOptions = SessionOptions { context: 64, prefill_chunk: 64 };
-
-/// A copy of a fixture checkpoint in a scratch directory.
-fn copy_of(variant: &str) -> TempDir {
-    let dir = TempDir::new("hardening");
-    for f in std::fs::read_dir(testdata(variant)).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.0.join(f.file_name().unwrap())).unwrap();
-    }
-    dir
-}
 
 fn load(path: &Path, backend: BackendKind) -> garnet::Result<Engine> {
     Engine::load(path, LoadOptions { backend, ..Default::default() })

@@ -5,7 +5,7 @@
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
 
-use common::{testdata, TempDir};
+use common::{copy_of, testdata, TempDir};
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
@@ -192,11 +192,7 @@ fn command_line_sizes_are_checked() {
 
 #[test]
 fn nan_weights_are_errors_in_every_command() {
-    let dir = TempDir::new("nan");
-    for f in std::fs::read_dir(tiny()).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::copy(&f, dir.0.join(f.file_name().unwrap())).unwrap();
-    }
+    let dir = copy_of("edge_e2b_like/bf16");
     let path = dir.0.join("model.safetensors");
     let bytes = std::fs::read(&path).unwrap();
     let st = safetensors::SafeTensors::deserialize(&bytes).unwrap();
@@ -230,11 +226,7 @@ fn broken_configs_are_one_line_errors() {
         ("eos_token_id", (1u64 << 33).into(), "eos_token_id"),
     ];
     for (key, value, want) in edits {
-        let dir = TempDir::new("config");
-        for f in std::fs::read_dir(tiny()).unwrap() {
-            let f = f.unwrap().path();
-            std::fs::copy(&f, dir.0.join(f.file_name().unwrap())).unwrap();
-        }
+        let dir = copy_of("edge_e2b_like/bf16");
         let mut j: serde_json::Value =
             serde_json::from_str(&std::fs::read_to_string(dir.0.join("config.json")).unwrap()).unwrap();
         if key == "num_hidden_layers" {
