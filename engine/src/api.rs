@@ -107,14 +107,7 @@ impl Engine {
         fallback: Vec<String>,
         make: impl FnOnce(Load<'_>) -> Result<Arc<dyn Runner>>,
     ) -> Result<Engine> {
-        let (cfg, store, vocab_tokenizer) = if path.extension().is_some_and(|e| e == "gguf") {
-            let file = GgufFile::open(path)?;
-            let cfg = crate::gguf::model_config(&file)?;
-            let tokenizer = crate::gguf::tokenizer(&file)?;
-            (cfg, file.into_store()?, tokenizer)
-        } else {
-            (ModelConfig::load(path)?, TensorStore::open(path)?, None)
-        };
+        let (cfg, store, vocab_tokenizer) = open_checkpoint(path, true)?;
         let (mut host, ple_table) = crate::weights::load(&store, &cfg)?;
         let mut loaded_bytes = 0u64;
         host.for_each(&mut |t| loaded_bytes += t.nbytes() as u64);
@@ -196,15 +189,30 @@ impl Engine {
 
     /// A new session with its own KV cache.
     pub fn session(&self, opts: SessionOptions) -> Result<Session> {
-        let max = self.config().max_position_embeddings;
+        let cfg = self.config();
+        let max = cfg.max_position_embeddings;
         if opts.context == 0 || opts.prefill_chunk == 0 {
             return Err(Error::Invalid("context and prefill_chunk must be positive".into()));
         }
         if opts.context > max {
             return Err(Error::Invalid(format!("context {} exceeds the model's maximum {max}", opts.context)));
         }
-        let context = opts.context;
-        let fwd = self.runner.clone().new_state(context, opts.prefill_chunk.min(context))?;
+        let (context, chunk) = (opts.context, opts.prefill_chunk.min(opts.context));
+        // The buffers are sized from the config and the caller's context: check before allocating.
+        let bytes = crate::kv::cache_bytes(cfg, context)
+            .and_then(|kv| kv.checked_add(crate::model::scratch_bytes(cfg, chunk)?));
+        let host = matches!(self.runner.backend_name(), "cpu" | "cpu-ref" | "cuda-emulated");
+        match bytes {
+            Some(b) if !host || crate::kv::host_can_allocate(b) => {}
+            _ => {
+                let need = bytes.map_or("more than 2^64".into(), |b| format!("{:.1} GB", b as f64 / 1e9));
+                let why = format!(
+                    "a session of {context} positions needs {need} of buffers, more than this machine can allocate"
+                );
+                return Err(Error::Invalid(why));
+            }
+        }
+        let fwd = self.runner.clone().new_state(context, chunk)?;
         Ok(Session {
             fwd,
             runner: self.runner.clone(),
@@ -214,6 +222,25 @@ impl Engine {
             pending: None,
         })
     }
+}
+
+/// The configuration, tensors and (GGUF) vocabulary of the checkpoint at `path`: a `.gguf` file,
+/// a safetensors directory, or a `.safetensors` file with `config.json` beside it. A file is
+/// opened as weights before its directory's config is read, so a file that is not a checkpoint
+/// is reported as such, not as a missing `config.json`.
+pub(crate) fn open_checkpoint(path: &Path, vocab: bool) -> Result<(ModelConfig, TensorStore, Option<Tokenizer>)> {
+    if path.extension().is_some_and(|e| e == "gguf") {
+        let file = GgufFile::open(path)?;
+        let cfg = crate::gguf::model_config(&file)?;
+        let tokenizer = if vocab { crate::gguf::tokenizer(&file)? } else { None };
+        return Ok((cfg, file.into_store()?, tokenizer));
+    }
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    if meta.is_dir() {
+        return Ok((ModelConfig::load(path)?, TensorStore::open(path)?, None));
+    }
+    let store = TensorStore::open(path)?;
+    Ok((ModelConfig::load(path)?, store, None))
 }
 
 fn dir_of(path: &Path) -> &Path {
@@ -288,6 +315,7 @@ impl Session {
             }
             None => self.fwd.forward(ids, want),
         }?;
+        let out = finite(out, self.runner.config().vocab_size)?;
         self.history.extend_from_slice(ids);
         Ok(out)
     }
@@ -301,9 +329,10 @@ impl Session {
         if let Some(&id) = ids.iter().find(|&&id| id as usize >= vocab) {
             return Err(Error::TokenOutOfRange { id, vocab });
         }
-        let need = self.position() + ids.len() + more;
-        if need > self.context {
-            return Err(Error::ContextOverflow { need, ctx: self.context });
+        let need = self.position().checked_add(ids.len()).and_then(|n| n.checked_add(more));
+        match need {
+            Some(need) if need <= self.context => {}
+            _ => return Err(Error::ContextOverflow { need: need.unwrap_or(usize::MAX), ctx: self.context }),
         }
         Ok(())
     }
@@ -365,6 +394,17 @@ impl Session {
     }
 }
 
+/// `logits` (rows of `vocab`) if every value is finite: the model's raw output is checked before
+/// any sampling, scoring or penalty sees it, so broken weights or a broken backend are an error.
+fn finite(logits: Vec<f32>, vocab: usize) -> Result<Vec<f32>> {
+    match logits.iter().position(|x| !x.is_finite()) {
+        None => Ok(logits),
+        Some(i) => {
+            Err(Error::NonFinite(format!("{} at row {}, token id {}", logits[i], i / vocab.max(1), i % vocab.max(1))))
+        }
+    }
+}
+
 /// One generated token.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Token {
@@ -412,7 +452,8 @@ impl Generation<'_> {
             Some(prev) if self.device_greedy => self.session.fwd.step_greedy(prev)?,
             pending => {
                 if let Some(prev) = pending {
-                    self.logits = self.session.fwd.forward(&[prev], Logits::Last)?;
+                    let logits = self.session.fwd.forward(&[prev], Logits::Last)?;
+                    self.logits = finite(logits, self.session.runner.config().vocab_size)?;
                 }
                 let history = self.session.tokens();
                 let recent = match self.repeat_last_n {

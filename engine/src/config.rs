@@ -7,8 +7,17 @@
 //! layer, which layer a KV-shared layer reads, the MLP width, the RoPE of the layer.
 
 use crate::error::{Error, Result};
+use crate::files::{read_capped, read_text_capped, MAX_CONFIG_BYTES};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
+
+/// Most decoder layers garnet accepts: Gemma's deepest has 62; checked before anything is sized
+/// by the layer count.
+pub const MAX_LAYERS: usize = 4096;
+/// Longest context (`max_position_embeddings`, GGUF `context_length`, `sliding_window`) garnet
+/// accepts: Gemma 4 supports 256K positions; 16M keeps every size derived from a context (KV
+/// cache, positions) far from overflow.
+pub const MAX_CONTEXT: usize = 1 << 24;
 
 /// Attention type of a layer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -119,14 +128,17 @@ impl ModelConfig {
     pub fn load(checkpoint: &Path) -> Result<ModelConfig> {
         let dir = if checkpoint.is_dir() { checkpoint } else { checkpoint.parent().unwrap_or(Path::new(".")) };
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| Error::Io { path: path.clone(), source })?;
+        let text = read_text_capped(&path, MAX_CONFIG_BYTES, "config")?;
         let json: Value = serde_json::from_str(&text).map_err(|e| config_err(&path, e.to_string()))?;
         let mut cfg = Self::from_json(&json).map_err(|why| config_err(&path, why))?;
         // generation_config.json may list more stop ids (e.g. <turn|>); a malformed one is ignored,
-        // since config.json already gave the model's own eos.
-        if let Ok(gen) = std::fs::read_to_string(dir.join("generation_config.json")) {
-            if let Ok(g) = serde_json::from_str::<Value>(&gen) {
-                for id in ids(g.get("eos_token_id")) {
+        // since config.json already gave the model's own eos. One that cannot be read as a file
+        // (a FIFO, a device, too big) is an error: it would otherwise block or exhaust memory.
+        let gen_path = dir.join("generation_config.json");
+        if std::fs::symlink_metadata(&gen_path).is_ok() {
+            let gen = read_capped(&gen_path, MAX_CONFIG_BYTES, "generation config")?;
+            if let Ok(g) = serde_json::from_slice::<Value>(&gen) {
+                for id in ids(g.get("eos_token_id")).map_err(|why| config_err(&gen_path, why))? {
                     if !cfg.eos_token_ids.contains(&id) {
                         cfg.eos_token_ids.push(id);
                     }
@@ -153,6 +165,9 @@ impl ModelConfig {
             return Err(format!("hidden_activation {act:?} is not supported (gelu_pytorch_tanh)"));
         }
         let n_layers = usize_key(c, "num_hidden_layers")?;
+        if n_layers == 0 || n_layers > MAX_LAYERS {
+            return Err(format!("num_hidden_layers {n_layers} is not a plausible layer count (1..={MAX_LAYERS})"));
+        }
         let hidden_size = usize_key(c, "hidden_size")?;
         let n_heads = usize_key(c, "num_attention_heads")?;
         let head_dim = usize_key(c, "head_dim")?;
@@ -204,7 +219,7 @@ impl ModelConfig {
         } else {
             None
         };
-        let eos = ids(c.get("eos_token_id").or(root.get("eos_token_id")));
+        let eos = ids(c.get("eos_token_id").or(root.get("eos_token_id")))?;
         let attention_scale = match arch {
             Arch::Gemma4 => 1.0,
             Arch::Gemma3 => (opt_f32(c, "query_pre_attn_scalar")?.unwrap_or(head_dim as f32)).powf(-0.5),
@@ -225,9 +240,9 @@ impl ModelConfig {
             moe,
             attention_scale,
             max_position_embeddings: opt_usize(c, "max_position_embeddings")?.unwrap_or(131_072),
-            bos_token_id: opt_usize(c, "bos_token_id")?.unwrap_or(2) as u32,
+            bos_token_id: opt_u32(c, "bos_token_id")?.unwrap_or(2),
             eos_token_ids: if eos.is_empty() { vec![1] } else { eos },
-            pad_token_id: opt_usize(c, "pad_token_id")?.unwrap_or(0) as u32,
+            pad_token_id: opt_u32(c, "pad_token_id")?.unwrap_or(0),
         };
         cfg.validate()?;
         Ok(cfg)
@@ -246,8 +261,19 @@ impl ModelConfig {
             return Err(format!("{k} must be positive"));
         }
         let huge = self.vocab_size > u32::MAX as usize || self.hidden_size > 1 << 20 || self.n_heads > 1 << 12;
-        if huge || self.layers.len() > 4096 {
+        if huge || self.layers.is_empty() || self.layers.len() > MAX_LAYERS {
             return Err("sizes beyond any Gemma model".into());
+        }
+        for (key, v) in
+            [("max_position_embeddings", self.max_position_embeddings), ("sliding_window", self.sliding_window)]
+        {
+            if v > MAX_CONTEXT {
+                return Err(format!("{key} {v} exceeds garnet's limit of {MAX_CONTEXT} positions"));
+            }
+        }
+        let wide = self.ple_dim > 1 << 16 || self.ple_vocab_size > u32::MAX as usize;
+        if wide || self.layers.iter().any(|l| l.mlp_inter > 1 << 20 || l.n_kv_heads > self.n_heads) {
+            return Err("MLP, PLE or KV-head sizes beyond any Gemma model".into());
         }
         for (i, l) in self.layers.iter().enumerate() {
             let bad_heads = l.n_kv_heads == 0 || !self.n_heads.is_multiple_of(l.n_kv_heads);
@@ -263,7 +289,7 @@ impl ModelConfig {
             }
         }
         if let Some(m) = self.moe {
-            if m.n_experts == 0 || m.top_k == 0 || m.top_k > m.n_experts || m.inter == 0 {
+            if m.n_experts == 0 || m.n_experts > 1 << 12 || m.top_k == 0 || m.top_k > m.n_experts || m.inter == 0 {
                 return Err(format!("MoE with {} experts, top-{}, width {}", m.n_experts, m.top_k, m.inter));
             }
         }
@@ -304,8 +330,7 @@ impl ModelConfig {
         s.trim_end().to_string()
     }
 
-    /// Bytes of f32 KV cache one position of context costs (sliding layers are capped at the
-    /// window, so this is the cost per position of the full layers plus the sliding ones' share).
+    /// Floats of KV cache one position of context costs in the layers of `kind` that own a cache.
     pub fn kv_floats_per_position(&self, kind: LayerKind) -> usize {
         self.layers
             .iter()
@@ -347,6 +372,14 @@ fn opt_usize(c: &Value, key: &str) -> std::result::Result<Option<usize>, String>
     }
 }
 
+/// A token id: an integer that fits in u32 (larger ones are refused, not truncated).
+fn opt_u32(c: &Value, key: &str) -> std::result::Result<Option<u32>, String> {
+    match opt_usize(c, key)? {
+        None => Ok(None),
+        Some(n) => u32::try_from(n).map(Some).map_err(|_| format!("{key:?} {n} is not a token id (above 2^32)")),
+    }
+}
+
 fn opt_f32(c: &Value, key: &str) -> std::result::Result<Option<f32>, String> {
     match c.get(key) {
         None | Some(Value::Null) => Ok(None),
@@ -358,13 +391,19 @@ fn bool_key(c: &Value, key: &str) -> bool {
     c.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
-/// An id or a list of ids (`eos_token_id` is either).
-fn ids(v: Option<&Value>) -> Vec<u32> {
-    match v {
-        Some(Value::Array(a)) => a.iter().filter_map(Value::as_u64).map(|x| x as u32).collect(),
-        Some(v) => v.as_u64().map(|x| vec![x as u32]).unwrap_or_default(),
-        None => vec![],
-    }
+/// An id or a list of ids (`eos_token_id` is either); ids above u32 are refused, not truncated.
+fn ids(v: Option<&Value>) -> std::result::Result<Vec<u32>, String> {
+    let one = |x: &Value| match x.as_u64().map(u32::try_from) {
+        Some(Ok(id)) => Ok(Some(id)),
+        Some(Err(_)) => Err(format!("eos_token_id {x} is not a token id (above 2^32)")),
+        None => Ok(None),
+    };
+    let found: std::result::Result<Vec<Option<u32>>, String> = match v {
+        Some(Value::Array(a)) => a.iter().map(one).collect(),
+        Some(v) => one(v).map(|x| vec![x]),
+        None => Ok(vec![]),
+    };
+    Ok(found?.into_iter().flatten().collect())
 }
 
 /// `layer_types`, or transformers' default (every `sliding_window_pattern`-th layer full, 6 unless

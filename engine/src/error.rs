@@ -1,13 +1,15 @@
 //! `garnet::Error`: one error type for the whole library, each variant saying what failed and where.
 
+use crate::files::{escape, escape_path};
 use std::path::PathBuf;
 
 /// Everything that can go wrong in garnet. The library returns these; it never panics on user
-/// input and never exits the process.
+/// input and never exits the process. Every string is escaped when displayed ([`escape`]): names
+/// and paths come from files, and an error stays one line that cannot drive the terminal.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file could not be opened, mapped or read.
-    #[error("{path}: {source}")]
+    #[error("{}: {}", escape_path(path), escape(&source.to_string()))]
     Io {
         /// The file.
         path: PathBuf,
@@ -15,7 +17,7 @@ pub enum Error {
         source: std::io::Error,
     },
     /// A weights file is malformed (header, offsets, sizes).
-    #[error("{path}: invalid weights file: {why}")]
+    #[error("{}: invalid weights file: {}", escape_path(path), escape(why))]
     Format {
         /// The file.
         path: PathBuf,
@@ -23,7 +25,7 @@ pub enum Error {
         why: String,
     },
     /// The model configuration is missing, malformed or describes an unsupported model.
-    #[error("{path}: bad config: {why}")]
+    #[error("{}: bad config: {}", escape_path(path), escape(why))]
     Config {
         /// The config file.
         path: PathBuf,
@@ -31,13 +33,13 @@ pub enum Error {
         why: String,
     },
     /// A tensor the model needs is not in the checkpoint.
-    #[error("tensor {name}: missing from the checkpoint")]
+    #[error("tensor {}: missing from the checkpoint", escape(name))]
     MissingTensor {
         /// The tensor the model needs.
         name: String,
     },
     /// A tensor has another shape than the config implies.
-    #[error("tensor {name}: shape {got:?}, expected {want:?}")]
+    #[error("tensor {}: shape {got:?}, expected {want:?}", escape(name))]
     Shape {
         /// The tensor.
         name: String,
@@ -47,7 +49,7 @@ pub enum Error {
         want: Vec<usize>,
     },
     /// A tensor has a dtype garnet cannot use there.
-    #[error("tensor {name}: dtype {got}, expected {want}")]
+    #[error("tensor {}: dtype {}, expected {want}", escape(name), escape(got))]
     DType {
         /// The tensor.
         name: String,
@@ -73,13 +75,17 @@ pub enum Error {
         ctx: usize,
     },
     /// Tokenizer missing, malformed, or failing on the input.
-    #[error("tokenizer: {0}")]
+    #[error("tokenizer: {}", escape(.0))]
     Tokenizer(String),
     /// A caller-supplied option or argument is invalid (sampling parameters, empty prompt...).
-    #[error("invalid argument: {0}")]
+    #[error("invalid argument: {}", escape(.0))]
     Invalid(String),
+    /// The model's output logits hold a NaN or an infinity (broken weights or a backend fault):
+    /// nothing is sampled or scored from them.
+    #[error("the model's logits hold NaN or infinity ({0}): the weights or the backend are broken")]
+    NonFinite(String),
     /// A backend failed or was asked something it cannot do.
-    #[error("backend: {0}")]
+    #[error("backend: {}", escape(&.0.to_string()))]
     Kernel(#[from] garnet_kernels::KernelError),
 }
 

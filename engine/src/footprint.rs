@@ -14,8 +14,6 @@
 
 use crate::config::ModelConfig;
 use crate::error::Result;
-use crate::gguf::GgufFile;
-use crate::store::TensorStore;
 use crate::weights::{MoeWeights, Weights};
 use garnet_kernels::{DType, HostTensor};
 use std::path::Path;
@@ -44,12 +42,7 @@ pub fn decode_footprint(cfg: &ModelConfig, w: &Weights<u64>, ple_table: Option<(
 /// The footprint of the checkpoint at `path` (as [`crate::Engine::load`] takes it) loaded with
 /// optional load-time quantization to `quant`.
 pub fn of_checkpoint(path: &Path, quant: Option<DType>) -> Result<Footprint> {
-    let (cfg, store) = if path.extension().is_some_and(|e| e == "gguf") {
-        let file = GgufFile::open(path)?;
-        (crate::gguf::model_config(&file)?, file.into_store()?)
-    } else {
-        (ModelConfig::load(path)?, TensorStore::open(path)?)
-    };
+    let (cfg, store, _) = crate::api::open_checkpoint(path, false)?;
     let (w, ple_table) = crate::weights::load(&store, &cfg)?;
     let sizes = match quant {
         Some(target) => quantized_sizes(&w, target)?,
@@ -94,6 +87,7 @@ fn quantized_sizes(w: &Weights<HostTensor>, target: DType) -> Result<Weights<u64
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::TensorStore;
 
     fn fixture(variant: &str) -> std::path::PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny").join(variant).join("bf16")

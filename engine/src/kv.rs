@@ -46,14 +46,18 @@ impl<B: Backend> KvCache<B> {
     }
 }
 
-/// Bytes of f32 cache a session of `context` positions allocates.
-pub fn cache_bytes(cfg: &ModelConfig, context: usize) -> usize {
-    cfg.layers
-        .iter()
-        .filter(|l| l.kv_source.is_none())
-        .map(|l| {
-            let cap = if l.kind == LayerKind::Sliding { l.window.unwrap_or(context).min(context) } else { context };
-            2 * cap * l.n_kv_heads * l.head_dim * 4
-        })
-        .sum()
+/// Bytes of f32 cache a session of `context` positions allocates, or `None` if that overflows.
+pub fn cache_bytes(cfg: &ModelConfig, context: usize) -> Option<usize> {
+    cfg.layers.iter().filter(|l| l.kv_source.is_none()).try_fold(0usize, |sum, l| {
+        let cap = if l.kind == LayerKind::Sliding { l.window.unwrap_or(context).min(context) } else { context };
+        let bytes = [cap, l.n_kv_heads, l.head_dim, 4].iter().try_fold(2usize, |a, &x| a.checked_mul(x))?;
+        sum.checked_add(bytes)
+    })
+}
+
+/// Whether this process can allocate `bytes` more of host memory: a session's buffers are checked
+/// before they are allocated, since a failed allocation aborts the process. The probe reserves
+/// and frees address space only (pages are committed on first touch), so it costs nothing.
+pub fn host_can_allocate(bytes: usize) -> bool {
+    Vec::<u8>::new().try_reserve_exact(bytes).is_ok()
 }

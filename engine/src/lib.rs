@@ -21,6 +21,7 @@ pub mod api;
 pub mod chat;
 pub mod config;
 pub mod error;
+pub mod files;
 pub mod footprint;
 pub mod gguf;
 pub mod kv;

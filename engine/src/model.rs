@@ -153,8 +153,13 @@ impl<B: Backend> Model<B> {
         b.argmax(&ArgmaxArgs { rows: 1, len: self.cfg.vocab_size }, &s.logits, &mut s.picked)?;
         let mut picked = [0.0f32; 2];
         b.download(&s.picked, 0, &mut picked)?;
-        if picked[0] >= self.cfg.vocab_size as f32 {
-            return Err(crate::Error::Invalid("sampling: the logits hold NaN or +inf, or nothing above -inf".into()));
+        // The argmax kernels return id = vocab for a NaN or +inf (or nothing above -inf), and a
+        // NaN anywhere else makes the log-sum-exp, hence the log-probability, non-finite.
+        if picked[0] >= self.cfg.vocab_size as f32 || !picked[1].is_finite() {
+            return Err(crate::Error::NonFinite(format!(
+                "greedy step: id {}, log-probability {}",
+                picked[0], picked[1]
+            )));
         }
         Ok((picked[0] as u32, picked[1]))
     }
@@ -411,15 +416,32 @@ struct Scratch<B: Backend> {
     picked: B::Buf,
 }
 
+/// Per-token widths of the scratch buffers: hidden, query, key/value, MLP, experts, experts per
+/// token, PLE (each at most 2^26 after `ModelConfig::validate`).
+fn widths(c: &ModelConfig) -> [usize; 7] {
+    let q = c.layers.iter().map(|l| c.n_heads * l.head_dim).max().unwrap_or(0);
+    let kv = c.layers.iter().map(|l| l.n_kv_heads * l.head_dim).max().unwrap_or(0);
+    let inter = c.layers.iter().map(|l| l.mlp_inter).max().unwrap_or(0);
+    let (e, k) = c.moe.map_or((0, 0), |m| (m.n_experts, m.top_k));
+    [c.hidden_size, q, kv, inter, e, k, c.ple_dim]
+}
+
+/// Bytes [`Scratch::new`] allocates for chunks of `tokens` (ids counted as 4 bytes), or `None` if
+/// that overflows: checked before a session allocates.
+pub(crate) fn scratch_bytes(c: &ModelConfig, tokens: usize) -> Option<usize> {
+    let [h, q, kv, inter, e, k, pd] = widths(c);
+    let ple_bufs = if pd > 0 { c.n_layers() + 2 } else { 2 };
+    // The logits grow to a row per token when every row is asked for.
+    let per_token = 5 * h + q.max(kv) + 2 * q + 6 * kv + 3 * inter.max(1) + e.max(1) + 2 * k.max(1) + 1;
+    let per_token = per_token.checked_add(c.vocab_size)?;
+    let per_token = per_token.checked_add(ple_bufs.checked_mul(pd.max(1))?)?;
+    tokens.checked_mul(per_token)?.checked_add(2)?.checked_mul(4)
+}
+
 impl<B: Backend> Scratch<B> {
     fn new(b: &B, c: &ModelConfig, tokens: usize) -> Result<Self> {
         let t = tokens;
-        let h = c.hidden_size;
-        let q = c.layers.iter().map(|l| c.n_heads * l.head_dim).max().unwrap_or(0);
-        let kv = c.layers.iter().map(|l| l.n_kv_heads * l.head_dim).max().unwrap_or(0);
-        let inter = c.layers.iter().map(|l| l.mlp_inter).max().unwrap_or(0);
-        let (e, k) = c.moe.map_or((0, 0), |m| (m.n_experts, m.top_k));
-        let pd = c.ple_dim;
+        let [h, q, kv, inter, e, k, pd] = widths(c);
         let buf = |n: usize| b.alloc(t * n.max(1));
         let mut sources = vec![None; c.n_layers()];
         for l in &c.layers {

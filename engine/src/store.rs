@@ -70,7 +70,7 @@ struct Index {
 /// by the tensors themselves). The store is `Send + Sync`: share it behind an `Arc`.
 pub struct TensorStore {
     files: Vec<PathBuf>,
-    maps: Vec<Arc<Mmap>>,
+    maps: Vec<Storage>,
     tensors: BTreeMap<String, Entry>,
 }
 
@@ -96,7 +96,8 @@ fn dtype_bits(name: &str) -> Option<usize> {
 }
 
 /// Maps `path` and validates its header; returns the map and its entries (with `shard` unset).
-fn open_file(path: &Path) -> Result<(Arc<Mmap>, BTreeMap<String, Entry>)> {
+fn open_file(path: &Path) -> Result<(Storage, BTreeMap<String, Entry>)> {
+    crate::files::regular_file(path)?;
     let file = File::open(path).map_err(io_err(path))?;
     // SAFETY: the file is opened read-only and we treat the mapping as immutable; nothing in this
     // process writes to it. The documented hazard of mmap remains: if another process truncates
@@ -116,9 +117,12 @@ fn parse_header(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, String> {
     };
     let header_len = match usize::try_from(u64::from_le_bytes(*len8)) {
         Ok(n) if n <= rest.len() => n,
+        // The length is not printed: in a file that is not safetensors it is the file's first bytes.
         _ => {
-            let (n, avail) = (u64::from_le_bytes(*len8), rest.len());
-            return Err(format!("header length {n} exceeds the {avail} bytes after the length field"));
+            let avail = rest.len();
+            return Err(format!(
+                "header length exceeds the {avail} bytes after it (not a safetensors file, or truncated)"
+            ));
         }
     };
     let header = std::str::from_utf8(&rest[..header_len]).map_err(|e| format!("header is not UTF-8: {e}"))?;
@@ -176,16 +180,18 @@ fn parse_header(bytes: &[u8]) -> Result<BTreeMap<String, Entry>, String> {
 /// `model.safetensors`, else the only `*.safetensors`.
 fn resolve_dir(dir: &Path) -> Result<(Vec<PathBuf>, Option<Index>)> {
     let index_path = dir.join(INDEX_FILE);
-    if index_path.is_file() {
-        let text = std::fs::read_to_string(&index_path).map_err(io_err(&index_path))?;
+    if std::fs::symlink_metadata(&index_path).is_ok() {
+        let text = crate::files::read_text_capped(&index_path, crate::files::MAX_CONFIG_BYTES, "index")?;
         let mut index: Index = serde_json::from_str(&text)
             .map_err(|e| format_err(&index_path, format!("index is not valid JSON with a weight_map: {e}")))?;
         let shards: BTreeSet<&String> = index.weight_map.values().collect();
         let mut files = Vec::with_capacity(shards.len());
         for shard in shards {
-            let file = dir.join(shard);
+            // The index is data from the checkpoint: its names may not leave the directory, and
+            // nothing is said about files outside it.
+            let file = crate::files::confined(dir, shard).map_err(|why| format_err(&index_path, why))?;
             if !file.is_file() {
-                let why = format!("shard {shard} listed in the weight_map does not exist");
+                let why = format!("shard {shard} listed in the weight_map does not exist in the model directory");
                 return Err(format_err(&index_path, why));
             }
             files.push(file);
@@ -245,6 +251,14 @@ impl TensorStore {
         Ok(store)
     }
 
+    /// A store over the one safetensors file held in `bytes`; `path` names it in errors.
+    /// [`TensorStore::open`] on a file with the bytes already in memory (tests, fuzzing).
+    pub fn from_storage(path: impl AsRef<Path>, bytes: Storage) -> Result<TensorStore> {
+        let path = path.as_ref();
+        let tensors = parse_header((*bytes).as_ref()).map_err(|why| format_err(path, why))?;
+        Ok(TensorStore { files: vec![path.to_path_buf()], maps: vec![bytes], tensors })
+    }
+
     /// A store over tensors another container parser (GGUF) has already validated: `tensors` maps
     /// each name to `(shard, dtype name, dtype, shape, offset, len)`, where `shard` indexes `maps` /
     /// `files`, `offset..offset + len` lies inside that map, and `len` is what `dtype × shape`
@@ -252,7 +266,7 @@ impl TensorStore {
     #[allow(clippy::type_complexity)]
     pub(crate) fn from_validated(
         files: Vec<PathBuf>,
-        maps: Vec<Arc<Mmap>>,
+        maps: Vec<Storage>,
         tensors: BTreeMap<String, (usize, String, Option<DType>, Vec<usize>, usize, usize)>,
     ) -> TensorStore {
         let tensors = tensors
@@ -305,7 +319,7 @@ impl TensorStore {
         if let Some(want) = want.filter(|w| *w != entry.shape.as_slice()) {
             return Err(Error::Shape { name: name.to_string(), got: entry.shape.clone(), want: want.to_vec() });
         }
-        let storage: Storage = self.maps[entry.shard].clone();
+        let storage = self.maps[entry.shard].clone();
         Ok(HostTensor::new(storage, entry.offset, dtype, entry.shape.clone())?)
     }
 

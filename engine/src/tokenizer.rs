@@ -53,12 +53,27 @@ impl Tokenizer {
     /// Loads a `tokenizer.json`. Fails with [`Error::Tokenizer`] naming `path` if the file is
     /// missing or not a tokenizer the `tokenizers` crate understands.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let inner =
-            tokenizers::Tokenizer::from_file(path).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))?;
+        let bytes = crate::files::read_capped(path, crate::files::MAX_TOKENIZER_BYTES, "tokenizer")
+            .map_err(|e| Error::Tokenizer(e.to_string()))?;
+        Self::from_json(&bytes).map_err(|e| Error::Tokenizer(format!("{}: {e}", path.display())))
+    }
+
+    /// A tokenizer from the bytes of a `tokenizer.json` ([`Tokenizer::from_file`] without the file).
+    /// The error is a sentence saying what is wrong.
+    pub fn from_json(json: &[u8]) -> std::result::Result<Self, String> {
+        // `tokenizers` panics on malformed JSON inside its decoder (an `expect` in the decoder's
+        // deserializer, found by fuzzing): the JSON is parsed in full first (strings included:
+        // skipping them would let a bad escape through).
+        serde_json::from_slice::<serde_json::Value>(json).map_err(|e| format!("not JSON: {e}"))?;
+        let inner = tokenizers::Tokenizer::from_bytes(json).map_err(|e| e.to_string())?;
         let vocab = inner.get_vocab(true);
         let vocab_size = vocab.values().max().map_or(0, |&m| m as usize + 1);
         if vocab_size == 0 {
-            return Err(Error::Tokenizer(format!("{}: empty vocabulary", path.display())));
+            return Err("empty vocabulary".into());
+        }
+        // Ids index per-token tables: an id far beyond the token count would size them.
+        if vocab_size > vocab.len().saturating_mul(2).max(1 << 16) {
+            return Err(format!("token id {} in a vocabulary of {} tokens", vocab_size - 1, vocab.len()));
         }
         let mut is_byte = vec![false; vocab_size];
         for (token, &id) in &vocab {

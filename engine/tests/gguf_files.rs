@@ -495,3 +495,22 @@ fn gemma4_merges_tokenizer_matches_tokenizer_json() {
     }
     eprintln!("gemma4 merges tokenizer: {} texts, {tokens} tokens identical to tokenizer.json", texts.len());
 }
+
+#[test]
+fn token_ids_above_u32_are_refused_and_keys_escaped() {
+    let dir = TempDir::new("gguf-hardening");
+    for key in ["tokenizer.ggml.eos_token_id", "tokenizer.ggml.bos_token_id", "tokenizer.ggml.eot_token_id"] {
+        let b = gemma4_tiny(&[1.0, 1e30, 1e30, 1e30]).kv(key, 10, &(1u64 << 33).to_le_bytes());
+        let e = model_config(&open_bytes(&dir, "ids.gguf", &b.build()).unwrap()).unwrap_err().to_string();
+        assert!(e.contains(key) && e.contains("token id"), "{key}: {e}");
+    }
+    // A key with escape sequences, of an unknown type: the error names it, escaped.
+    let evil = Builder::new("gemma4").kv("evil\u{1b}]0;x\u{7}\nkey", 99, &[]);
+    let e = open_bytes(&dir, "evil.gguf", &evil.build()).err().unwrap().to_string();
+    assert!(e.contains("evil\\u{1b}]0;x\\u{7}\\nkey"), "{e}");
+    assert!(!e.chars().any(char::is_control), "{e:?}");
+    // A directory named like a GGUF file.
+    std::fs::create_dir(dir.0.join("d.gguf")).unwrap();
+    let e = GgufFile::open(dir.0.join("d.gguf")).err().unwrap().to_string();
+    assert!(e.contains("d.gguf: is a directory"), "{e}");
+}

@@ -2,7 +2,8 @@
 // so any length fits one launch of at most 65535 blocks).
 //   scale:    x[i] *= value
 //   add:      acc[i] = (acc[i] + x[i]) * value
-//   softcap:  x[i] = value * tanh(x[i] / value), the argument clamped to +-10 (tanh(10) is 1 in f32)
+//   softcap:  x[i] = value * tanh(x[i] / value), the argument clamped to +-10 (tanh(10) is 1 in f32);
+//             NaN stays NaN
 //   geglu:    out[i] = gelu_tanh(gate[i]) * up[i]
 // Layout: f32 arrays. Params: ElementwiseParams (kernels/src/cuda/elementwise.rs).
 // Versions: v1.
@@ -29,9 +30,14 @@ KERNEL void add(ElementwiseParams p) {
     GRID_STRIDE(i, p.len) acc[i] = (acc[i] + x[i]) * p.value;
 }
 
+// A NaN passes through (fminf/fmaxf would turn it into -value): the engine must see broken logits.
 KERNEL void softcap(ElementwiseParams p) {
     float* x = (float*)p.x;
-    GRID_STRIDE(i, p.len) x[i] = p.value * tanhf(fminf(fmaxf(x[i] / p.value, -10.0f), 10.0f));
+    GRID_STRIDE(i, p.len) {
+        float v = x[i] / p.value;
+        bool nan = (__float_as_uint(v) & 0x7fffffffu) > 0x7f800000u;
+        x[i] = nan ? v : p.value * tanhf(fminf(fmaxf(v, -10.0f), 10.0f));
+    }
 }
 
 __device__ __forceinline__ float gelu_tanh(float g) {

@@ -74,11 +74,25 @@ impl Rate {
     }
 }
 
+/// Most timed repetitions: llama-bench runs 5; 1000 runs of even the smallest test is hours.
+const MAX_REPETITIONS: usize = 1000;
+/// Most threads per core: past the core count threads only contend (oversubscription is worth
+/// measuring, a pool of 100000 OS threads is not).
+const MAX_THREADS_PER_CORE: usize = 4;
+
 pub fn main(a: Args) -> garnet::Result<()> {
-    if a.r == 0 || a.p + a.n == 0 || a.threads == Some(0) {
+    if a.r == 0 || a.p.max(a.n) == 0 || a.threads == Some(0) {
         return Err(Error::Invalid(
             "bench needs --repetitions and --threads >= 1 and a test (-p or -n above 0)".into(),
         ));
+    }
+    if a.r > MAX_REPETITIONS {
+        return Err(Error::Invalid(format!("--repetitions {} (at most {MAX_REPETITIONS})", a.r)));
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if let Some(t) = a.threads.filter(|&t| t > MAX_THREADS_PER_CORE * cores) {
+        let max = MAX_THREADS_PER_CORE * cores;
+        return Err(Error::Invalid(format!("--threads {t} (at most {max}: {MAX_THREADS_PER_CORE} per core)")));
     }
     if let Some(t) = a.threads {
         rayon::ThreadPoolBuilder::new()
@@ -151,8 +165,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
             "load_s": load_s,
             "rss_after_load_bytes": rss,
         });
-        println!("{out}");
-        return Ok(());
+        return outln!("{out}");
     }
     let model = format!("{variant} {bpw:.2} bpw");
     let size = match info.weight_bytes as f64 / (1u64 << 30) as f64 {
@@ -169,35 +182,34 @@ pub fn main(a: Args) -> garnet::Result<()> {
             .zip(COLUMNS)
             .map(|(c, (w, right))| if right { format!("{c:>w$}") } else { format!("{c:<w$}") })
             .collect();
-        println!("| {} |", line.join(" | "));
+        outln!("| {} |", line.join(" | "))
     };
-    row(["model", "size", "params", "backend", "threads", "test", "t/s"]);
+    row(["model", "size", "params", "backend", "threads", "test", "t/s"])?;
     let rule: Vec<String> = COLUMNS
         .iter()
         .map(|&(w, right)| if right { format!("{}:", "-".repeat(w - 1)) } else { "-".repeat(w) })
         .collect();
-    println!("| {} |", rule.join(" | "));
+    outln!("| {} |", rule.join(" | "))?;
     for (test, rate) in [(format!("pp{}", a.p), pp), (format!("tg{}", a.n), tg)] {
         if let Some(r) = rate {
             let t_s = format!("{:.2} ± {:.2}", r.mean, r.stddev);
-            row([&model, &size, &params, info.backend, &threads.to_string(), &test, &t_s]);
+            row([&model, &size, &params, info.backend, &threads.to_string(), &test, &t_s])?;
         }
     }
-    println!();
+    outln!()?;
     let per_token = footprint.per_token as f64 / 1e9;
     if let (Some(gb_s), Some(t)) = (decode_gb_s, tg) {
-        println!(
+        outln!(
             "decode: {per_token:.3} GB of weights per token x {:.2} tok/s = {gb_s:.2} GB/s; machine read bandwidth \
              {read_bw:.2} GB/s ({threads} threads): {:.0}% of it",
             t.mean,
             100.0 * gb_s / read_bw
-        );
+        )?;
     } else {
-        println!("decode: {per_token:.3} GB of weights per token; machine read bandwidth {read_bw:.2} GB/s ({threads} threads)");
+        outln!("decode: {per_token:.3} GB of weights per token; machine read bandwidth {read_bw:.2} GB/s ({threads} threads)")?;
     }
     let rss = rss.map_or(String::new(), |b| format!(", resident memory {:.0} MB after load", b as f64 / 1e6));
-    println!("load: {load_s:.3} s{rss}");
-    Ok(())
+    outln!("load: {load_s:.3} s{rss}")
 }
 
 /// Seconds of `r` runs of `run` after one warm-up, the session reset before each.

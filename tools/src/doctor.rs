@@ -14,7 +14,7 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    println!("cpu: {} threads, kernels at {}", rayon::current_num_threads(), garnet_kernels::cpu::Isa::detect().name());
+    outln!("cpu: {} threads, kernels at {}", rayon::current_num_threads(), garnet_kernels::cpu::Isa::detect().name())?;
     let mut failures = 0usize;
     failures += wgpu_report(a.no_selftest)?;
     failures += cuda_report(a.no_selftest)?;
@@ -25,7 +25,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
     if failures > 0 {
         return Err(Error::Invalid(format!("doctor: {failures} failure(s) above")));
     }
-    println!("doctor: all good");
+    outln!("doctor: all good")?;
     Ok(())
 }
 
@@ -34,13 +34,13 @@ fn wgpu_report(no_selftest: bool) -> garnet::Result<usize> {
     use garnet_kernels::wgpu::{check, Wgpu};
     let all = check::adapter_reports();
     if all.is_empty() {
-        println!("wgpu: no adapter found (without a GPU on Linux: apt install mesa-vulkan-drivers for lavapipe)");
+        outln!("wgpu: no adapter found (without a GPU on Linux: apt install mesa-vulkan-drivers for lavapipe)")?;
         return Ok(0);
     }
     let yes = |b: bool| if b { "yes" } else { "no" };
     for (i, r) in all.iter().enumerate() {
-        println!("wgpu adapter {i}: {}", r.description);
-        println!(
+        outln!("wgpu adapter {i}: {}", r.description)?;
+        outln!(
             "  limits: storage binding {} MiB, buffer {} MiB, workgroup memory {} KiB, {} invocations/workgroup, \
              {} workgroups/dimension",
             r.max_binding >> 20,
@@ -48,24 +48,24 @@ fn wgpu_report(no_selftest: bool) -> garnet::Result<usize> {
             r.workgroup_memory >> 10,
             r.invocations,
             r.workgroups_per_dim
-        );
+        )?;
         let sub = r.subgroups.map_or("no".to_string(), |(lo, hi)| format!("yes (sizes {lo}..{hi})"));
-        println!(
+        outln!(
             "  features: timestamp queries {}, shader-f16 {}, subgroups {sub}",
             yes(r.timestamps),
             yes(r.shader_f16)
-        );
+        )?;
     }
     let backend = Wgpu::new()?;
-    println!("wgpu: using {}", backend.gpu().describe());
+    outln!("wgpu: using {}", backend.gpu().describe())?;
     let results = check::compile_all(backend.gpu());
     let bad: Vec<_> = results.iter().filter(|(_, r)| r.is_err()).collect();
     for (name, r) in &bad {
         if let Err(e) = r {
-            println!("  shader FAILED {name}: {e}");
+            outln!("  shader FAILED {name}: {e}")?;
         }
     }
-    println!("  shaders: {} of {} pipelines built", results.len() - bad.len(), results.len());
+    outln!("  shaders: {} of {} pipelines built", results.len() - bad.len(), results.len())?;
     let mut failures = bad.len();
     if !no_selftest {
         failures += crate::opstest::selftest(BackendKind::Wgpu)?;
@@ -83,12 +83,12 @@ fn cuda_report(no_selftest: bool) -> garnet::Result<usize> {
     let gpu = match Cuda::<Driver>::new(0, Precision::Native) {
         Ok(g) => g,
         Err(e) => {
-            println!("cuda: {e}");
+            outln!("cuda: {e}")?;
             return Ok(0);
         }
     };
     let i = gpu.device().info();
-    println!(
+    outln!(
         "cuda: driver {}.{}, device {}: {}, sm_{}{}, {} SMs, {} MiB",
         i.driver_version / 1000,
         i.driver_version % 1000 / 10,
@@ -98,18 +98,18 @@ fn cuda_report(no_selftest: bool) -> garnet::Result<usize> {
         i.compute_capability.1,
         i.sms,
         i.memory >> 20
-    );
+    )?;
     Ok(if no_selftest { 0 } else { crate::opstest::selftest(BackendKind::Cuda)? })
 }
 
 #[cfg(not(feature = "cuda"))]
 fn cuda_report(_no_selftest: bool) -> garnet::Result<usize> {
-    println!("cuda: garnet was built without the `cuda` feature");
+    outln!("cuda: garnet was built without the `cuda` feature")?;
     Ok(0)
 }
 
 #[cfg(not(feature = "wgpu"))]
 fn wgpu_report(_no_selftest: bool) -> garnet::Result<usize> {
-    println!("wgpu: garnet was built without the `wgpu` feature");
+    outln!("wgpu: garnet was built without the `wgpu` feature")?;
     Ok(0)
 }

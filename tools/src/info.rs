@@ -16,69 +16,73 @@ pub struct Args {
 pub fn main(a: Args) -> garnet::Result<()> {
     let engine = crate::load(&a.model, garnet::api::LoadOptions { quant: a.quant, ..Default::default() })?;
     let (c, i) = (engine.config(), engine.info());
-    let embed = (c.vocab_size * c.hidden_size) as u64;
-    let ple = (c.ple_vocab_size * c.n_layers() * c.ple_dim) as u64;
-    let experts = c.moe.map_or(0, |m| (c.n_layers() * m.n_experts * 3 * m.inter * c.hidden_size) as u64);
+    // Sizes in f64: they are only printed (3 digits), and products of config values cannot wrap.
+    let n_layers = c.n_layers() as f64;
+    let embed = c.vocab_size as f64 * c.hidden_size as f64;
+    let ple = c.ple_vocab_size as f64 * n_layers * c.ple_dim as f64;
+    let experts = c.moe.map_or(0.0, |m| n_layers * m.n_experts as f64 * 3.0 * m.inter as f64 * c.hidden_size as f64);
+    let params = i.params as f64;
     let active = match c.moe {
-        Some(m) => i.params - ple - experts + experts * m.top_k as u64 / m.n_experts as u64,
-        None => i.params - ple,
+        Some(m) => params - ple - experts + experts * m.top_k as f64 / m.n_experts as f64,
+        None => params - ple,
     };
-    let full_kv = c.kv_floats_per_position(LayerKind::Full) * 4;
-    let sliding_kv = c.kv_floats_per_position(LayerKind::Sliding) * 4 * c.sliding_window;
+    let full_kv = c.kv_floats_per_position(LayerKind::Full) as f64 * 4.0;
+    let sliding_kv = c.kv_floats_per_position(LayerKind::Sliding) as f64 * 4.0 * c.sliding_window as f64;
     let shared = c.layers.iter().filter(|l| l.kv_source.is_some()).count();
-    println!("model        {}", i.path.display());
-    println!(
+    let (first, last) = (&c.layers[0], &c.layers[c.layers.len() - 1]);
+    outln!("model        {}", garnet::files::escape_path(&i.path))?;
+    outln!(
         "variant      {} {} ({} layers, hidden {}, vocab {})",
         if c.arch == garnet::config::Arch::Gemma3 { "Gemma 3" } else { "Gemma 4" },
         c.variant(),
         c.n_layers(),
         c.hidden_size,
         c.vocab_size
-    );
-    println!("layers       {}", c.layer_pattern());
-    println!(
+    )?;
+    outln!("layers       {}", c.layer_pattern())?;
+    outln!(
         "attention    {} heads; sliding: {} KV heads x {}, window {}; full: {} KV heads x {}{}",
         c.n_heads,
-        c.layers[0].n_kv_heads,
-        c.layers[0].head_dim,
+        first.n_kv_heads,
+        first.head_dim,
         c.sliding_window,
-        c.layers.last().map_or(0, |l| l.n_kv_heads),
-        c.layers.last().map_or(0, |l| l.head_dim),
+        last.n_kv_heads,
+        last.head_dim,
         if c.layers.iter().any(|l| l.k_eq_v) { ", K=V" } else { "" }
-    );
+    )?;
     if shared > 0 {
-        println!("kv sharing   last {shared} layers reuse earlier K/V");
+        outln!("kv sharing   last {shared} layers reuse earlier K/V")?;
     }
     if let Some(m) = c.moe {
-        println!("moe          {} experts, top-{}, expert width {}", m.n_experts, m.top_k, m.inter);
+        outln!("moe          {} experts, top-{}, expert width {}", m.n_experts, m.top_k, m.inter)?;
     }
     if c.ple_dim > 0 {
-        println!("ple          {} per layer ({} params in the table, memory-mapped)", c.ple_dim, count(ple));
+        outln!("ple          {} per layer ({} params in the table, memory-mapped)", c.ple_dim, count(ple))?;
     }
-    println!(
+    outln!(
         "parameters   {} total, {} embedding (tied), {} active per token",
-        count(i.params),
+        count(params),
         count(embed),
         count(active)
-    );
-    println!("weights      {}B used, {}B in the files", count(i.weight_bytes), count(i.file_bytes));
+    )?;
+    outln!("weights      {}B used, {}B in the files", count(i.weight_bytes as f64), count(i.file_bytes as f64))?;
     let ctx = c.max_position_embeddings.min(4096);
-    println!(
+    let cache = garnet::kv::cache_bytes(c, ctx).map_or(f64::INFINITY, |b| b as f64);
+    outln!(
         "kv cache     {}B per position (full layers) + {}B fixed (sliding rings), f32: {}B at {ctx} positions",
-        count(full_kv as u64),
-        count(sliding_kv as u64),
-        count(garnet::kv::cache_bytes(c, ctx) as u64)
-    );
-    Ok(())
+        count(full_kv),
+        count(sliding_kv),
+        count(cache)
+    )
 }
 
-/// `n` with a metric suffix: 4.629 G, 1.23 M, 96 k.
-fn count(n: u64) -> String {
-    let (v, unit) = match n {
-        0..1_000 => return n.to_string(),
-        1_000..1_000_000 => (n as f64 / 1e3, "k"),
-        1_000_000..1_000_000_000 => (n as f64 / 1e6, "M"),
-        _ => (n as f64 / 1e9, "G"),
-    };
-    format!("{v:.3} {unit}")
+/// `n` with a metric suffix: 4.629 G, 1.23 M, 96 k (beyond 1e12: 1.000e15).
+fn count(n: f64) -> String {
+    match n {
+        n if n < 1e3 => format!("{n:.0}"),
+        n if n < 1e6 => format!("{:.3} k", n / 1e3),
+        n if n < 1e9 => format!("{:.3} M", n / 1e6),
+        n if n < 1e12 => format!("{:.3} G", n / 1e9),
+        n => format!("{n:.3e} "),
+    }
 }

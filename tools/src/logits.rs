@@ -4,6 +4,7 @@
 //! step 0 is the last prefill row, step i the logits after feeding `gen_ids[i-1]`.
 
 use garnet::api::{BackendKind, LoadOptions, Precision, SessionOptions};
+use garnet::Error;
 use safetensors::{tensor::TensorView, Dtype};
 use std::path::PathBuf;
 
@@ -37,10 +38,15 @@ pub fn main(a: Args) -> garnet::Result<()> {
     };
     let engine = crate::load(&a.model, opts)?;
     let v = engine.config().vocab_size;
-    let context = (a.prompt_ids.len() + a.gen).max(1);
-    let mut session = engine.session(SessionOptions { context, prefill_chunk: a.prompt_ids.len().max(1) })?;
+    let p = a.prompt_ids.len();
+    let context = p.checked_add(a.gen).ok_or_else(|| Error::Invalid(format!("--gen {} overflows", a.gen)))?.max(1);
+    // The session checks the context against the model and the machine; the step logits are
+    // `gen x vocab` floats on top, reserved before any work.
+    let mut session = engine.session(SessionOptions { context, prefill_chunk: p.max(1) })?;
+    let mut steps: Vec<f32> = Vec::new();
+    let too_big = || Error::Invalid(format!("--gen {}: {} x {v} step logits do not fit in memory", a.gen, a.gen));
+    a.gen.checked_mul(v).filter(|&n| steps.try_reserve_exact(n).is_ok()).ok_or_else(too_big)?;
     let prefill = session.prefill_all(&a.prompt_ids)?;
-    let mut steps: Vec<f32> = Vec::with_capacity(a.gen * v);
     let mut gen_ids: Vec<i64> = Vec::with_capacity(a.gen);
     let mut row = prefill[prefill.len() - v..].to_vec();
     for i in 0..a.gen {
@@ -54,12 +60,15 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let bytes = |x: &[f32]| x.iter().flat_map(|f| f.to_le_bytes()).collect::<Vec<u8>>();
     let (p_bytes, s_bytes) = (bytes(&prefill), bytes(&steps));
     let g_bytes: Vec<u8> = gen_ids.iter().flat_map(|i| i.to_le_bytes()).collect();
-    let fmt = |e: safetensors::SafeTensorError| garnet::Error::Invalid(format!("writing {}: {e}", a.out.display()));
+    let fmt = |e: safetensors::SafeTensorError| Error::Invalid(format!("writing {}: {e}", a.out.display()));
     let tensors = vec![
-        ("prefill_logits", TensorView::new(Dtype::F32, vec![a.prompt_ids.len(), v], &p_bytes).map_err(fmt)?),
+        ("prefill_logits", TensorView::new(Dtype::F32, vec![p, v], &p_bytes).map_err(fmt)?),
         ("gen_ids", TensorView::new(Dtype::I64, vec![a.gen], &g_bytes).map_err(fmt)?),
         ("step_logits", TensorView::new(Dtype::F32, vec![a.gen, v], &s_bytes).map_err(fmt)?),
     ];
-    safetensors::serialize_to_file(tensors, None, &a.out).map_err(fmt)?;
-    Ok(())
+    let file = safetensors::serialize(tensors, None).map_err(fmt)?;
+    // A temporary beside --out, renamed when complete: an interrupted run leaves the old file.
+    garnet::files::write_atomic(&a.out, |w| {
+        w.write_all(&file).map_err(|source| Error::Io { path: a.out.clone(), source })
+    })
 }

@@ -4,6 +4,17 @@
 //! every backend's ops against the reference, `doctor` lists devices and builds every shader.
 //! Errors print one line on stderr and exit non-zero.
 
+/// `println!` for results on stdout, returning a write error (closed pipe, full disk) as a
+/// `garnet::Error` instead of panicking: `main` ends quietly on a closed pipe, with one line else.
+macro_rules! outln {
+    () => {
+        $crate::out(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::out(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
 mod bench;
 mod doctor;
 mod info;
@@ -49,6 +60,12 @@ enum Cmd {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Ctrl-C: outputs being written are temporaries beside their final names; remove them so an
+    // interrupted run leaves the old files as they were and nothing half-written.
+    let _ = ctrlc::set_handler(|| {
+        garnet::files::remove_temporaries();
+        std::process::exit(130);
+    });
     let result = match cli.cmd {
         Cmd::Run(a) => run::main(a),
         Cmd::Logits(a) => logits::main(a),
@@ -62,11 +79,25 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // A closed stdout (`garnet ... | head`): the reader has what it wanted.
+        Err(garnet::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("garnet: error: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// Writes `args` to stdout and flushes (see `outln!`).
+pub(crate) fn out(args: std::fmt::Arguments) -> garnet::Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_fmt(args).and_then(|()| stdout.flush()).map_err(stdout_error)
+}
+
+/// A failed write to stdout as an error naming it.
+pub(crate) fn stdout_error(source: std::io::Error) -> garnet::Error {
+    garnet::Error::Io { path: "stdout".into(), source }
 }
 
 /// `--quant` values: the block formats garnet quantizes to at load.

@@ -56,8 +56,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         return Err(Error::Invalid("no ops-test case matches --op / --case (see --list)".into()));
     }
     if a.list {
-        cases.iter().for_each(|c| println!("{}", c.name()));
-        return Ok(());
+        return cases.iter().try_for_each(|c| outln!("{}", c.name()));
     }
     let explicit = !a.backend.is_empty();
     let backends = if explicit { a.backend.clone() } else { opstest::DEFAULT_BACKENDS.to_vec() };
@@ -65,24 +64,31 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let mut summaries = Vec::new();
     for kind in backends {
         let start = Instant::now();
-        let mut print = |case: &Case, o: &Outcome| println!("{}", line(kind.name(), case, o));
+        // The first failed write (closed pipe, full disk) is returned once the backend is done.
+        let mut written = Ok(());
+        let mut print = |case: &Case, o: &Outcome| {
+            if written.is_ok() {
+                written = outln!("{}", line(kind.name(), case, o));
+            }
+        };
         let result = opstest::run_backend(kind, a.host_fallback.0, &cases, a.perf, &mut print);
+        written?;
         summaries.push((kind, result, start.elapsed()));
     }
 
-    println!();
+    outln!()?;
     let mut failures = Vec::new();
     for (kind, result, took) in &summaries {
         match result {
             Ok(s) => {
-                println!("{}: {} passed, {} failed ({:.1?})", kind.name(), s.passed, s.failed.len(), took);
+                outln!("{}: {} passed, {} failed ({:.1?})", kind.name(), s.passed, s.failed.len(), took)?;
                 failures.extend(s.failed.iter().map(|(case, o)| (kind.name(), case, o)));
             }
-            Err(why) => println!("{}: skipped: {why}", kind.name()),
+            Err(why) => outln!("{}: skipped: {why}", kind.name())?,
         }
     }
     for (backend, case, o) in &failures {
-        println!("FAILED {backend} {case}: {}", o.describe());
+        outln!("FAILED {backend} {case}: {}", o.describe())?;
     }
     if let Some((backend, case, o)) = failures.first() {
         let worst =
@@ -108,24 +114,24 @@ pub fn selftest(kind: BackendKind) -> garnet::Result<usize> {
     let start = Instant::now();
     match opstest::run_backend(kind, OpSet::NONE, &cases, false, &mut |_, _| {}) {
         Ok(s) => {
-            println!(
+            outln!(
                 "self-test {}: {} of {} ops-test cases passed ({:.1?})",
                 kind.name(),
                 s.passed,
                 cases.len(),
                 start.elapsed()
-            );
+            )?;
             for (case, o) in &s.failed {
-                println!("  FAILED {case}: {}", o.describe());
+                outln!("  FAILED {case}: {}", o.describe())?;
             }
             if !s.fallback_ops.is_empty() {
                 let ops: Vec<&str> = s.fallback_ops.iter().map(|op| op.name()).collect();
-                println!("  through the host fallback: {}", ops.join(", "));
+                outln!("  through the host fallback: {}", ops.join(", "))?;
             }
             Ok(s.failed.len())
         }
         Err(why) => {
-            println!("self-test {}: skipped: {why}", kind.name());
+            outln!("self-test {}: skipped: {why}", kind.name())?;
             Ok(0)
         }
     }

@@ -30,7 +30,7 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let text = std::fs::read_to_string(&a.file).map_err(|source| garnet::Error::Io { path: a.file.clone(), source })?;
+    let text = garnet::files::read_text_capped(&a.file, garnet::files::MAX_TEXT_BYTES, "text")?;
     let engine = crate::load(
         &a.model,
         LoadOptions { backend: a.backend, quant: a.quant, precision: a.precision, ..Default::default() },
@@ -72,9 +72,8 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let ppl = mean.exp();
     let var = (nll2 / count as f64 - mean * mean).max(0.0);
     let stderr = if count > 1 { (var / (count - 1) as f64).sqrt() * ppl } else { 0.0 };
-    println!("{count} tokens scored in {windows} windows of {}", a.ctx);
-    println!("PPL = {ppl:.4} +/- {stderr:.5}");
-    Ok(())
+    outln!("{count} tokens scored in {windows} windows of {}", a.ctx)?;
+    outln!("PPL = {ppl:.4} +/- {stderr:.5}")
 }
 
 /// `log softmax(row)[i]` in f64.

@@ -78,8 +78,9 @@ pub fn main(a: Args) -> garnet::Result<()> {
                 failures.push(format!("{}: stale (run `garnet ptx` and commit it)", out.display()));
             }
         } else {
-            std::fs::write(&out, &ptx).map_err(|e| Error::Invalid(format!("ptx: writing {}: {e}", out.display())))?;
-            println!("wrote {}", out.display());
+            let io = |source| Error::Io { path: out.clone(), source };
+            garnet::files::write_atomic(&out, |w| w.write_all(ptx.as_bytes()).map_err(io))?;
+            outln!("wrote {}", out.display())?;
         }
         for k in garnet_kernels::cuda::all_kernels().iter().filter(|k| k.module == m) {
             if !ptx.contains(&format!(".entry {}(", k.entry)) {
@@ -113,20 +114,20 @@ pub fn main(a: Args) -> garnet::Result<()> {
         }
         let _ = std::fs::remove_file(&tmp);
     }
-    print_table(&table);
+    print_table(&table)?;
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("ptx: {f}");
         }
         return Err(Error::Invalid(format!("ptx --check: {} problem(s)", failures.len())));
     }
-    println!(
+    outln!(
         "ptx: {} kernels in {} modules: {}, assembled for {}, no spills",
         table.len(),
         Module::ALL.len(),
         if a.check { "PTX current" } else { "PTX written" },
         TARGETS.join(", ")
-    );
+    )?;
     Ok(())
 }
 
@@ -208,16 +209,18 @@ fn parse_ptxas(text: &str) -> Vec<(String, Usage)> {
     out
 }
 
-fn print_table(table: &BTreeMap<(String, String), Vec<(&str, Usage)>>) {
-    println!(
+fn print_table(table: &BTreeMap<(String, String), Vec<(&str, Usage)>>) -> garnet::Result<()> {
+    outln!(
         "{:<12} {:<24} registers (r) / shared bytes (s) / stack bytes (k) / spilled bytes per target",
-        "module", "kernel"
-    );
+        "module",
+        "kernel"
+    )?;
     for ((module, kernel), per) in table {
         let cells: Vec<String> = per
             .iter()
             .map(|(t, u)| format!("{t} {}r {}s {}k {}", u.registers, u.smem, u.stack, u.spill_stores + u.spill_loads))
             .collect();
-        println!("{module:<12} {kernel:<24} {}", cells.join(" | "));
+        outln!("{module:<12} {kernel:<24} {}", cells.join(" | "))?;
     }
+    Ok(())
 }

@@ -3,7 +3,7 @@
 use garnet::api::{BackendKind, Generation, LoadOptions, Precision, SessionOptions};
 use garnet::chat::{Message, Role};
 use garnet::sampling::Sampling;
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -92,19 +92,45 @@ pub fn main(a: Args) -> garnet::Result<()> {
         }
         return Ok(());
     }
-    for line in std::io::stdin().lock().lines() {
-        let line = line.map_err(|e| garnet::Error::Invalid(format!("reading stdin: {e}")))?;
+    let mut stdin = std::io::stdin().lock();
+    while let Some(line) = read_line(&mut stdin, MAX_LINE_BYTES)? {
         if line.trim().is_empty() {
             continue;
         }
         let turn = [Message { role: Role::User, content: line }];
         let n = stream(session.chat(&turn, &sampling)?)?;
-        println!();
+        outln!()?;
         if a.profile {
             crate::profile::report(&engine, before, n);
         }
     }
     Ok(())
+}
+
+/// Longest chat turn read from stdin: 4 MiB of text is about a million tokens, beyond any
+/// Gemma context (256K), so a longer line could never run; it is refused before it is buffered.
+const MAX_LINE_BYTES: usize = 4 << 20;
+
+/// The next line of `input` without its line ending, `None` at the end; an error if it is longer
+/// than `cap` bytes or not UTF-8.
+fn read_line(input: &mut impl BufRead, cap: usize) -> garnet::Result<Option<String>> {
+    let stdin_err = |e: std::io::Error| garnet::Error::Io { path: "stdin".into(), source: e };
+    let mut line = Vec::new();
+    // One byte more than a full line (cap bytes and '\n') tells a line that is too long.
+    (&mut *input).take(cap as u64 + 2).read_until(b'\n', &mut line).map_err(stdin_err)?;
+    if line.is_empty() {
+        return Ok(None);
+    }
+    if line.last() == Some(&b'\n') {
+        line.pop();
+    }
+    if line.len() > cap {
+        return Err(garnet::Error::Invalid(format!("a line on stdin is longer than {} MiB", cap >> 20)));
+    }
+    if line.last() == Some(&b'\r') {
+        line.pop();
+    }
+    String::from_utf8(line).map(Some).map_err(|e| garnet::Error::Invalid(format!("stdin: a line is not UTF-8 ({e})")))
 }
 
 /// Prints tokens as they come; reports prompt and generation speed on stderr. Returns the
@@ -116,13 +142,11 @@ fn stream(mut gen: Generation<'_>) -> garnet::Result<usize> {
     for tok in gen.by_ref() {
         let tok = tok?;
         n += 1;
-        // A closed stdout (e.g. piped into `head`) ends generation quietly.
-        if write!(out, "{}", tok.text).and_then(|_| out.flush()).is_err() {
-            return Ok(n);
-        }
+        // A failed write ends generation: `main` is quiet about a closed pipe (`| head`), and
+        // reports anything else (a full disk).
+        write!(out, "{}", tok.text).and_then(|_| out.flush()).map_err(crate::stdout_error)?;
     }
-    let _ = write!(out, "{}", gen.finish()?);
-    let _ = out.flush();
+    write!(out, "{}", gen.finish()?).and_then(|_| out.flush()).map_err(crate::stdout_error)?;
     let decode = start.elapsed().as_secs_f64();
     let pre = gen.prefill_time.as_secs_f64();
     eprintln!(
@@ -135,4 +159,22 @@ fn stream(mut gen: Generation<'_>) -> garnet::Result<usize> {
         n as f64 / decode.max(1e-9)
     );
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::read_line;
+
+    #[test]
+    fn lines_are_capped_before_they_are_buffered() {
+        let mut input = std::io::Cursor::new(b"hi\r\nfour\nfive5\n".to_vec());
+        assert_eq!(read_line(&mut input, 4).unwrap().as_deref(), Some("hi"));
+        assert_eq!(read_line(&mut input, 4).unwrap().as_deref(), Some("four"));
+        assert!(read_line(&mut input, 4).unwrap_err().to_string().contains("longer than"));
+        let mut endless = std::io::Read::take(std::io::repeat(b'x'), 1 << 40);
+        let mut endless = std::io::BufReader::new(&mut endless);
+        assert!(read_line(&mut endless, 1 << 20).is_err());
+        assert_eq!(read_line(&mut std::io::Cursor::new(b"last".to_vec()), 4).unwrap().as_deref(), Some("last"));
+        assert_eq!(read_line(&mut std::io::Cursor::new(Vec::new()), 4).unwrap(), None);
+    }
 }

@@ -21,7 +21,6 @@ use gguf_write::Value;
 use garnet::Error;
 use garnet_kernels::DType;
 use indicatif::{ProgressBar, ProgressStyle};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 pub(crate) use stream::splitmix;
@@ -99,23 +98,26 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let bytes = out.header.len() as u64 + stream::total_bytes(&out.jobs);
     if a.list {
         for (name, shape, dtype) in &out.tensors {
-            println!("{name}\t{}\t{shape:?}", dtype.name());
+            outln!("{name}\t{}\t{shape:?}", dtype.name())?;
         }
-        println!("{} tensors, {params} parameters, {bytes} bytes", out.tensors.len());
-        return Ok(());
+        return outln!("{} tensors, {params} parameters, {bytes} bytes", out.tensors.len());
     }
     let Some(dir) = a.out else { return Err(Error::Invalid("--out DIR is required".into())) };
-    std::fs::create_dir_all(&dir).map_err(|source| Error::Io { path: dir.clone(), source })?;
     let start = Instant::now();
     let path = dir.join(out.file);
-    let bytes = write_file(&path, &out.header, &out.jobs)?;
-    if !gguf {
-        let config = dir.join("config.json");
-        let text = serde_json::to_string_pretty(&plan.config_json()).unwrap_or_default();
-        std::fs::write(&config, text + "\n").map_err(|source| Error::Io { path: config, source })?;
-    }
+    // The directory is built beside its final name and renamed when complete.
+    let mut bytes = 0;
+    garnet::files::create_dir_atomic(&dir, |tmp| {
+        bytes = write_file(&tmp.join(out.file), &out.header, &out.jobs)?;
+        if !gguf {
+            let config = tmp.join("config.json");
+            let text = serde_json::to_string_pretty(&plan.config_json()).unwrap_or_default() + "\n";
+            std::fs::write(&config, text).map_err(|source| Error::Io { path: config, source })?;
+        }
+        Ok::<_, Error>(())
+    })?;
     let secs = start.elapsed().as_secs_f64();
-    println!(
+    outln!(
         "wrote {}: Gemma 4 {} ({} layers, {} KV-shared, vocab {}), {} {params} parameters, {bytes} bytes \
          ({:.2} GB) in {secs:.1} s ({:.2} GB/s)",
         path.display(),
@@ -126,8 +128,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         a.dtype.name(),
         bytes as f64 / 1e9,
         bytes as f64 / 1e9 / secs.max(1e-9),
-    );
-    Ok(())
+    )
 }
 
 /// A file to write: its name, header bytes, tensor table (name, shape, dtype) and data jobs.
@@ -215,31 +216,21 @@ fn safetensors_output(specs: &[Spec], dtype: DType, seed: u64) -> Output {
     Output { file: "model.safetensors", header, tensors, jobs }
 }
 
-/// Writes `header` and the jobs' data to `path` (via `path.part`, renamed when complete), with a
-/// progress bar on stderr for outputs over 1 GiB. Returns the bytes written.
+/// Writes `header` and the jobs' data to `path` (atomically, see [`garnet::files::write_atomic`]),
+/// with a progress bar on stderr for outputs over 1 GiB. Returns the bytes written.
 fn write_file(path: &Path, header: &[u8], jobs: &[stream::Job]) -> garnet::Result<u64> {
-    let part = path.with_extension(format!("{}.part", path.extension().and_then(|e| e.to_str()).unwrap_or("")));
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
     let total = header.len() as u64 + stream::total_bytes(jobs);
     let bar = if total > 1 << 30 { ProgressBar::new(total) } else { ProgressBar::hidden() };
     let style = ProgressStyle::with_template("writing {bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}");
     bar.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
-    let mut out = BufWriter::with_capacity(8 << 20, std::fs::File::create(&part).map_err(io(&part))?);
-    let written = out.write_all(header).and_then(|()| {
+    let mut data = 0;
+    let written = garnet::files::write_atomic(path, |out| {
+        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        out.write_all(header).map_err(io)?;
         bar.inc(header.len() as u64);
-        stream::write(&mut out, jobs, &bar)
+        data = stream::write(&mut &mut *out, jobs, &bar).map_err(io)?;
+        Ok::<_, Error>(())
     });
-    drop(out);
     bar.finish_and_clear();
-    match written {
-        Ok(data) => std::fs::rename(&part, path).map(|()| header.len() as u64 + data).map_err(io(path)),
-        Err(e) => {
-            // No half-written file is left behind.
-            let _ = std::fs::remove_file(&part);
-            Err(io(&part)(e))
-        }
-    }
+    written.map(|()| header.len() as u64 + data)
 }

@@ -122,26 +122,23 @@ impl Meta<'_> {
     }
     fn max_layers(&self) -> R<usize> {
         let n = self.usize("block_count")?;
-        if n == 0 || n > 4096 {
+        if n == 0 || n > crate::config::MAX_LAYERS {
             return Err(format!("{} = {n} is not a plausible layer count", self.full("block_count")));
         }
         Ok(n)
     }
     /// (bos, eos ids, pad) from the tokenizer keys (eos plus eot / eom when present).
     fn special_ids(&self) -> R<(u32, Vec<u32>, u32)> {
-        let id = |k: &str, default: u32| -> R<u32> {
-            let key = format!("tokenizer.ggml.{k}");
-            Ok(self.opt_usize_at(&key)?.map_or(default, |x| x as u32))
-        };
-        let mut eos = vec![id("eos_token_id", 1)?];
+        let id = |k: &str| super::vocab::token_id(self.file, &format!("tokenizer.ggml.{k}"));
+        let mut eos = vec![id("eos_token_id")?.unwrap_or(1)];
         for extra in ["eot_token_id", "eom_token_id"] {
-            if let Some(x) = self.opt_usize_at(&format!("tokenizer.ggml.{extra}"))? {
-                if !eos.contains(&(x as u32)) {
-                    eos.push(x as u32);
+            if let Some(x) = id(extra)? {
+                if !eos.contains(&x) {
+                    eos.push(x);
                 }
             }
         }
-        Ok((id("bos_token_id", 2)?, eos, id("padding_token_id", 0)?))
+        Ok((id("bos_token_id")?.unwrap_or(2), eos, id("padding_token_id")?.unwrap_or(0)))
     }
     /// `rope.dimension_count{suffix}` must be the whole head (partial rotation is expressed by
     /// `rope_freqs` in Gemma 4 files; garnet's RoPE exponent always divides by head_dim).

@@ -4,6 +4,10 @@ use super::Cursor;
 
 /// Deepest nesting of arrays accepted (GGUF files in practice nest none).
 const MAX_DEPTH: usize = 8;
+/// Most elements of a metadata array: Gemma's longest are its 262144 tokens and their merges. A
+/// string takes 8 bytes in the file but 24 in memory, so counts are capped, not only checked
+/// against the file length.
+const MAX_ARRAY_LEN: usize = 1 << 24;
 
 /// One metadata value. Integer getters accept any integer type whose value fits.
 #[derive(Clone, Debug, PartialEq)]
@@ -264,6 +268,9 @@ fn read_array(c: &mut Cursor, key: &str, depth: usize) -> Result<MetaArray, Stri
     let min = min_size(ty, key)?;
     let count = c.u64(key)?;
     let n = c.count(count, min, &format!("{key}: array"))?;
+    if n > MAX_ARRAY_LEN {
+        return Err(format!("{key}: array of {n} elements (at most {MAX_ARRAY_LEN})"));
+    }
     macro_rules! fixed {
         ($variant:ident, $t:ty, $size:expr) => {
             MetaArray::$variant(

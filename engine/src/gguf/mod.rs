@@ -132,7 +132,7 @@ impl TensorInfo {
 /// A memory-mapped, validated GGUF file: its metadata and tensor table.
 pub struct GgufFile {
     path: PathBuf,
-    map: Arc<Mmap>,
+    map: Storage,
     version: u32,
     alignment: usize,
     metadata: BTreeMap<String, MetaValue>,
@@ -210,7 +210,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, String> {
     let mut c = Cursor { bytes, pos: 0 };
     let magic = c.take(4, "magic")?;
     if magic != b"GGUF" {
-        return Err(format!("bad magic {magic:02x?}: not a GGUF file"));
+        return Err("bad magic: not a GGUF file".into());
     }
     let version = c.u32("version")?;
     match version {
@@ -314,11 +314,20 @@ impl GgufFile {
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
         let io = |source| Error::Io { path: path.to_path_buf(), source };
+        crate::files::regular_file(path)?;
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: read-only mapping treated as immutable. As with safetensors (see store.rs), a
         // file truncated by another process while mapped raises SIGBUS: do not modify loaded files.
         let map = unsafe { Mmap::map(&file) }.map_err(io)?;
-        let parsed = parse(&map).map_err(|why| Error::Format { path: path.to_path_buf(), why })?;
+        Self::from_storage(path, Arc::new(map))
+    }
+
+    /// Validates the GGUF file held in `bytes`; `path` names it in errors. [`GgufFile::open`]
+    /// with the bytes already in memory (tests, fuzzing).
+    pub fn from_storage(path: impl AsRef<Path>, bytes: Storage) -> Result<GgufFile> {
+        let path = path.as_ref();
+        let map = bytes;
+        let parsed = parse((*map).as_ref()).map_err(|why| Error::Format { path: path.to_path_buf(), why })?;
         let mut by_name = BTreeMap::new();
         for (i, t) in parsed.tensors.iter().enumerate() {
             if by_name.insert(t.name.clone(), i).is_some() {
@@ -328,7 +337,7 @@ impl GgufFile {
         }
         Ok(GgufFile {
             path: path.to_path_buf(),
-            map: Arc::new(map),
+            map,
             version: parsed.version,
             alignment: parsed.alignment,
             metadata: parsed.metadata,

@@ -20,12 +20,24 @@ pub fn tokenizer(file: &GgufFile) -> Result<Option<Tokenizer>> {
         file.get("tokenizer.ggml.scores").and_then(|v| v.as_f32s()).map_or_else(|| vec![0.0; n], <[_]>::to_vec);
     let types =
         file.get("tokenizer.ggml.token_type").and_then(|v| v.as_i32s()).map_or_else(|| vec![1; n], <[_]>::to_vec);
-    let id = |key: &str| file.get(key).and_then(|v| v.as_u64()).map(|x| x as u32);
     let space_prefix = file.get("tokenizer.ggml.add_space_prefix").and_then(|v| v.as_bool()).unwrap_or(false);
     let mut vocab = SpmVocab::new(tokens.to_vec(), scores, types, space_prefix)?;
     if let (true, Some(merges)) = (model == "gemma4", file.get("tokenizer.ggml.merges").and_then(|v| v.as_strings())) {
         vocab = vocab.with_merges(merges);
     }
-    let (bos, eos) = (id("tokenizer.ggml.bos_token_id"), id("tokenizer.ggml.eos_token_id"));
+    let id = |key: &str| token_id(file, key).map_err(Error::Tokenizer);
+    let (bos, eos) = (id("tokenizer.ggml.bos_token_id")?, id("tokenizer.ggml.eos_token_id")?);
     Ok(Some(Tokenizer::from_spm(vocab, bos, eos)?))
+}
+
+/// Metadata `key` as a token id: an integer that fits in u32 (larger ones are refused, not
+/// truncated), or `None` if absent.
+pub(super) fn token_id(file: &GgufFile, key: &str) -> std::result::Result<Option<u32>, String> {
+    match file.get(key) {
+        None => Ok(None),
+        Some(v) => match v.as_u64().map(u32::try_from) {
+            Some(Ok(id)) => Ok(Some(id)),
+            _ => Err(format!("{key} must be a token id (an integer below 2^32), got {v:?}")),
+        },
+    }
 }

@@ -30,6 +30,16 @@ impl TempDir {
     }
 }
 
+/// A scratch copy of the fixture checkpoint `rel` (e.g. "edge_e2b_like/bf16"), to edit.
+pub fn copy_of(rel: &str) -> TempDir {
+    let dir = TempDir::new("copy");
+    for f in std::fs::read_dir(testdata(rel)).unwrap() {
+        let f = f.unwrap().path();
+        std::fs::copy(&f, dir.0.join(f.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
 impl Drop for TempDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.0);
