@@ -43,7 +43,7 @@ fn poison(dir: &Path, name: &str, range: std::ops::Range<usize>) {
 /// (lavapipe without a GPU) is there.
 fn backends() -> Vec<BackendKind> {
     let mut all = vec![BackendKind::CpuRef, BackendKind::Cpu];
-    if garnet_kernels::wgsl::Wgpu::new().is_ok() {
+    if garnet_kernels::wgpu::Wgpu::new().is_ok() {
         all.push(BackendKind::Wgpu);
     } else {
         eprintln!("wgpu: no adapter, its NaN check is not run here");
