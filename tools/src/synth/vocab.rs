@@ -17,9 +17,6 @@ use garnet::Error;
 use serde_json::Value as Json;
 use std::path::Path;
 
-/// Largest tokenizer.json read (Gemma's is about 33 MB).
-const MAX_TOKENIZER_JSON: u64 = 256 << 20;
-
 /// llama.cpp's `TokenType`.
 const NORMAL: i32 = 1;
 const CONTROL: i32 = 3;
@@ -63,12 +60,7 @@ fn from_gguf(path: &Path, vocab: Option<usize>) -> garnet::Result<(Vec<(String, 
 }
 
 fn from_tokenizer_json(path: &Path, vocab: usize) -> garnet::Result<Vec<(String, Value)>> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let len = std::fs::metadata(path).map_err(io)?.len();
-    if len > MAX_TOKENIZER_JSON {
-        return Err(bad(path, format!("{len} bytes, more than any tokenizer.json ({MAX_TOKENIZER_JSON})")));
-    }
-    let text = std::fs::read_to_string(path).map_err(io)?;
+    let text = garnet::files::read_text_capped(path, garnet::files::MAX_TOKENIZER_BYTES, "tokenizer")?;
     let json: Json = serde_json::from_str(&text).map_err(|e| bad(path, format!("not JSON: {e}")))?;
     let model = &json["model"];
     if model["type"].as_str() != Some("BPE") {
