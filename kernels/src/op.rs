@@ -62,6 +62,26 @@ impl Op {
         Op::Argmax,
     ];
 
+    /// The ops of the Gemma text decoder: what a GPU backend implements natively (the
+    /// others, such as the towers' `layer_norm`, run through the host fallback there).
+    pub const TEXT_DECODER: [Op; 15] = [
+        Op::Embed,
+        Op::Matmul,
+        Op::RmsNorm,
+        Op::AddRmsNorm,
+        Op::Rope,
+        Op::KvWrite,
+        Op::Attention,
+        Op::Geglu,
+        Op::Softcap,
+        Op::Scale,
+        Op::Add,
+        Op::Copy,
+        Op::MoeRoute,
+        Op::MoeExperts,
+        Op::Argmax,
+    ];
+
     /// The [`Backend`](crate::Backend) method's name.
     pub fn name(self) -> &'static str {
         match self {

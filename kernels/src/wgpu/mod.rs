@@ -98,25 +98,7 @@ impl Backend for Wgpu {
 
     /// Every op of the text decoder; the others run through the host fallback.
     fn supports(&self, op: Op) -> bool {
-        use Op::*;
-        matches!(
-            op,
-            Embed
-                | Matmul
-                | RmsNorm
-                | AddRmsNorm
-                | Rope
-                | KvWrite
-                | Attention
-                | Geglu
-                | Softcap
-                | Scale
-                | Add
-                | Copy
-                | MoeRoute
-                | MoeExperts
-                | Argmax
-        )
+        Op::TEXT_DECODER.contains(&op)
     }
 
     fn stats(&self) -> DeviceStats {
