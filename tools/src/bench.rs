@@ -4,6 +4,9 @@
 //!   the last logits computed ([`Session::prefill`]); `p / seconds`.
 //! - `tg<n>`: `n` single-token steps ([`Session::step`]) from an empty context, timed as a whole;
 //!   `n / seconds`.
+//! - With `-d DEPTH` (llama-bench's `-d`), both tests start after `DEPTH` other random tokens are
+//!   in the cache (`pp512 @ d4096`): attention then reads a long context. The depth prefill is
+//!   run before each timed run and not timed.
 //!
 //! Each test runs once to warm up, then `r` times, the session reset before each run; the table
 //! shows mean ± sample standard deviation of the runs' tokens per second, as llama-bench does.
@@ -13,6 +16,7 @@
 mod bandwidth;
 
 use garnet::api::{BackendKind, LoadOptions, Session, SessionOptions};
+use garnet::config::MAX_CONTEXT;
 use garnet::Error;
 use serde_json::json;
 use std::path::PathBuf;
@@ -29,6 +33,9 @@ pub struct Args {
     /// Tokens of the generation test (0 = skip it).
     #[arg(short = 'n', long = "n-gen", default_value_t = 128)]
     n: usize,
+    /// Tokens already in the cache when each test starts (llama-bench's context depth).
+    #[arg(short = 'd', long = "n-depth", default_value_t = 0)]
+    depth: usize,
     /// Timed repetitions of each test (after one warm-up run).
     #[arg(short = 'r', long = "repetitions", default_value_t = 5)]
     r: usize,
@@ -55,7 +62,7 @@ pub struct Args {
 }
 
 /// Table columns: (width, right-aligned), as llama-bench prints them.
-const COLUMNS: [(usize, bool); 7] = [(28, false), (10, true), (8, true), (16, false), (7, true), (6, true), (16, true)];
+const COLUMNS: [(usize, bool); 7] = [(28, false), (10, true), (8, true), (16, false), (7, true), (13, true), (16, true)];
 
 /// Mean and sample standard deviation of tokens per second over the timed runs.
 #[derive(Clone, Copy, Debug, Default)]
@@ -110,26 +117,34 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let rss = rss_bytes();
     let footprint = garnet::footprint::of_checkpoint(&a.model, a.quant)?;
     let (cfg, info) = (engine.config(), engine.info());
-    let context = a.p.max(a.n);
+    let context = a.p.max(a.n).checked_add(a.depth).filter(|&c| c <= MAX_CONTEXT);
+    let context = context
+        .ok_or_else(|| Error::Invalid(format!("-d {} -p {} -n {}: over {MAX_CONTEXT} positions", a.depth, a.p, a.n)))?;
     let mut session = engine.session(SessionOptions { context, ..Default::default() })?;
-    let ids = random_ids(a.p.max(a.n), cfg.vocab_size);
+    // The depth's tokens, then the test's: one fixed sequence, so every run sees the same context.
+    let ids = random_ids(context, cfg.vocab_size);
+    let (fill, ids) = ids.split_at(a.depth);
 
     let pp = if a.p > 0 {
         let prompt = &ids[..a.p];
-        Some(Rate::of(a.p, &timed(&mut session, a.r, |s| s.prefill(prompt).map(drop))?))
+        Some(Rate::of(a.p, &timed(&mut session, fill, a.r, |s| s.prefill(prompt).map(drop))?))
     } else {
         None
     };
     let tg = if a.n > 0 {
         let steps = &ids[..a.n];
-        Some(Rate::of(a.n, &timed(&mut session, a.r, |s| steps.iter().try_for_each(|&id| s.step(id).map(drop)))?))
+        let seconds = timed(&mut session, fill, a.r, |s| steps.iter().try_for_each(|&id| s.step(id).map(drop)))?;
+        Some(Rate::of(a.n, &seconds))
     } else {
         None
     };
     if a.profile && a.n > 0 {
         // One more generation run, alone, so the table is the decode step's.
-        let before = crate::profile::start(&engine, true);
         session.reset();
+        if !fill.is_empty() {
+            session.prefill(fill)?;
+        }
+        let before = crate::profile::start(&engine, true);
         ids[..a.n].iter().try_for_each(|&id| session.step(id).map(drop))?;
         crate::profile::report(&engine, before, a.n);
     }
@@ -151,6 +166,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
             "threads": threads,
             "p": a.p,
             "n": a.n,
+            "depth": a.depth,
             "r": a.r,
             "params": info.params,
             "weight_bytes": footprint.weight_bytes,
@@ -190,7 +206,8 @@ pub fn main(a: Args) -> garnet::Result<()> {
         .map(|&(w, right)| if right { format!("{}:", "-".repeat(w - 1)) } else { "-".repeat(w) })
         .collect();
     outln!("| {} |", rule.join(" | "))?;
-    for (test, rate) in [(format!("pp{}", a.p), pp), (format!("tg{}", a.n), tg)] {
+    let at = if a.depth > 0 { format!(" @ d{}", a.depth) } else { String::new() };
+    for (test, rate) in [(format!("pp{}{at}", a.p), pp), (format!("tg{}{at}", a.n), tg)] {
         if let Some(r) = rate {
             let t_s = format!("{:.2} ± {:.2}", r.mean, r.stddev);
             row([&model, &size, &params, info.backend, &threads.to_string(), &test, &t_s])?;
@@ -212,15 +229,20 @@ pub fn main(a: Args) -> garnet::Result<()> {
     outln!("load: {load_s:.3} s{rss}")
 }
 
-/// Seconds of `r` runs of `run` after one warm-up, the session reset before each.
+/// Seconds of `r` runs of `run` after one warm-up; before each (untimed), the session is reset
+/// and `fill` (the depth) prefilled.
 fn timed(
     session: &mut Session,
+    fill: &[u32],
     r: usize,
     mut run: impl FnMut(&mut Session) -> garnet::Result<()>,
 ) -> garnet::Result<Vec<f64>> {
     let mut out = Vec::with_capacity(r);
     for i in 0..=r {
         session.reset();
+        if !fill.is_empty() {
+            session.prefill(fill)?;
+        }
         let start = Instant::now();
         run(session)?;
         if i > 0 {

@@ -17,9 +17,9 @@ mod stream;
 mod vocab;
 
 use arch::{Kind, Plan, Spec, Variant};
-use gguf_write::Value;
 use garnet::Error;
 use garnet_kernels::DType;
+use gguf_write::Value;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -80,7 +80,9 @@ fn parse_dtype(s: &str) -> Result<DType, String> {
 pub fn main(a: Args) -> garnet::Result<()> {
     let gguf = a.gguf || a.dtype.is_quantized();
     let (vocab_meta, vocab) = match &a.vocab_from {
-        Some(_) if !gguf => return Err(Error::Invalid("--vocab-from writes a GGUF: add --gguf or a block dtype".into())),
+        Some(_) if !gguf => {
+            return Err(Error::Invalid("--vocab-from writes a GGUF: add --gguf or a block dtype".into()))
+        }
         Some(path) => {
             let (meta, n) = vocab::metadata(path, a.vocab)?;
             (meta, Some(n))

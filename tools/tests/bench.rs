@@ -60,6 +60,19 @@ fn table_has_pp_and_tg_rows() {
 }
 
 #[test]
+fn depth_is_in_the_table_and_the_json() {
+    let model = tiny("bf16");
+    let o = garnet(&["bench", "--model", &model, "-p", "4", "-n", "2", "-d", "16", "-r", "1"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("pp4 @ d16 |") && out.contains("tg2 @ d16 |"), "{out}");
+    let o = garnet(&["bench", "--model", &model, "-p", "4", "-n", "2", "-d", "16", "-r", "1", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!((j["depth"].as_u64(), j["p"].as_u64(), j["n"].as_u64()), (Some(16), Some(4), Some(2)), "{j}");
+}
+
+#[test]
 fn bad_arguments_are_one_line_errors() {
     let model = tiny("bf16");
     for args in [
@@ -68,6 +81,9 @@ fn bad_arguments_are_one_line_errors() {
         vec!["bench", "--model", &model, "-p", "0", "-n", "0"],
         vec!["bench", "--model", &model, "--threads", "0"],
         vec!["bench", "--model", &model, "-p", "300", "-n", "1", "-r", "1"],
+        // The depth counts against the context: 250 + 8 positions do not fit the fixture's 256.
+        vec!["bench", "--model", &model, "-d", "250", "-p", "8", "-n", "1", "-r", "1"],
+        vec!["bench", "--model", &model, "-d", "18446744073709551615", "-r", "1"],
         vec!["bench", "--model", &model, "-p", "4", "-n", "1", "-r", "1", "--backend", "cuda"],
     ] {
         let o = garnet(&args);

@@ -298,10 +298,12 @@ fn vocab_from_gguf_and_tokenizer_json() {
         };
         let dir = TempDir::new(&format!("synth-vocab-{tag}"));
         let out = dir.0.to_str().unwrap();
-        let o = garnet(&["synth", "--arch", "e2b", "--layers", "1", "--dtype", "q4_0", "--vocab-from"]
-            .into_iter()
-            .chain([src.to_str().unwrap(), "--out", out])
-            .collect::<Vec<_>>());
+        let o = garnet(
+            &["synth", "--arch", "e2b", "--layers", "1", "--dtype", "q4_0", "--vocab-from"]
+                .into_iter()
+                .chain([src.to_str().unwrap(), "--out", out])
+                .collect::<Vec<_>>(),
+        );
         assert!(o.status.success(), "{tag}: {}", String::from_utf8_lossy(&o.stderr));
         let path = dir.0.join("model.gguf");
         let file = GgufFile::open(&path).unwrap();
@@ -314,6 +316,16 @@ fn vocab_from_gguf_and_tokenizer_json() {
     }
     // A safetensors output has no place for a GGUF vocabulary.
     let dir = TempDir::new("synth-vocab-bf16");
-    let o = garnet(&["synth", "--arch", "e2b", "--layers", "1", "--vocab-from", "x.gguf", "--out", dir.0.to_str().unwrap()]);
+    let o = garnet(&[
+        "synth",
+        "--arch",
+        "e2b",
+        "--layers",
+        "1",
+        "--vocab-from",
+        "x.gguf",
+        "--out",
+        dir.0.to_str().unwrap(),
+    ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--vocab-from"));
 }
