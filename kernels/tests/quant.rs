@@ -3,7 +3,8 @@
 //! element-exactly; (b) reference vectors (`tests/data/quant`: seeded random blocks and inputs,
 //! encoded and decoded once by gguf-py's numpy reference and, for what gguf-py lacks (Q8_K decode,
 //! Q4_K / Q8_K quantize), by ggml's C reference quantizers, the two agreeing wherever both
-//! apply) decode bit-exactly and the Q8_0 / Q4_0 / Q4_K / Q8_K quantizers reproduce those bytes; (c) quantize -> dequantize round trips stay within error bounds on gaussian data;
+//! apply; Q5_0 / Q6_K quantize by ggml's C quantizers via `data/quant/make_vectors.py`) decode
+//! bit-exactly and the Q8_0 / Q4_0 / Q5_0 / Q4_K / Q6_K / Q8_K quantizers reproduce those bytes; (c) quantize -> dequantize round trips stay within error bounds on gaussian data;
 //! (d) `dot` equals dequantize + dot; (e) `RefCpu::matmul` with quantized weights equals the
 //! matmul with their f32 decoding; (f) malformed lengths and values never panic.
 
@@ -279,10 +280,13 @@ fn dequantize_matches_reference_vectors() {
 
 #[test]
 fn quantize_matches_reference_vectors() {
-    let files: [(DType, &[u8]); 4] = [
+    // q_Q6_K.bin and q_Q5_0.bin are written by data/quant/make_vectors.py.
+    let files: [(DType, &[u8]); 6] = [
         (DType::Q8_0, include_bytes!("data/quant/q_Q8_0.bin")),
         (DType::Q4_0, include_bytes!("data/quant/q_Q4_0.bin")),
+        (DType::Q5_0, include_bytes!("data/quant/q_Q5_0.bin")),
         (DType::Q4_K, include_bytes!("data/quant/q_Q4_K.bin")),
+        (DType::Q6_K, include_bytes!("data/quant/q_Q6_K.bin")),
         (DType::Q8_K, include_bytes!("data/quant/q_Q8_K.bin")),
     ];
     for (dtype, data) in files {
@@ -316,13 +320,24 @@ fn round_trip_error_bounds() {
     let x = rng.gauss_vec(64 * 256, 0.02);
     // ggml's reference quantizers measure 0.53%, 0.69%, 7.1% and 8.6% on such data: 4 bits
     // cannot reach 5% on gaussian blocks, but Q4_K's fitted scale and min must beat Q4_0.
+    // One more bit halves the error: Q5_0 ~4.2%, Q6_K (fitted scales per 16) ~1.8%.
+    let bounds = [
+        (DType::Q8_0, 0.01),
+        (DType::Q8_K, 0.01),
+        (DType::Q4_K, 0.08),
+        (DType::Q4_0, 0.10),
+        (DType::Q5_0, 0.05),
+        (DType::Q6_K, 0.025),
+    ];
     let mut errors = vec![];
-    for (dtype, bound) in [(DType::Q8_0, 0.01), (DType::Q8_K, 0.01), (DType::Q4_K, 0.08), (DType::Q4_0, 0.10)] {
+    for (dtype, bound) in bounds {
         let e = round_trip_error(dtype, &x);
         assert!(e < bound, "{dtype:?}: relative RMS error {e:.4} >= {bound}");
         errors.push(e);
     }
     assert!(errors[2] < 0.9 * errors[3], "Q4_K error {} not below Q4_0's {}", errors[2], errors[3]);
+    assert!(errors[4] < 0.6 * errors[3], "Q5_0 error {} not well below Q4_0's {}", errors[4], errors[3]);
+    assert!(errors[5] < 0.5 * errors[4], "Q6_K error {} not well below Q5_0's {}", errors[5], errors[4]);
     // The plain floats still round per element.
     for dtype in [DType::F32, DType::F16, DType::BF16] {
         let y = decode(dtype, &quantize(dtype, &x).unwrap());
@@ -438,7 +453,7 @@ fn malformed_lengths_never_panic() {
         assert_eq!(dot(dtype, &bytes, &x), dot(dtype, &bytes[..size], &x[..elems]));
     }
     // quantize: partial blocks are a shape error, unsupported formats a dtype error.
-    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q4_K, DType::Q8_K] {
+    for dtype in [DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K, DType::Q8_K] {
         let n = dtype.block().0;
         assert!(matches!(quantize(dtype, &vec![1.0; n + 1]), Err(KernelError::Shape { .. })), "{dtype:?}");
         assert!(matches!(quantize(dtype, &[1.0]), Err(KernelError::Shape { .. })), "{dtype:?}");
@@ -452,7 +467,7 @@ fn malformed_lengths_never_panic() {
         assert_eq!(quantize(dtype, &vec![3e38; n]).unwrap().len(), dtype.block().1);
         assert_eq!(quantize(dtype, &vec![1e-40; n]).unwrap().len(), dtype.block().1);
     }
-    for dtype in [DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q5_K, DType::Q6_K] {
+    for dtype in [DType::Q4_1, DType::Q5_1, DType::Q2_K, DType::Q3_K, DType::Q5_K] {
         let n = dtype.block().0;
         assert!(matches!(quantize(dtype, &vec![0.0; n]), Err(KernelError::DType { .. })), "{dtype:?}");
     }

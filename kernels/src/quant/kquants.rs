@@ -30,10 +30,12 @@
 //! Quantizers: Q4_K as ggml's `quantize_row_q4_K_ref` (per sub-block, a weighted least-squares
 //! search for scale and min over 21 candidate grids, `make_qkx2_quants`, then the scales and
 //! mins quantized to 6 bits against the super-block maxima and the quants recomputed with the
-//! rounded scales); Q8_K as `quantize_row_q8_K_ref` (`d = max / -127` for the value of largest
-//! magnitude, ties-to-even rounding).
+//! rounded scales); Q6_K as `quantize_row_q6_K_ref` (per sub-block of 16, `make_qx_quants`'
+//! search over 19 grids for an `x²`-weighted least-squares scale, the scales quantized to int8
+//! and the quants recomputed with them); Q8_K as `quantize_row_q8_K_ref` (`d = max / -127` for
+//! the value of largest magnitude, ties-to-even rounding).
 
-use super::{f16_at, nearest_int, Unpacked};
+use super::{f16_at, first_absmax, nearest_int, Unpacked};
 use half::f16;
 
 /// Q2_K: 16 sub-blocks of 16, 2-bit quants, 4-bit scales and mins.
@@ -280,14 +282,8 @@ pub(super) fn quantize_q4_k(x: &[f32], out: &mut [u8]) {
 /// of largest magnitude, quants `min(127, nearest_int(x / d))`, and the 16 group sums. An
 /// all-zero block is all zeros.
 pub(super) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if v.abs() > amax {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    if amax == 0.0 {
+    let max = first_absmax(x);
+    if max == 0.0 {
         return; // `out` arrives zeroed: d = 0, quants and sums 0
     }
     let iscale = -127.0 / max;
@@ -299,4 +295,89 @@ pub(super) fn quantize_q8_k(x: &[f32], out: &mut [u8]) {
         out[260 + 2 * s..262 + 2 * s].copy_from_slice(&(sum as i16).to_le_bytes());
     }
     out[..4].copy_from_slice(&(1.0 / iscale).to_le_bytes());
+}
+
+/// ggml's `GROUP_MAX_EPS`: a group whose largest magnitude is below this is quantized as zeros.
+const GROUP_MAX_EPS: f32 = 1e-15;
+
+/// ggml's `make_qx_quants` as Q6_K calls it (`rmse_type` 1, no importance weights): quants
+/// `l[i]` in `0..2 nmax` (offset `nmax`) and the scale `s` with `x[i] ≈ s * (l[i] - nmax)`.
+/// Starts from `iscale = -nmax / max` (`max` the first value of largest magnitude), then tries
+/// `-(nmax + 0.1 is) / max` for `is` in -9..=9 and keeps the grid with the best `x²`-weighted
+/// least-squares fit. All arithmetic is f32 in ggml's order, so the choice matches bit for bit.
+fn make_qx_quants(x: &[f32], nmax: i32, l: &mut [u8]) -> f32 {
+    let max = first_absmax(x);
+    if max.abs() < GROUP_MAX_EPS {
+        l.fill(0);
+        return 0.0;
+    }
+    let quant = |iscale: f32, xi: f32| nearest_int(iscale * xi).clamp(-nmax, nmax - 1);
+    // (Σ w x l, Σ w l²) with w = x², in ggml's association order.
+    let sums = |iscale: f32| {
+        let (mut sumlx, mut suml2) = (0.0f32, 0.0f32);
+        for &xi in x {
+            let lf = quant(iscale, xi) as f32;
+            let w = xi * xi;
+            sumlx += w * xi * lf;
+            suml2 += w * lf * lf;
+        }
+        (sumlx, suml2)
+    };
+    let fill = |iscale: f32, l: &mut [u8]| {
+        for (li, &xi) in l.iter_mut().zip(x) {
+            *li = (quant(iscale, xi) + nmax) as u8;
+        }
+    };
+    let iscale = -(nmax as f32) / max;
+    fill(iscale, l);
+    let (sumlx, suml2) = sums(iscale);
+    let mut scale = if suml2 != 0.0 { sumlx / suml2 } else { 0.0 };
+    let mut best = scale * sumlx;
+    for is in (-9..=9).filter(|&is| is != 0) {
+        let iscale = -(nmax as f32 + 0.1 * is as f32) / max;
+        let (sumlx, suml2) = sums(iscale);
+        if suml2 > 0.0 && sumlx * sumlx > best * suml2 {
+            fill(iscale, l);
+            scale = sumlx / suml2;
+            best = scale * sumlx;
+        }
+    }
+    scale
+}
+
+/// Q6_K from 256 values, as ggml's `quantize_row_q6_K_ref`: per sub-block of 16 a scale from
+/// `make_qx_quants`, the 16 scales quantized to int8 against the first of largest magnitude
+/// (`d = max_scale / -128`), and the quants recomputed with the scales as stored. A block whose
+/// scales are all (near) zero is all zeros.
+pub(super) fn quantize_q6_k(x: &[f32], out: &mut [u8]) {
+    let mut l = [0u8; 256];
+    let mut scales = [0.0f32; 16];
+    for (sc, (xs, ls)) in scales.iter_mut().zip(x.chunks_exact(16).zip(l.chunks_exact_mut(16))) {
+        *sc = make_qx_quants(xs, 32, ls);
+    }
+    let max_scale = first_absmax(&scales);
+    if max_scale.abs() < GROUP_MAX_EPS {
+        return; // `out` arrives zeroed
+    }
+    let iscale = -128.0 / max_scale;
+    let d16 = f16::from_f32(1.0 / iscale);
+    out[208..210].copy_from_slice(&d16.to_le_bytes());
+    for (s, (xs, ls)) in x.chunks_exact(16).zip(l.chunks_exact_mut(16)).enumerate() {
+        // ggml stores the scale through int8_t: keep the wrap-around.
+        let sc = nearest_int(iscale * scales[s]).min(127) as i8;
+        out[192 + s] = sc as u8;
+        let d = d16.to_f32() * f32::from(sc);
+        if d == 0.0 {
+            continue; // keep make_qx_quants' quants, as ggml does
+        }
+        for (li, &xi) in ls.iter_mut().zip(xs) {
+            *li = (nearest_int(xi / d).clamp(-32, 31) + 32) as u8;
+        }
+    }
+    // Element 128 n + 32 k + l: nibble k / 2 of ql[64 n + 32 (k % 2) + l], bits 2k of qh[32 n + l].
+    for (e, &q) in l.iter().enumerate() {
+        let (n, k, i) = (e / 128, e / 32 % 4, e % 32);
+        out[64 * n + 32 * (k % 2) + i] |= (q & 0x0f) << (4 * (k / 2));
+        out[128 + 32 * n + i] |= (q >> 4) << (2 * k);
+    }
 }

@@ -11,12 +11,13 @@
 //!
 //! In Q5_0 / Q5_1 the fifth bit `hb` of element `e` is bit `e` of the little-endian `qh`.
 //!
-//! Quantizers (ggml's `quantize_row_q8_0_ref` / `quantize_row_q4_0_ref` semantics):
-//! Q8_0 takes `d = amax / 127` and rounds `x / d` half away from zero; Q4_0 takes the value of
-//! largest magnitude `max` (the first one on ties), `d = max / -8`, and stores
-//! `min(15, trunc(x / d + 8.5))`, so `max` itself maps to quant 0 (-8 d).
+//! Quantizers (ggml's `quantize_row_q8_0_ref` / `quantize_row_q4_0_ref` /
+//! `quantize_row_q5_0_ref` semantics): Q8_0 takes `d = amax / 127` and rounds `x / d` half away
+//! from zero; Q4_0 takes the value of largest magnitude `max` (the first one on ties),
+//! `d = max / -8`, and stores `min(15, trunc(x / d + 8.5))`, so `max` itself maps to quant 0
+//! (-8 d); Q5_0 is the same with 16 for 8 and 31 for 15.
 
-use super::{f16_at, Unpacked};
+use super::{f16_at, first_absmax, Unpacked};
 use half::f16;
 
 /// Splits the nibbles of `qs` (16 bytes) into 32 quants minus `offset`, plus the fifth bits of
@@ -88,18 +89,35 @@ pub(super) fn quantize_q8_0(x: &[f32], out: &mut [u8]) {
 /// Q4_0 from 32 values: `d = max / -8` for the first value of largest magnitude, quants
 /// `min(15, trunc(x / d + 8.5))`.
 pub(super) fn quantize_q4_0(x: &[f32], out: &mut [u8]) {
-    let (mut amax, mut max) = (0.0f32, 0.0f32);
-    for &v in x {
-        if amax < v.abs() {
-            amax = v.abs();
-            max = v;
-        }
-    }
-    let d = max / -8.0;
+    quantize_symmetric(x, 4, out);
+}
+
+/// Q5_0 from 32 values: `d = max / -16` for the first value of largest magnitude, quants
+/// `min(31, trunc(x / d + 16.5))`, fifth bits in `qh`.
+pub(super) fn quantize_q5_0(x: &[f32], out: &mut [u8]) {
+    quantize_symmetric(x, 5, out);
+}
+
+/// Q4_0 (`bits` 4) or Q5_0 (`bits` 5), as ggml's `quantize_row_q4_0_ref` /
+/// `quantize_row_q5_0_ref`: with `half = 2^(bits - 1)`, `d = max / -half` and quants
+/// `min(2 half - 1, trunc(x / d + half + 0.5))`, so `max` itself maps to quant 0 (`-half d`).
+fn quantize_symmetric(x: &[f32], bits: u32, out: &mut [u8]) {
+    let half = f32::from(1u8 << (bits - 1));
+    let (offset, top) = (half + 0.5, (1i8 << bits) - 1);
+    let d = first_absmax(x) / -half;
     let id = if d != 0.0 { 1.0 / d } else { 0.0 };
     out[..2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
-    let quant = |v: f32| ((v * id + 8.5) as i8).clamp(0, 15) as u8;
+    // ggml truncates through int8_t (`x * id + offset`, with the offset summed first); the
+    // values lie in 0..=2 half for finite inputs.
+    let quant = |v: f32| ((v * id + offset) as i8).clamp(0, top) as u8;
+    let qs_at = if bits == 5 { 6 } else { 2 };
+    let mut qh = 0u32;
     for j in 0..16 {
-        out[2 + j] = quant(x[j]) | quant(x[j + 16]) << 4;
+        let (lo, hi) = (quant(x[j]), quant(x[j + 16]));
+        out[qs_at + j] = (lo & 0x0f) | (hi & 0x0f) << 4;
+        qh |= u32::from(lo >> 4) << j | u32::from(hi >> 4) << (j + 16);
+    }
+    if bits == 5 {
+        out[2..6].copy_from_slice(&qh.to_le_bytes());
     }
 }

@@ -93,6 +93,19 @@ fn nearest_int(v: f32) -> i32 {
     (t.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000
 }
 
+/// The first value of largest magnitude in `x` (0 if all are 0; NaNs are skipped), as ggml's
+/// quantizers pick it.
+fn first_absmax(x: &[f32]) -> f32 {
+    let (mut amax, mut max) = (0.0f32, 0.0f32);
+    for &v in x {
+        if v.abs() > amax {
+            amax = v.abs();
+            max = v;
+        }
+    }
+    max
+}
+
 /// Decodes the whole blocks of `dtype` in `bytes` into `out` (block by block, as many as both
 /// `bytes` and `out` hold whole; elements of `out` past them are left untouched).
 /// Bit-exact to ggml's `dequantize_row_*` for every block format.
@@ -152,8 +165,9 @@ pub fn dot(dtype: DType, bytes: &[u8], x: &[f32]) -> f32 {
 }
 
 /// Encodes `values` as `dtype`: F32 / F16 / BF16 (round to nearest even), or blocks of Q8_0,
-/// Q4_0, Q4_K or Q8_K as ggml's reference quantizers (`quantize_row_q8_0_ref`,
-/// `quantize_row_q4_0_ref`, `quantize_row_q4_K_ref`, `quantize_row_q8_K_ref`) write them.
+/// Q4_0, Q5_0, Q4_K, Q6_K or Q8_K as ggml's reference quantizers (`quantize_row_q8_0_ref`,
+/// `quantize_row_q4_0_ref`, `quantize_row_q5_0_ref`, `quantize_row_q4_K_ref`,
+/// `quantize_row_q6_K_ref`, `quantize_row_q8_K_ref`) write them.
 ///
 /// Errors: `KernelError::DType` for the other block formats; `KernelError::Shape` if
 /// `values.len()` is not a whole number of blocks.
@@ -164,7 +178,9 @@ pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
         DType::BF16 => return Ok(values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()),
         DType::Q8_0 => legacy::quantize_q8_0,
         DType::Q4_0 => legacy::quantize_q4_0,
+        DType::Q5_0 => legacy::quantize_q5_0,
         DType::Q4_K => kquants::quantize_q4_k,
+        DType::Q6_K => kquants::quantize_q6_k,
         DType::Q8_K => kquants::quantize_q8_k,
         other => return Err(KernelError::DType { op: "quantize", dtype: other.name() }),
     };
