@@ -62,7 +62,8 @@ pub struct Args {
 }
 
 /// Table columns: (width, right-aligned), as llama-bench prints them.
-const COLUMNS: [(usize, bool); 7] = [(28, false), (10, true), (8, true), (16, false), (7, true), (13, true), (16, true)];
+const COLUMNS: [(usize, bool); 7] =
+    [(28, false), (10, true), (8, true), (16, false), (7, true), (13, true), (16, true)];
 
 /// Mean and sample standard deviation of tokens per second over the timed runs.
 #[derive(Clone, Copy, Debug, Default)]

@@ -5,22 +5,25 @@
 //!
 //! `--dtype bf16`: `config.json` (the released layout, settings under `text_config`) and one
 //! `model.safetensors` (names under `model.language_model.`, every tensor BF16). `--dtype q8_0`
-//! / `q4_0` (or `--gguf`): one `model.gguf` in llama.cpp's gemma4 layout: matrices in the dtype,
-//! norms, scales, the router and `rope_freqs` in F32; no tokenizer (the loader needs none) unless
+//! / `q4_0` / `q4_k_m` (or `--gguf`): one `model.gguf` in llama.cpp's gemma4 layout: matrices in
+//! the dtype (q4_k_m: llama.cpp's mix, [`recipe`]), norms, scales, the router and `rope_freqs`
+//! in F32; no tokenizer (the loader needs none) unless
 //! `--vocab-from` gives one ([`vocab`]), so that llama.cpp loads the same file.
 //! Files are written as `*.part` and renamed when complete; data is generated in parallel and
 //! streamed ([`stream`]), so memory stays small for multi-GB outputs.
 
 mod arch;
 mod gguf_write;
+mod recipe;
 mod stream;
 mod vocab;
 
-use arch::{Kind, Plan, Spec, Variant};
+use arch::{Plan, Spec, Variant};
 use garnet::Error;
 use garnet_kernels::DType;
 use gguf_write::Value;
 use indicatif::{ProgressBar, ProgressStyle};
+use recipe::Recipe;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 pub(crate) use stream::splitmix;
@@ -44,9 +47,10 @@ pub struct Args {
     /// Keep N layers (default: all of the released model's).
     #[arg(long)]
     layers: Option<usize>,
-    /// Weight dtype: bf16 (config.json + model.safetensors) or q8_0 / q4_0 (model.gguf).
-    #[arg(long, default_value = "bf16", value_parser = parse_dtype)]
-    dtype: DType,
+    /// Weight dtype: bf16 (config.json + model.safetensors), or q8_0 / q4_0 / q4_k_m (model.gguf;
+    /// q4_k_m is llama.cpp's mix of Q4_K and Q6_K).
+    #[arg(long, default_value = "bf16", value_parser = Recipe::parse)]
+    dtype: Recipe,
     /// Write model.gguf also for bf16 (matrices BF16, norms F32).
     #[arg(long)]
     gguf: bool,
@@ -68,15 +72,6 @@ pub struct Args {
     list: bool,
 }
 
-fn parse_dtype(s: &str) -> Result<DType, String> {
-    match s.to_ascii_lowercase().as_str() {
-        "bf16" => Ok(DType::BF16),
-        "q8_0" => Ok(DType::Q8_0),
-        "q4_0" => Ok(DType::Q4_0),
-        _ => Err(format!("{s:?}: expected bf16, q8_0 or q4_0")),
-    }
-}
-
 pub fn main(a: Args) -> garnet::Result<()> {
     let gguf = a.gguf || a.dtype.is_quantized();
     let (vocab_meta, vocab) = match &a.vocab_from {
@@ -94,7 +89,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let out = if gguf {
         gguf_output(&plan, &specs, a.dtype, a.seed, vocab_meta)
     } else {
-        safetensors_output(&specs, a.dtype, a.seed)
+        safetensors_output(&plan, &specs, a.dtype, a.seed)
     };
     let params: usize = specs.iter().filter(|s| s.hf.is_some()).map(Spec::numel).sum();
     let bytes = out.header.len() as u64 + stream::total_bytes(&out.jobs);
@@ -141,17 +136,6 @@ struct Output {
     jobs: Vec<stream::Job>,
 }
 
-/// The dtype `spec` is stored in: `dtype` for matrices whose rows are whole blocks; in GGUF, F32
-/// for everything else (as llama.cpp), in safetensors `dtype` (a float) for everything.
-fn stored_dtype(spec: &Spec, dtype: DType, gguf: bool) -> DType {
-    let whole_blocks = spec.shape.last().is_some_and(|r| r % dtype.block().0 == 0);
-    match spec.kind {
-        Kind::Matrix if whole_blocks => dtype,
-        _ if gguf || dtype.is_quantized() => DType::F32,
-        _ => dtype,
-    }
-}
-
 fn job(spec: &Spec, dtype: DType, seed: u64, pad: usize) -> stream::Job {
     let key = spec.hf.as_deref().unwrap_or(&spec.gguf);
     stream::Job { init: spec.init.clone(), dtype, numel: spec.numel(), seed: stream::tensor_seed(seed, key), pad }
@@ -159,25 +143,17 @@ fn job(spec: &Spec, dtype: DType, seed: u64, pad: usize) -> stream::Job {
 
 /// `model.gguf`: llama.cpp's names, every tensor (`rope_freqs` included); `vocab` metadata
 /// replaces the plan's keys of the same name.
-fn gguf_output(plan: &Plan, specs: &[Spec], dtype: DType, seed: u64, vocab: Vec<(String, Value)>) -> Output {
-    // llama.cpp's LlamaFileType: MOSTLY_Q4_0 2, MOSTLY_Q8_0 7, MOSTLY_BF16 32.
-    let file_type = match dtype {
-        DType::Q4_0 => 2,
-        DType::Q8_0 => 7,
-        _ => 32,
-    };
+fn gguf_output(plan: &Plan, specs: &[Spec], recipe: Recipe, seed: u64, vocab: Vec<(String, Value)>) -> Output {
+    let dtypes = recipe.dtypes(specs, plan.n_layers(), true);
     let tensors: Vec<gguf_write::Tensor> = specs
         .iter()
-        .map(|s| gguf_write::Tensor {
-            name: s.gguf.clone(),
-            shape: s.shape.clone(),
-            dtype: stored_dtype(s, dtype, true),
-        })
+        .zip(dtypes)
+        .map(|(s, dtype)| gguf_write::Tensor { name: s.gguf.clone(), shape: s.shape.clone(), dtype })
         .collect();
     let jobs = specs.iter().zip(&tensors).map(|(s, t)| job(s, t.dtype, seed, gguf_write::padding(t.nbytes()) as usize));
     Output {
         file: "model.gguf",
-        header: gguf_write::header(&with_vocab(plan.gguf_metadata(file_type), vocab), &tensors),
+        header: gguf_write::header(&with_vocab(plan.gguf_metadata(recipe.file_type()), vocab), &tensors),
         jobs: jobs.collect(),
         tensors: tensors.into_iter().map(|t| (t.name, t.shape, t.dtype)).collect(),
     }
@@ -191,9 +167,10 @@ fn with_vocab(mut meta: Vec<(String, Value)>, vocab: Vec<(String, Value)>) -> Ve
 }
 
 /// `model.safetensors`: the released names (under [`PREFIX`]), no `rope_freqs`.
-fn safetensors_output(specs: &[Spec], dtype: DType, seed: u64) -> Output {
-    let specs: Vec<&Spec> = specs.iter().filter(|s| s.hf.is_some()).collect();
-    let jobs: Vec<stream::Job> = specs.iter().map(|s| job(s, stored_dtype(s, dtype, false), seed, 0)).collect();
+fn safetensors_output(plan: &Plan, specs: &[Spec], recipe: Recipe, seed: u64) -> Output {
+    let dtypes = recipe.dtypes(specs, plan.n_layers(), false);
+    let (specs, dtypes): (Vec<&Spec>, Vec<DType>) = specs.iter().zip(dtypes).filter(|(s, _)| s.hf.is_some()).unzip();
+    let jobs: Vec<stream::Job> = specs.iter().zip(dtypes).map(|(s, d)| job(s, d, seed, 0)).collect();
     let tensors: Vec<(String, Vec<usize>, DType)> = specs
         .iter()
         .zip(&jobs)

@@ -2,7 +2,8 @@
 //! architecture cut to a few layers (real widths, a small vocabulary to keep the test fast) is
 //! written as BF16 safetensors and as a Q4_0 GGUF, has exactly the tensors the variant's shapes give (docs/GEMMA4.md; derived
 //! here independently), loads through the public API and gives finite logits, the same model in
-//! both files (same seed: the Q4_0 logits follow the BF16 ones).
+//! both files (same seed: the Q4_0 logits follow the BF16 ones); `--dtype q4_k_m` picks the
+//! types llama.cpp's quantizer picks.
 
 #[path = "../../engine/tests/common/mod.rs"]
 mod common;
@@ -328,4 +329,48 @@ fn vocab_from_gguf_and_tokenizer_json() {
         dir.0.to_str().unwrap(),
     ]);
     assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("--vocab-from"));
+}
+
+/// `--dtype q4_k_m` stores every tensor in the type llama.cpp's `llama-quantize ... Q4_K_M` picks
+/// for it: `tests/data/q4_k_m/*.types` are `name<TAB>type` lines taken from llama-quantize's log
+/// when it quantized `garnet synth --gguf` BF16 files of the same shapes (see the README there).
+#[test]
+fn q4_k_m_is_llama_cpps_mix() {
+    let cases: [(&[&str], &str); 2] = [
+        (&["--arch", "e2b", "--vocab", "1024"], include_str!("data/q4_k_m/e2b.types")),
+        (&["--arch", "26b-a4b", "--layers", "2", "--vocab", "1024"], include_str!("data/q4_k_m/26b-a4b-2l.types")),
+    ];
+    for (args, want) in cases {
+        let o = garnet(&[&["synth", "--dtype", "q4_k_m", "--list"], args].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let got: BTreeMap<String, String> = String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .filter_map(|l| {
+                l.split_once('\t').map(|(name, rest)| (name.into(), rest.split('\t').next().unwrap_or("").into()))
+            })
+            .collect();
+        let want: BTreeMap<String, String> =
+            want.lines().filter_map(|l| l.split_once('\t')).map(|(n, t)| (n.into(), t.into())).collect();
+        assert!(want.len() > 40, "{args:?}: golden has {} tensors", want.len());
+        assert_eq!(got, want, "{args:?}");
+    }
+}
+
+/// A Q4_K_M file loads and runs, the same model as its BF16 twin (same seed).
+#[test]
+fn q4_k_m_file_runs() {
+    const VOCAB: usize = 512;
+    let dir = TempDir::new("synth-q4km");
+    let (bf16, q4km) = (dir.0.join("bf16"), dir.0.join("q4_k_m"));
+    for (dtype, out) in [("bf16", &bf16), ("q4_k_m", &q4km)] {
+        let args = ["synth", "--arch", "e2b", "--layers", "6", "--vocab", "512", "--dtype", dtype, "--seed", "3"];
+        let o = garnet(&[&args[..], &["--out", out.to_str().unwrap()]].concat());
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let gguf_path = q4km.join("model.gguf");
+    let gguf = GgufFile::open(&gguf_path).unwrap();
+    let dtypes: Vec<DType> = gguf.tensor_names().iter().filter_map(|n| gguf.tensor_info(n).unwrap().dtype()).collect();
+    assert!(dtypes.contains(&DType::Q6_K) && dtypes.contains(&DType::Q4_K), "{dtypes:?}");
+    let r = correlation(&run(&bf16, VOCAB), &run(&gguf_path, VOCAB));
+    assert!(r > 0.9, "BF16 and Q4_K_M logits correlate {r}");
 }
