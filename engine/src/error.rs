@@ -1,7 +1,7 @@
 //! `garnet::Error`: one error type for the whole library, each variant saying what failed and where.
 
-use crate::files::{escape, escape_path};
-use std::path::PathBuf;
+use std::borrow::Cow;
+use std::path::{Path, PathBuf};
 
 /// Everything that can go wrong in garnet. The library returns these; it never panics on user
 /// input and never exits the process. Every string is escaped when displayed ([`escape`]): names
@@ -91,3 +91,39 @@ pub enum Error {
 
 /// Result with [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `s` with control characters and bidirectional overrides escaped (`\n`, `\u{1b}`, ...), so a
+/// string from a file cannot move the cursor, recolour the terminal or break a one-line error.
+pub fn escape(s: &str) -> Cow<'_, str> {
+    fn unsafe_char(c: char) -> bool {
+        c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    }
+    if !s.chars().any(unsafe_char) {
+        return Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    Cow::Owned(out)
+}
+
+/// [`escape`] for a path (lossy on non-UTF-8 names).
+pub fn escape_path(p: &Path) -> String {
+    escape(&p.to_string_lossy()).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_control_characters_only() {
+        assert_eq!(escape("blk.0 \"q\" é ▁"), "blk.0 \"q\" é ▁");
+        assert_eq!(escape("a\u{1b}[31mb\nc\u{202e}"), "a\\u{1b}[31mb\\nc\\u{202e}");
+    }
+}

@@ -6,10 +6,9 @@
 //!   the model directory. Symlinks are followed: the HF cache stores snapshots as links to blobs.
 //! - [`write_atomic`] / [`create_dir_atomic`]: outputs go to a temporary beside the final name and
 //!   are renamed into place when complete; an interrupted run leaves the old output intact.
-//! - [`escape`]: strings from files are escaped before they reach a terminal.
+//! Strings from files are escaped ([`escape`]) before they reach a terminal.
 
-use crate::error::{Error, Result};
-use std::borrow::Cow;
+use crate::error::{escape, Error, Result};
 use std::io::{ErrorKind, Read, Write};
 use std::path::{Component, Path, PathBuf};
 use std::sync::Mutex;
@@ -78,31 +77,6 @@ pub fn confined(dir: &Path, name: &str) -> std::result::Result<PathBuf, String> 
         return Err(format!("file name \"{}\" {why}", escape(name)));
     }
     Ok(dir.join(rel))
-}
-
-/// `s` with control characters and bidirectional overrides escaped (`\n`, `\u{1b}`, ...), so a
-/// string from a file cannot move the cursor, recolour the terminal or break a one-line error.
-pub fn escape(s: &str) -> Cow<'_, str> {
-    fn unsafe_char(c: char) -> bool {
-        c.is_control() || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-    }
-    if !s.chars().any(unsafe_char) {
-        return Cow::Borrowed(s);
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if unsafe_char(c) {
-            out.extend(c.escape_default());
-        } else {
-            out.push(c);
-        }
-    }
-    Cow::Owned(out)
-}
-
-/// [`escape`] for a path (lossy on non-UTF-8 names).
-pub fn escape_path(p: &Path) -> String {
-    escape(&p.to_string_lossy()).into_owned()
 }
 
 /// Temporaries being written; [`remove_temporaries`] deletes them when the process is interrupted.
@@ -199,12 +173,6 @@ mod tests {
         for bad in ["/etc/passwd", "../x.safetensors", "a/../../b", "", ".", "./."] {
             assert!(confined(dir, bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn escapes_control_characters_only() {
-        assert_eq!(escape("blk.0 \"q\" é ▁"), "blk.0 \"q\" é ▁");
-        assert_eq!(escape("a\u{1b}[31mb\nc\u{202e}"), "a\\u{1b}[31mb\\nc\\u{202e}");
     }
 
     #[test]

@@ -30,7 +30,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let sliding_kv = c.kv_floats_per_position(LayerKind::Sliding) as f64 * 4.0 * c.sliding_window as f64;
     let shared = c.layers.iter().filter(|l| l.kv_source.is_some()).count();
     let (first, last) = (&c.layers[0], &c.layers[c.layers.len() - 1]);
-    outln!("model        {}", garnet::files::escape_path(&i.path))?;
+    outln!("model        {}", garnet::error::escape_path(&i.path))?;
     outln!(
         "variant      {} {} ({} layers, hidden {}, vocab {})",
         if c.arch == garnet::config::Arch::Gemma3 { "Gemma 3" } else { "Gemma 4" },
