@@ -23,6 +23,7 @@ mod legacy;
 
 pub use dtype::{f32_le_bytes, DType};
 pub use format::Format;
+pub(crate) use format::FORMATS;
 use format::{Decode, Encode};
 
 use crate::error::{KernelError, Result};
