@@ -7,7 +7,7 @@
 // The host cannot check ids that live on the device (as in the WGSL backend): an id >= rows
 // reads nothing and its output row is written as 0 (the engine checks token ids before upload).
 // One thread per output element, 64-bit indices, grid-stride loop (any size in one launch).
-// Entries: embed_<dtype> for f32, f16, bf16, q8_0, q4_0, q5_0, q4_k, q6_k.
+// Entries: embed_<dtype> for every device dtype (FOR_EACH_DTYPE in weights.cuh).
 // Versions: v1.
 #pragma once
 #include "weights.cuh"
@@ -38,11 +38,6 @@ __device__ __forceinline__ void embed_impl(const EmbedParams& p) {
     }
 }
 
-KERNEL void embed_f32(EmbedParams p) { embed_impl<DT_F32>(p); }
-KERNEL void embed_f16(EmbedParams p) { embed_impl<DT_F16>(p); }
-KERNEL void embed_bf16(EmbedParams p) { embed_impl<DT_BF16>(p); }
-KERNEL void embed_q8_0(EmbedParams p) { embed_impl<DT_Q8_0>(p); }
-KERNEL void embed_q4_0(EmbedParams p) { embed_impl<DT_Q4_0>(p); }
-KERNEL void embed_q5_0(EmbedParams p) { embed_impl<DT_Q5_0>(p); }
-KERNEL void embed_q4_k(EmbedParams p) { embed_impl<DT_Q4_K>(p); }
-KERNEL void embed_q6_k(EmbedParams p) { embed_impl<DT_Q6_K>(p); }
+#define EMBED_ENTRY(name, DT) \
+    KERNEL void embed_##name(EmbedParams p) { embed_impl<DT>(p); }
+FOR_EACH_DTYPE(EMBED_ENTRY)

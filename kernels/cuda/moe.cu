@@ -326,11 +326,4 @@ KERNEL void moe_sort(SortParams p) {
     KERNEL void moe_down_##name(MoeParams p) { down_impl<DT>(p); }             \
     KERNEL void moe_down_pairs_##name(MoeParams p) { down_pairs_impl<DT>(p); }
 
-MOE_ENTRIES(f32, DT_F32)
-MOE_ENTRIES(f16, DT_F16)
-MOE_ENTRIES(bf16, DT_BF16)
-MOE_ENTRIES(q8_0, DT_Q8_0)
-MOE_ENTRIES(q4_0, DT_Q4_0)
-MOE_ENTRIES(q5_0, DT_Q5_0)
-MOE_ENTRIES(q4_k, DT_Q4_K)
-MOE_ENTRIES(q6_k, DT_Q6_K)
+FOR_EACH_DTYPE(MOE_ENTRIES)

@@ -1,5 +1,5 @@
 // weights.cuh: decoding the weight dtypes on the device, for the kernels that read weights
-// (matvec, gemm, embed, moe). A weight is its file's bytes, rows contiguous:
+// (matmul, embed, moe). A weight is its file's bytes, rows contiguous:
 //   DT_F32, DT_F16, DT_BF16: plain arrays.
 //   DT_Q8_0, DT_Q4_0, DT_Q5_0, DT_Q4_K, DT_Q6_K: ggml's blocks back to back (34, 18, 22, 144,
 //   210 bytes). Rows are whole blocks, so element e of an [n, k] weight is row e / k.
@@ -12,8 +12,15 @@
 #pragma once
 #include "common.cuh"
 
-// The dtype codes, shared with kernels/src/cuda/weights.rs (`dtype_code`).
+// The dtype codes: the `kernel_code` column of the format table (kernels/src/quant/format.rs).
 enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4, DT_Q5_0 = 5, DT_Q4_K = 6, DT_Q6_K = 7 };
+
+// The one list of the device dtypes, in code order: X(suffix, DT) for each. Per-dtype entry
+// points are `<kernel>_<suffix>`, instantiated from this list here, in emu/*.cpp, and in Rust
+// (kernels/src/cuda/kernels.rs `for_device_dtypes!`, the same suffixes in the same order).
+#define FOR_EACH_DTYPE_BUT_F32(X) \
+    X(f16, DT_F16) X(bf16, DT_BF16) X(q8_0, DT_Q8_0) X(q4_0, DT_Q4_0) X(q5_0, DT_Q5_0) X(q4_k, DT_Q4_K) X(q6_k, DT_Q6_K)
+#define FOR_EACH_DTYPE(X) X(f32, DT_F32) FOR_EACH_DTYPE_BUT_F32(X)
 
 __device__ __forceinline__ float w_f16(const u8* p) { return f16_to_f32((u16)(p[0] | p[1] << 8)); }
 

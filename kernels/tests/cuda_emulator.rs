@@ -15,8 +15,8 @@ extern "C" {
 }
 
 // Host-only kernels: the module is never looked up (the emulator runs `emu`).
-const MMA: Kernel = Kernel { module: Module::Gemm, entry: "selftest_mma", emu: Some(garnet_emu_selftest_mma) };
-const FAULT: Kernel = Kernel { module: Module::Gemm, entry: "selftest_fault", emu: Some(garnet_emu_selftest_fault) };
+const MMA: Kernel = Kernel { module: Module::Matmul, entry: "selftest_mma", emu: Some(garnet_emu_selftest_mma) };
+const FAULT: Kernel = Kernel { module: Module::Matmul, entry: "selftest_fault", emu: Some(garnet_emu_selftest_fault) };
 
 #[repr(C)]
 #[derive(Clone, Copy)]

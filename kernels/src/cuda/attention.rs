@@ -20,23 +20,23 @@ use crate::error::Result;
 /// The flash-attention kernels, `[MAXD index][R index]` (MAXD 128/256/512, R 2/8/16).
 const ATTENTION: [[Kernel; 3]; 3] = [
     [
-        kernel!(Attention, "attention_d128_r2", garnet_emu_attention_d128_r2),
-        kernel!(Attention, "attention_d128_r8", garnet_emu_attention_d128_r8),
-        kernel!(Attention, "attention_d128_r16", garnet_emu_attention_d128_r16),
+        kernel!(Attention, "attention_d128_r2"),
+        kernel!(Attention, "attention_d128_r8"),
+        kernel!(Attention, "attention_d128_r16"),
     ],
     [
-        kernel!(Attention, "attention_d256_r2", garnet_emu_attention_d256_r2),
-        kernel!(Attention, "attention_d256_r8", garnet_emu_attention_d256_r8),
-        kernel!(Attention, "attention_d256_r16", garnet_emu_attention_d256_r16),
+        kernel!(Attention, "attention_d256_r2"),
+        kernel!(Attention, "attention_d256_r8"),
+        kernel!(Attention, "attention_d256_r16"),
     ],
     [
-        kernel!(Attention, "attention_d512_r2", garnet_emu_attention_d512_r2),
-        kernel!(Attention, "attention_d512_r8", garnet_emu_attention_d512_r8),
-        kernel!(Attention, "attention_d512_r16", garnet_emu_attention_d512_r16),
+        kernel!(Attention, "attention_d512_r2"),
+        kernel!(Attention, "attention_d512_r8"),
+        kernel!(Attention, "attention_d512_r16"),
     ],
 ];
-const COMBINE: Kernel = kernel!(Attention, "attention_combine", garnet_emu_attention_combine);
-const KV_WRITE: Kernel = kernel!(Attention, "kv_write", garnet_emu_kv_write);
+const COMBINE: Kernel = kernel!(Attention, "attention_combine");
+const KV_WRITE: Kernel = kernel!(Attention, "kv_write");
 
 /// The kernels of `attention.cu`.
 pub(super) const KERNELS: &[Kernel] = &[

@@ -8,10 +8,10 @@ use super::{Cuda, CudaBuf};
 use crate::args::*;
 use crate::error::Result;
 
-const SCALE: Kernel = kernel!(Elementwise, "scale", garnet_emu_scale);
-const ADD: Kernel = kernel!(Elementwise, "add", garnet_emu_add);
-const SOFTCAP: Kernel = kernel!(Elementwise, "softcap", garnet_emu_softcap);
-const GEGLU: Kernel = kernel!(Elementwise, "geglu", garnet_emu_geglu);
+const SCALE: Kernel = kernel!(Elementwise, "scale");
+const ADD: Kernel = kernel!(Elementwise, "add");
+const SOFTCAP: Kernel = kernel!(Elementwise, "softcap");
+const GEGLU: Kernel = kernel!(Elementwise, "geglu");
 
 /// The kernels of `elementwise.cu`.
 pub(super) const KERNELS: &[Kernel] = &[SCALE, ADD, SOFTCAP, GEGLU];

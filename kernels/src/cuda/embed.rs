@@ -7,23 +7,14 @@
 
 use super::device::{u32_arg, Device, Dims, Params};
 use super::elementwise::blocks;
-use super::kernels::{kernel, Kernel};
+use super::kernels::{per_dtype, Kernel, DEVICE_DTYPES};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::error::numel;
 use crate::error::{check_len, Result};
 
-/// `embed_<dtype>`, indexed by the dtype code (`weights.cuh`).
-const EMBED: [Kernel; 8] = [
-    kernel!(Embed, "embed_f32", garnet_emu_embed_f32),
-    kernel!(Embed, "embed_f16", garnet_emu_embed_f16),
-    kernel!(Embed, "embed_bf16", garnet_emu_embed_bf16),
-    kernel!(Embed, "embed_q8_0", garnet_emu_embed_q8_0),
-    kernel!(Embed, "embed_q4_0", garnet_emu_embed_q4_0),
-    kernel!(Embed, "embed_q5_0", garnet_emu_embed_q5_0),
-    kernel!(Embed, "embed_q4_k", garnet_emu_embed_q4_k),
-    kernel!(Embed, "embed_q6_k", garnet_emu_embed_q6_k),
-];
+/// `embed_<dtype>`, indexed by the dtype code.
+const EMBED: [Kernel; DEVICE_DTYPES] = per_dtype!(Embed, "embed_");
 
 /// The kernels of `embed.cu`.
 pub(super) const KERNELS: &[Kernel] = &EMBED;

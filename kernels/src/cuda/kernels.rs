@@ -1,7 +1,12 @@
 //! Kernel entry points and the PTX modules holding them. Each op file declares its kernels as
-//! [`Kernel`] constants with `kernel!` (module, entry name, emulator entry) and lists them in its
-//! `KERNELS`; [`super::all_kernels`] gathers them for `garnet ptx --check`, which verifies every
-//! entry is in its module.
+//! [`Kernel`] constants with `kernel!` (module, entry name; the emulator entry is
+//! `garnet_emu_<entry>`) and lists them in its `KERNELS`; [`super::all_kernels`] gathers them for
+//! `garnet ptx --check`, which verifies every entry is in its module.
+//!
+//! A kernel specialised per weight dtype has one entry per device dtype, `<kernel>_<suffix>`,
+//! indexed by the dtype's device code: `per_dtype!` builds such a table from the one list of
+//! device dtypes, `for_device_dtypes!` (mirrored by `FOR_EACH_DTYPE` in `weights.cuh`, which
+//! instantiates the entries in the `.cu` files and the emulator).
 
 /// A `.cu` file under `kernels/cuda/`, compiled to one PTX module (`kernels/cuda/ptx/*.ptx`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -14,10 +19,8 @@ pub enum Module {
     Rope,
     /// `embed.cu`: embedding and PLE row gather.
     Embed,
-    /// `matvec.cu`: decode matvec.
-    Matvec,
-    /// `gemm.cu`: prefill GEMM (tensor cores, and an exact f32 path).
-    Gemm,
+    /// `matmul.cu`: decode matvec, prefill GEMM (tensor cores, and an exact f32 path).
+    Matmul,
     /// `attention.cu`: prefill and split decode attention, kv_write.
     Attention,
     /// `moe.cu`: routing and the selected experts' FFN.
@@ -28,13 +31,12 @@ pub enum Module {
 
 impl Module {
     /// Every module, in build order.
-    pub const ALL: [Module; 9] = [
+    pub const ALL: [Module; 8] = [
         Module::Elementwise,
         Module::Norm,
         Module::Rope,
         Module::Embed,
-        Module::Matvec,
-        Module::Gemm,
+        Module::Matmul,
         Module::Attention,
         Module::Moe,
         Module::Sample,
@@ -47,8 +49,7 @@ impl Module {
             Module::Norm => "norm",
             Module::Rope => "rope",
             Module::Embed => "embed",
-            Module::Matvec => "matvec",
-            Module::Gemm => "gemm",
+            Module::Matmul => "matmul",
             Module::Attention => "attention",
             Module::Moe => "moe",
             Module::Sample => "sample",
@@ -62,8 +63,7 @@ impl Module {
             Module::Norm => include_str!("../../cuda/ptx/norm.ptx"),
             Module::Rope => include_str!("../../cuda/ptx/rope.ptx"),
             Module::Embed => include_str!("../../cuda/ptx/embed.ptx"),
-            Module::Matvec => include_str!("../../cuda/ptx/matvec.ptx"),
-            Module::Gemm => include_str!("../../cuda/ptx/gemm.ptx"),
+            Module::Matmul => include_str!("../../cuda/ptx/matmul.ptx"),
             Module::Attention => include_str!("../../cuda/ptx/attention.ptx"),
             Module::Moe => include_str!("../../cuda/ptx/moe.ptx"),
             Module::Sample => include_str!("../../cuda/ptx/sample.ptx"),
@@ -114,13 +114,14 @@ impl std::hash::Hash for Kernel {
     }
 }
 
-/// A [`Kernel`] constant: `kernel!(Module, "entry", garnet_emu_entry)`, declaring the emulator
-/// entry where the emulator is built (its symbols exist only then).
+/// A [`Kernel`] constant: `kernel!(Module, "entry")`, declaring the emulator entry
+/// `garnet_emu_<entry>` where the emulator is built (its symbols exist only then).
 macro_rules! kernel {
-    ($module:ident, $entry:literal, $emu:ident) => {{
+    ($module:ident, $entry:expr) => {{
         #[cfg(garnet_cuda_emu)]
         extern "C" {
-            fn $emu(
+            #[link_name = concat!("garnet_emu_", $entry)]
+            fn emu(
                 l: *const $crate::cuda::kernels::EmuLaunch,
                 p: *const std::ffi::c_void,
                 err: *mut std::ffi::c_char,
@@ -128,10 +129,132 @@ macro_rules! kernel {
             ) -> i32;
         }
         #[cfg(garnet_cuda_emu)]
-        let emu = Some($emu as $crate::cuda::kernels::EmuFn);
+        let emu = Some(emu as $crate::cuda::kernels::EmuFn);
         #[cfg(not(garnet_cuda_emu))]
         let emu = None;
         $crate::cuda::kernels::Kernel { module: $crate::cuda::kernels::Module::$module, entry: $entry, emu }
     }};
 }
 pub(crate) use kernel;
+
+/// The one list of the dtypes the CUDA kernels decode on the device, as entry-point suffixes in
+/// device-code order (`Format::kernel_code`, checked by the test below; `FOR_EACH_DTYPE` in
+/// `weights.cuh` is the same list): `for_device_dtypes!(m!(args))` is
+/// `[m!(args "f32"), m!(args "f16"), ...]`.
+macro_rules! for_device_dtypes {
+    ($m:ident!($($args:tt)*)) => {
+        [
+            $m!($($args)* "f32"),
+            $m!($($args)* "f16"),
+            $m!($($args)* "bf16"),
+            $m!($($args)* "q8_0"),
+            $m!($($args)* "q4_0"),
+            $m!($($args)* "q5_0"),
+            $m!($($args)* "q4_k"),
+            $m!($($args)* "q6_k"),
+        ]
+    };
+}
+pub(crate) use for_device_dtypes;
+
+/// The entry `<prefix><suffix>` of `module` (a [`for_device_dtypes!`] item).
+macro_rules! dtype_kernel {
+    ($module:ident, $prefix:literal, $suffix:literal) => {
+        $crate::cuda::kernels::kernel!($module, concat!($prefix, $suffix))
+    };
+}
+pub(crate) use dtype_kernel;
+
+/// One kernel per device dtype, indexed by the device code: `per_dtype!(Module, "matvec_")` is
+/// `[kernel!(Module, "matvec_f32"), kernel!(Module, "matvec_f16"), ...]`.
+macro_rules! per_dtype {
+    ($module:ident, $prefix:literal) => {{
+        use $crate::cuda::kernels::dtype_kernel;
+        $crate::cuda::kernels::for_device_dtypes!(dtype_kernel!($module, $prefix,))
+    }};
+}
+pub(crate) use per_dtype;
+
+/// How many dtypes the device decodes: the length of every [`per_dtype!`] table (a list of
+/// another length does not compile where a table is declared `[Kernel; DEVICE_DTYPES]`).
+pub(crate) const DEVICE_DTYPES: usize = {
+    let (mut i, mut n) = (0, 0);
+    while i < crate::quant::FORMATS.len() {
+        if crate::quant::FORMATS[i].kernel_code.is_some() {
+            n += 1;
+        }
+        i += 1;
+    }
+    n
+};
+
+/// `N` kernels: the `Some` entries of `tables`, in order (`KERNELS` lists built from per-dtype
+/// tables). Fails to compile if they are not exactly `N`.
+pub(crate) const fn gather<const N: usize>(tables: &[&[Option<Kernel>]]) -> [Kernel; N] {
+    let mut out: [Option<Kernel>; N] = [None; N];
+    let (mut t, mut n) = (0, 0);
+    while t < tables.len() {
+        let mut i = 0;
+        while i < tables[t].len() {
+            if let Some(k) = tables[t][i] {
+                assert!(n < N, "more kernels than declared");
+                out[n] = Some(k);
+                n += 1;
+            }
+            i += 1;
+        }
+        t += 1;
+    }
+    assert!(n == N, "fewer kernels than declared");
+    let mut all = [match out[0] {
+        Some(k) => k,
+        None => panic!("no kernels"),
+    }; N];
+    let mut i = 0;
+    while i < N {
+        if let Some(k) = out[i] {
+            all[i] = k;
+        }
+        i += 1;
+    }
+    all
+}
+
+/// `Some` of each kernel of a table (for [`gather`]).
+pub(crate) const fn some<const N: usize>(table: [Kernel; N]) -> [Option<Kernel>; N] {
+    let mut out = [None; N];
+    let mut i = 0;
+    while i < N {
+        out[i] = Some(table[i]);
+        i += 1;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::quant::FORMATS;
+
+    /// `for_device_dtypes!` lists the formats with a device code, in code order, by their
+    /// lower-case names.
+    #[test]
+    fn device_dtypes_follow_the_format_table() {
+        macro_rules! suffix {
+            ($s:literal) => {
+                $s
+            };
+        }
+        let suffixes = for_device_dtypes!(suffix!());
+        let names: Vec<String> = FORMATS
+            .iter()
+            .filter(|f| f.kernel_code.is_some())
+            .map(|f| (f.kernel_code, f.name.to_lowercase()))
+            .enumerate()
+            .map(|(i, (code, name))| {
+                assert_eq!(code, Some(i as u32), "{name}");
+                name
+            })
+            .collect();
+        assert_eq!(suffixes.as_slice(), names.as_slice());
+    }
+}

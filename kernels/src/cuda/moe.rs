@@ -25,83 +25,31 @@
 
 use super::device::{u32_arg, Device, Dims, Params};
 use super::elementwise::blocks;
-use super::kernels::{kernel, Kernel};
+use super::kernels::{gather, kernel, per_dtype, some, Kernel, DEVICE_DTYPES};
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::error::numel;
 use crate::error::{KernelError, Result};
 use crate::tensor::DType;
 
-const ROUTE: Kernel = kernel!(Moe, "moe_route", garnet_emu_moe_route);
+const ROUTE: Kernel = kernel!(Moe, "moe_route");
 
-/// `moe_gate_up_<dtype>`, indexed by the dtype code (`weights.cuh`).
-const GATE_UP: [Kernel; 8] = [
-    kernel!(Moe, "moe_gate_up_f32", garnet_emu_moe_gate_up_f32),
-    kernel!(Moe, "moe_gate_up_f16", garnet_emu_moe_gate_up_f16),
-    kernel!(Moe, "moe_gate_up_bf16", garnet_emu_moe_gate_up_bf16),
-    kernel!(Moe, "moe_gate_up_q8_0", garnet_emu_moe_gate_up_q8_0),
-    kernel!(Moe, "moe_gate_up_q4_0", garnet_emu_moe_gate_up_q4_0),
-    kernel!(Moe, "moe_gate_up_q5_0", garnet_emu_moe_gate_up_q5_0),
-    kernel!(Moe, "moe_gate_up_q4_k", garnet_emu_moe_gate_up_q4_k),
-    kernel!(Moe, "moe_gate_up_q6_k", garnet_emu_moe_gate_up_q6_k),
-];
-
+/// `moe_gate_up_<dtype>`, indexed by the dtype code.
+const GATE_UP: [Kernel; DEVICE_DTYPES] = per_dtype!(Moe, "moe_gate_up_");
 /// `moe_down_<dtype>`, indexed by the dtype code.
-const DOWN: [Kernel; 8] = [
-    kernel!(Moe, "moe_down_f32", garnet_emu_moe_down_f32),
-    kernel!(Moe, "moe_down_f16", garnet_emu_moe_down_f16),
-    kernel!(Moe, "moe_down_bf16", garnet_emu_moe_down_bf16),
-    kernel!(Moe, "moe_down_q8_0", garnet_emu_moe_down_q8_0),
-    kernel!(Moe, "moe_down_q4_0", garnet_emu_moe_down_q4_0),
-    kernel!(Moe, "moe_down_q5_0", garnet_emu_moe_down_q5_0),
-    kernel!(Moe, "moe_down_q4_k", garnet_emu_moe_down_q4_k),
-    kernel!(Moe, "moe_down_q6_k", garnet_emu_moe_down_q6_k),
-];
-
+const DOWN: [Kernel; DEVICE_DTYPES] = per_dtype!(Moe, "moe_down_");
 /// `moe_down_pairs_<dtype>` (prefill, pairs in expert order), indexed by the dtype code.
-const DOWN_PAIRS: [Kernel; 8] = [
-    kernel!(Moe, "moe_down_pairs_f32", garnet_emu_moe_down_pairs_f32),
-    kernel!(Moe, "moe_down_pairs_f16", garnet_emu_moe_down_pairs_f16),
-    kernel!(Moe, "moe_down_pairs_bf16", garnet_emu_moe_down_pairs_bf16),
-    kernel!(Moe, "moe_down_pairs_q8_0", garnet_emu_moe_down_pairs_q8_0),
-    kernel!(Moe, "moe_down_pairs_q4_0", garnet_emu_moe_down_pairs_q4_0),
-    kernel!(Moe, "moe_down_pairs_q5_0", garnet_emu_moe_down_pairs_q5_0),
-    kernel!(Moe, "moe_down_pairs_q4_k", garnet_emu_moe_down_pairs_q4_k),
-    kernel!(Moe, "moe_down_pairs_q6_k", garnet_emu_moe_down_pairs_q6_k),
-];
-const SORT: Kernel = kernel!(Moe, "moe_sort", garnet_emu_moe_sort);
-const COMBINE: Kernel = kernel!(Moe, "moe_combine", garnet_emu_moe_combine);
+const DOWN_PAIRS: [Kernel; DEVICE_DTYPES] = per_dtype!(Moe, "moe_down_pairs_");
+const SORT: Kernel = kernel!(Moe, "moe_sort");
+const COMBINE: Kernel = kernel!(Moe, "moe_combine");
 
 /// The kernels of `moe.cu`.
-pub(super) const KERNELS: &[Kernel] = &[
-    ROUTE,
-    SORT,
-    COMBINE,
-    GATE_UP[0],
-    GATE_UP[1],
-    GATE_UP[2],
-    GATE_UP[3],
-    GATE_UP[4],
-    GATE_UP[5],
-    GATE_UP[6],
-    GATE_UP[7],
-    DOWN[0],
-    DOWN[1],
-    DOWN[2],
-    DOWN[3],
-    DOWN[4],
-    DOWN[5],
-    DOWN[6],
-    DOWN[7],
-    DOWN_PAIRS[0],
-    DOWN_PAIRS[1],
-    DOWN_PAIRS[2],
-    DOWN_PAIRS[3],
-    DOWN_PAIRS[4],
-    DOWN_PAIRS[5],
-    DOWN_PAIRS[6],
-    DOWN_PAIRS[7],
-];
+pub(super) const KERNELS: &[Kernel] = &gather::<{ 3 + 3 * DEVICE_DTYPES }>(&[
+    &[Some(ROUTE), Some(SORT), Some(COMBINE)],
+    &some(GATE_UP),
+    &some(DOWN),
+    &some(DOWN_PAIRS),
+]);
 
 /// Threads per block.
 const THREADS: u32 = 256;

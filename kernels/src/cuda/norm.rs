@@ -7,8 +7,8 @@ use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::error::Result;
 
-const RMS_NORM: Kernel = kernel!(Norm, "rms_norm", garnet_emu_rms_norm);
-const ADD_RMS_NORM: Kernel = kernel!(Norm, "add_rms_norm", garnet_emu_add_rms_norm);
+const RMS_NORM: Kernel = kernel!(Norm, "rms_norm");
+const ADD_RMS_NORM: Kernel = kernel!(Norm, "add_rms_norm");
 
 /// The kernels of `norm.cu`.
 pub(super) const KERNELS: &[Kernel] = &[RMS_NORM, ADD_RMS_NORM];

@@ -8,7 +8,7 @@ use super::{Cuda, CudaBuf};
 use crate::args::*;
 use crate::error::Result;
 
-const ROPE: Kernel = kernel!(Rope, "rope", garnet_emu_rope);
+const ROPE: Kernel = kernel!(Rope, "rope");
 
 /// The kernels of `rope.cu`.
 pub(super) const KERNELS: &[Kernel] = &[ROPE];

@@ -7,7 +7,7 @@ use super::{Cuda, CudaBuf};
 use crate::args::ArgmaxArgs;
 use crate::error::Result;
 
-const ARGMAX: Kernel = kernel!(Sample, "argmax", garnet_emu_argmax);
+const ARGMAX: Kernel = kernel!(Sample, "argmax");
 
 /// The kernels of `sample.cu`.
 pub(super) const KERNELS: &[Kernel] = &[ARGMAX];

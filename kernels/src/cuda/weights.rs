@@ -1,8 +1,9 @@
 //! Weights resident on the CUDA device: uploaded once, in their storage dtype where a kernel
 //! decodes it (`kernels/cuda/weights.cuh`), as the file's bytes with rows contiguous.
-//! - F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K, Q6_K: as stored.
-//! - Other block formats (Q4_1, Q5_1, Q2_K, Q3_K, Q5_K, Q8_K) are widened to F32 at upload
-//!   ([`CudaWeight::converted`] says so).
+//! - The formats with a device code in the format table (`quant/format.rs`: F32, F16, BF16, Q8_0,
+//!   Q4_0, Q5_0, Q4_K, Q6_K): as stored.
+//! - The other block formats are widened to F32 at upload ([`HostTensor::gpu_dtype`];
+//!   [`CudaWeight::converted`] says so).
 //! - One-dimensional tensors (norm weights, scales) are always widened to F32: tiny, and every
 //!   kernel then reads them the same way.
 

@@ -1,4 +1,5 @@
-//! The storage dtypes: what a weight's bytes are (the table of formats is in docs/KERNELS.md).
+//! The storage dtypes: what a weight's bytes are. Their facts (block size, bytes, device code,
+//! decoder, encoder) are one table, `format.rs`; the byte layouts are in docs/KERNELS.md.
 
 use half::{bf16, f16};
 
@@ -41,38 +42,14 @@ pub enum DType {
 impl DType {
     /// The code the GPU kernels switch on for the dtypes they decode on the device
     /// (`shaders/weights.wgsl`'s `DTYPE`, `kernels/cuda/weights.cuh`'s `enum DType`); `None` for
-    /// the block formats the GPU backends widen to f32 at upload.
+    /// the block formats the GPU backends widen to f32 at upload. From [`DType::format`].
     pub fn kernel_code(self) -> Option<u32> {
-        Some(match self {
-            DType::F32 => 0,
-            DType::F16 => 1,
-            DType::BF16 => 2,
-            DType::Q8_0 => 3,
-            DType::Q4_0 => 4,
-            DType::Q5_0 => 5,
-            DType::Q4_K => 6,
-            DType::Q6_K => 7,
-            _ => return None,
-        })
+        self.format().kernel_code
     }
-
     /// (elements per block, bytes per block); plain floats are blocks of one element.
     pub fn block(self) -> (usize, usize) {
-        match self {
-            DType::F32 => (1, 4),
-            DType::F16 | DType::BF16 => (1, 2),
-            DType::Q8_0 => (32, 34),
-            DType::Q4_0 => (32, 18),
-            DType::Q4_1 => (32, 20),
-            DType::Q5_0 => (32, 22),
-            DType::Q5_1 => (32, 24),
-            DType::Q2_K => (256, 84),
-            DType::Q3_K => (256, 110),
-            DType::Q4_K => (256, 144),
-            DType::Q5_K => (256, 176),
-            DType::Q6_K => (256, 210),
-            DType::Q8_K => (256, 292),
-        }
+        let f = self.format();
+        (f.block, f.bytes)
     }
     /// True for the block-quantized formats.
     pub fn is_quantized(self) -> bool {
@@ -85,22 +62,7 @@ impl DType {
     }
     /// The safetensors / ggml spelling ("F32", "BF16", "Q4_K", ...).
     pub fn name(self) -> &'static str {
-        match self {
-            DType::F32 => "F32",
-            DType::F16 => "F16",
-            DType::BF16 => "BF16",
-            DType::Q8_0 => "Q8_0",
-            DType::Q4_0 => "Q4_0",
-            DType::Q4_1 => "Q4_1",
-            DType::Q5_0 => "Q5_0",
-            DType::Q5_1 => "Q5_1",
-            DType::Q2_K => "Q2_K",
-            DType::Q3_K => "Q3_K",
-            DType::Q4_K => "Q4_K",
-            DType::Q5_K => "Q5_K",
-            DType::Q6_K => "Q6_K",
-            DType::Q8_K => "Q8_K",
-        }
+        self.format().name
     }
     /// `x` rounded to this dtype (round to nearest even) and widened back to f32. Block formats
     /// have no per-element rounding; they return `x`.

@@ -17,13 +17,17 @@
 //! (the minimum of the two) and leave the rest alone.
 
 mod dtype;
+mod format;
 mod kquants;
 mod legacy;
 
 pub use dtype::{f32_le_bytes, DType};
+pub use format::Format;
+pub(crate) use format::FORMATS;
+use format::{Decode, Encode};
 
 use crate::error::{KernelError, Result};
-use half::{bf16, f16};
+use half::f16;
 
 /// The largest block, in elements (the k-quant super-block).
 const MAX_BLOCK: usize = 256;
@@ -50,33 +54,14 @@ impl Unpacked {
 
 /// Unpacks one block (`bytes.len()` is exactly the block size) into `u`.
 pub(crate) type Unpack = fn(&[u8], &mut Unpacked);
-/// Quantizes one block (`values` and `out` are exactly one block each); `out` arrives zeroed.
-type Pack = fn(&[f32], &mut [u8]);
+/// Encodes one block (`values` and `out` are exactly one block each); `out` arrives zeroed.
+pub(crate) type Pack = fn(&[f32], &mut [u8]);
 
 /// The unpacker of a block format, `None` for the plain floats.
 pub(crate) fn unpacker(dtype: DType) -> Option<Unpack> {
-    Some(match dtype {
-        DType::F32 | DType::F16 | DType::BF16 => return None,
-        DType::Q8_0 => legacy::unpack_q8_0,
-        DType::Q4_0 => legacy::unpack_q4_0,
-        DType::Q4_1 => legacy::unpack_q4_1,
-        DType::Q5_0 => legacy::unpack_q5_0,
-        DType::Q5_1 => legacy::unpack_q5_1,
-        DType::Q2_K => kquants::unpack_q2_k,
-        DType::Q3_K => kquants::unpack_q3_k,
-        DType::Q4_K => kquants::unpack_q4_k,
-        DType::Q5_K => kquants::unpack_q5_k,
-        DType::Q6_K => kquants::unpack_q6_k,
-        DType::Q8_K => kquants::unpack_q8_k,
-    })
-}
-
-/// The plain float (`dtype` is F32, F16 or BF16) whose little-endian bytes start `b`.
-fn float_at(dtype: DType, b: &[u8]) -> f32 {
-    match dtype {
-        DType::F32 => f32::from_le_bytes([b[0], b[1], b[2], b[3]]),
-        DType::F16 => f16::from_le_bytes([b[0], b[1]]).to_f32(),
-        _ => bf16::from_le_bytes([b[0], b[1]]).to_f32(),
+    match dtype.format().decode {
+        Decode::Blocks(unpack) => Some(unpack),
+        Decode::Float(_) => None,
     }
 }
 
@@ -111,11 +96,9 @@ fn first_absmax(x: &[f32]) -> f32 {
 /// Bit-exact to ggml's `dequantize_row_*` for every block format.
 pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) {
     let (elems, size) = dtype.block();
-    let Some(unpack) = unpacker(dtype) else {
-        for (o, b) in out.iter_mut().zip(bytes.chunks_exact(size)) {
-            *o = float_at(dtype, b);
-        }
-        return;
+    let unpack = match dtype.format().decode {
+        Decode::Blocks(unpack) => unpack,
+        Decode::Float(widen) => return widen(bytes, out),
     };
     let mut u = Unpacked::new();
     for (b, o) in bytes.chunks_exact(size).zip(out.chunks_exact_mut(elems)) {
@@ -136,12 +119,21 @@ pub fn dequantize(dtype: DType, bytes: &[u8], out: &mut [f32]) {
 /// `dequantize` + a plain dot only by f32 rounding (a few ulps of `Σ |w·x|`).
 pub fn dot(dtype: DType, bytes: &[u8], x: &[f32]) -> f32 {
     let (elems, size) = dtype.block();
-    let Some(unpack) = unpacker(dtype) else {
-        let mut sum = 0.0f32;
-        for (b, xv) in bytes.chunks_exact(size).zip(x) {
-            sum += float_at(dtype, b) * xv;
+    let unpack = match dtype.format().decode {
+        Decode::Blocks(unpack) => unpack,
+        Decode::Float(widen) => {
+            // Widened a run at a time, summed in element order.
+            let mut run = [0.0f32; MAX_BLOCK];
+            let mut sum = 0.0f32;
+            for (b, xs) in bytes.chunks(MAX_BLOCK * size).zip(x.chunks(MAX_BLOCK)) {
+                let n = xs.len().min(b.len() / size);
+                widen(b, &mut run[..n]);
+                for (w, xv) in run[..n].iter().zip(xs) {
+                    sum += w * xv;
+                }
+            }
+            return sum;
         }
-        return sum;
     };
     let mut u = Unpacked::new();
     let mut total = 0.0f32;
@@ -172,19 +164,9 @@ pub fn dot(dtype: DType, bytes: &[u8], x: &[f32]) -> f32 {
 /// Errors: `KernelError::DType` for the other block formats; `KernelError::Shape` if
 /// `values.len()` is not a whole number of blocks.
 pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
-    let pack: Pack = match dtype {
-        DType::F32 => return Ok(f32_le_bytes(values)),
-        DType::F16 => return Ok(values.iter().flat_map(|v| f16::from_f32(*v).to_le_bytes()).collect()),
-        DType::BF16 => return Ok(values.iter().flat_map(|v| bf16::from_f32(*v).to_le_bytes()).collect()),
-        DType::Q8_0 => legacy::quantize_q8_0,
-        DType::Q4_0 => legacy::quantize_q4_0,
-        DType::Q5_0 => legacy::quantize_q5_0,
-        DType::Q4_K => kquants::quantize_q4_k,
-        DType::Q6_K => kquants::quantize_q6_k,
-        DType::Q8_K => kquants::quantize_q8_k,
-        other => return Err(KernelError::DType { op: "quantize", dtype: other.name() }),
-    };
-    let (elems, size) = dtype.block();
+    let format = dtype.format();
+    let encode = format.encode.ok_or(KernelError::DType { op: "quantize", dtype: format.name })?;
+    let (elems, size) = (format.block, format.bytes);
     if !values.len().is_multiple_of(elems) {
         return Err(KernelError::Shape {
             op: "quantize",
@@ -192,8 +174,13 @@ pub fn quantize(dtype: DType, values: &[f32]) -> Result<Vec<u8>> {
         });
     }
     let mut out = vec![0u8; values.len() / elems * size];
-    for (v, b) in values.chunks_exact(elems).zip(out.chunks_exact_mut(size)) {
-        pack(v, b);
+    match encode {
+        Encode::Float(narrow) => narrow(values, &mut out),
+        Encode::Blocks(pack) => {
+            for (v, b) in values.chunks_exact(elems).zip(out.chunks_exact_mut(size)) {
+                pack(v, b);
+            }
+        }
     }
     Ok(out)
 }

@@ -4,10 +4,12 @@
 //!
 //! Layout on the device, as `array<u32>` words (little-endian, the file's bytes):
 //! - F32: one word per element. F16 / BF16: two elements per word, the lower index in the low half.
-//! - Q8_0, Q4_0, Q5_0, Q4_K, Q6_K: ggml's blocks back to back (34, 18, 22, 144, 210 bytes), rows
-//!   contiguous, read a byte at a time where blocks are not word-aligned (`shaders/weights.wgsl`).
-//! - Other block formats (Q4_1, Q5_1, Q2_K, Q3_K, Q5_K, Q8_K) are widened to F32 at upload: they
-//!   have no shader yet, and the upload says so in [`GpuWeight::converted`].
+//! - The block formats with a device code in the format table (`quant/format.rs`: Q8_0, Q4_0,
+//!   Q5_0, Q4_K, Q6_K): ggml's blocks back to back, rows contiguous, read a byte at a time where
+//!   blocks are not word-aligned (`shaders/weights.wgsl`).
+//! - The other block formats (no device code) are widened to F32 at upload
+//!   ([`HostTensor::gpu_dtype`]): they have no shader yet, and the upload says so in
+//!   [`GpuWeight::converted`].
 //! - One-dimensional tensors (norm weights, scales) are always widened to F32: they are tiny and
 //!   every shader then reads them the same way.
 
