@@ -8,6 +8,11 @@ use crate::error::Result;
 use crate::op::Op;
 use crate::tensor::{DType, HostTensor};
 
+/// The name of a norm case: `rms_norm rows=1 dim=1536 eps=1e-6 w=BF16`.
+fn norm_name(op: Op, [rows, dim]: [usize; 2], eps: f32, weight: &str) -> String {
+    format!("{op} rows={rows} dim={dim} eps={eps:e} w={weight}")
+}
+
 /// `rms_norm` with a weight of `weight` (or none).
 #[derive(Clone, Debug, PartialEq)]
 pub struct RmsNormCase {
@@ -22,8 +27,8 @@ impl OpCase for RmsNormCase {
         Op::RmsNorm
     }
     fn name(&self) -> String {
-        let (a, w) = (&self.args, self.weight.map_or("none", |d| d.name()));
-        format!("{} rows={} dim={} eps={:e} w={w}", self.op(), a.rows, a.dim, a.eps)
+        let a = &self.args;
+        norm_name(self.op(), [a.rows, a.dim], a.eps, self.weight.map_or("none", |d| d.name()))
     }
     fn bound(&self) -> f64 {
         1e-5
@@ -51,7 +56,7 @@ impl OpCase for AddRmsNormCase {
     }
     fn name(&self) -> String {
         let a = &self.args;
-        format!("{} rows={} dim={} eps={:e} w={}", self.op(), a.rows, a.dim, a.eps, self.weight.name())
+        norm_name(self.op(), [a.rows, a.dim], a.eps, self.weight.name())
     }
     fn bound(&self) -> f64 {
         1e-5
@@ -79,7 +84,7 @@ impl OpCase for LayerNormCase {
     }
     fn name(&self) -> String {
         let a = &self.args;
-        format!("{} rows={} dim={} eps={:e} w={}", self.op(), a.rows, a.dim, a.eps, self.weight.name())
+        norm_name(self.op(), [a.rows, a.dim], a.eps, self.weight.name())
     }
     fn bound(&self) -> f64 {
         1e-5
