@@ -1,7 +1,7 @@
 //! The ops as data: [`Op`] names each [`Backend`](crate::Backend) method (what `ops-test --list`,
 //! `--op` and `--host-fallback` use) and [`OpSet`] is a set of them.
 //!
-//! [`for_each_op!`] is the one declaration of every op: the [`Op`] enum, the `Backend` trait's op
+//! `for_each_op!` is the one declaration of every op: the [`Op`] enum, the `Backend` trait's op
 //! methods with their host-fallback defaults, the fallback functions themselves, the
 //! [`HostFallback`](crate::HostFallback) routing, the `cpu-ref` backend's ops and the ops-test's
 //! type-erased backend are all generated from it, so a new op is one entry there (docs/BRINGUP.md,

@@ -68,7 +68,8 @@ macro_rules! backend_ops {
     };
 }
 
-/// A backend with type-erased buffers (see the [module](self)); every [`Backend`] is one.
+/// A backend with type-erased buffers (the module docs of `opstest/device.rs` say why); every
+/// [`Backend`] is one.
 pub trait Device {
     /// [`Backend::alloc`].
     fn alloc(&self, len: usize) -> Result<AnyBuf>;

@@ -1,5 +1,5 @@
 //! Ops-test cases of the ops that read weight matrices: `embed` (row gather) and `matmul`
-//! (`x W^T`). Weights come from [`weight`]: every element bit pattern of the block formats, not
+//! (`x W^T`). Weights come from `inputs::weight`: every element bit pattern of the block formats, not
 //! just what a quantizer writes.
 
 use super::inputs::{get_out, on_both, poisoned, put, put_ids, weight, Exec, Failed, Pair, Rng, Timer};
