@@ -14,7 +14,6 @@ use crate::args::*;
 use crate::error::Result;
 use crate::op::Op;
 use crate::tensor::HostTensor;
-use host_fallback as host;
 use std::time::Duration;
 
 /// Work a device backend has recorded since it was created (all zero on the CPU backends, which
@@ -34,16 +33,29 @@ pub struct DeviceStats {
 /// Device time per op from timestamp queries: `(op, calls, total time)`, slowest first.
 pub type OpTimes = Vec<(&'static str, u64, Duration)>;
 
+/// The `Backend` op methods of the table, each defaulting to its [`host_fallback`] function.
+macro_rules! fallback_defaults {
+    ($($(#[$doc:meta])* $op:ident $name:ident($args:ident; $($p:ident: $kind:ident),*) = $reference:path;)*) => {
+        $(
+            $(#[$doc])*
+            #[allow(clippy::too_many_arguments)]
+            fn $name(&self, a: &$args, $($p: crate::op::buffer_type!(Self, $kind)),*) -> Result<()> {
+                host_fallback::$name(self, a, $($p),*)
+            }
+        )*
+    };
+}
+
 /// A compute backend: [`crate::reference::RefCpu`] (`cpu-ref`, the scalar reference, the
 /// oracle), [`crate::cpu::FastCpu`] (`cpu`), `crate::wgpu::Wgpu` (`wgpu`) and
 /// [`crate::cuda::Cuda`] (`cuda`, `cuda-emulated`).
 pub trait Backend: Send + Sync + 'static {
     /// An f32 activation buffer on the device.
-    type Buf: Send + Sync;
+    type Buf: Send + Sync + 'static;
     /// A u32 buffer on the device (token ids, expert ids).
-    type Ids: Send + Sync;
+    type Ids: Send + Sync + 'static;
     /// A weight resident on (or, for the CPU, mapped for) the device, in its storage dtype.
-    type Weight: Send + Sync;
+    type Weight: Send + Sync + 'static;
 
     /// Short name: "cpu-ref", "cpu", "wgpu", "cuda".
     fn name(&self) -> &'static str;
@@ -99,118 +111,21 @@ pub trait Backend: Send + Sync + 'static {
     fn host_weight(&self, w: &Self::Weight) -> Result<HostTensor>;
 
     // ---- ops ----
-    /// Embedding gather from a resident table (see [`EmbedArgs`]).
-    fn embed(&self, a: &EmbedArgs, table: &Self::Weight, ids: &Self::Ids, out: &mut Self::Buf) -> Result<()> {
-        host::embed(self, a, table, ids, out)
-    }
     /// Embedding gather from a table that stays in host memory (the PLE table): only the rows of
     /// `ids` are read. The default gathers on the host and uploads the rows.
     fn embed_host(&self, a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut Self::Buf) -> Result<()> {
         let rows = crate::reference::gather_rows(a, table, ids)?;
         self.upload(&rows, out)
     }
-    /// `out = x W^T` (see [`MatmulArgs`]).
-    fn matmul(&self, a: &MatmulArgs, x: &Self::Buf, w: &Self::Weight, out: &mut Self::Buf) -> Result<()> {
-        host::matmul(self, a, x, w, out)
-    }
-    /// `out = RMSNorm(x) * w` per row (see [`RmsNormArgs`]).
-    fn rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: Option<&Self::Weight>, out: &mut Self::Buf) -> Result<()> {
-        host::rms_norm(self, a, x, w, out)
-    }
-    /// `residual += RMSNorm(x) * w` per row: a sublayer's post-norm fused with the residual add.
-    fn add_rms_norm(&self, a: &RmsNormArgs, x: &Self::Buf, w: &Self::Weight, residual: &mut Self::Buf) -> Result<()> {
-        host::add_rms_norm(self, a, x, w, residual)
-    }
-    /// `out = LayerNorm(x) * w + b` per row (see [`LayerNormArgs`]).
-    fn layer_norm(
-        &self,
-        a: &LayerNormArgs,
-        x: &Self::Buf,
-        w: &Self::Weight,
-        b: &Self::Weight,
-        out: &mut Self::Buf,
-    ) -> Result<()> {
-        host::layer_norm(self, a, x, w, b, out)
-    }
-    /// Rotary embedding in place (see [`RopeArgs`]).
-    fn rope(&self, a: &RopeArgs, x: &mut Self::Buf) -> Result<()> {
-        host::rope(self, a, x)
-    }
-    /// Appends keys and values to a layer's cache (see [`KvWriteArgs`]).
-    fn kv_write(
-        &self,
-        a: &KvWriteArgs,
-        k: &Self::Buf,
-        v: &Self::Buf,
-        cache_k: &mut Self::Buf,
-        cache_v: &mut Self::Buf,
-    ) -> Result<()> {
-        host::kv_write(self, a, k, v, cache_k, cache_v)
-    }
-    /// Causal (optionally sliding-window) GQA attention (see [`AttentionArgs`]).
-    #[allow(clippy::too_many_arguments)]
-    fn attention(
-        &self,
-        a: &AttentionArgs,
-        q: &Self::Buf,
-        k: &Self::Buf,
-        v: &Self::Buf,
-        cache_k: &Self::Buf,
-        cache_v: &Self::Buf,
-        out: &mut Self::Buf,
-    ) -> Result<()> {
-        host::attention(self, a, q, k, v, cache_k, cache_v, out)
-    }
-    /// `out = gelu_tanh(gate) * up` (see [`GegluArgs`]).
-    fn geglu(&self, a: &GegluArgs, gate: &Self::Buf, up: &Self::Buf, out: &mut Self::Buf) -> Result<()> {
-        host::geglu(self, a, gate, up, out)
-    }
-    /// Copies a range of one buffer into another (see [`CopyArgs`]).
-    fn copy(&self, a: &CopyArgs, src: &Self::Buf, dst: &mut Self::Buf) -> Result<()> {
-        host::copy(self, a, src, dst)
-    }
-    /// `x = cap * tanh(x / cap)` in place.
-    fn softcap(&self, a: &SoftcapArgs, x: &mut Self::Buf) -> Result<()> {
-        host::softcap(self, a, x)
-    }
-    /// `x *= factor` in place.
-    fn scale(&self, a: &ScaleArgs, x: &mut Self::Buf) -> Result<()> {
-        host::scale(self, a, x)
-    }
-    /// `acc = (acc + x) * scale` in place.
-    fn add(&self, a: &AddArgs, x: &Self::Buf, acc: &mut Self::Buf) -> Result<()> {
-        host::add(self, a, x, acc)
-    }
-    /// Greedy choice per row of logits (see [`ArgmaxArgs`]): a decode step then reads back an
-    /// id and its log-probability (8 bytes) instead of the vocabulary's logits.
-    fn argmax(&self, a: &ArgmaxArgs, x: &Self::Buf, out: &mut Self::Buf) -> Result<()> {
-        host::argmax(self, a, x, out)
-    }
-    /// MoE top-k routing from router scores (see [`RouteArgs`]).
-    fn moe_route(
-        &self,
-        a: &RouteArgs,
-        scores: &Self::Buf,
-        per_expert_scale: &Self::Weight,
-        ids: &mut Self::Ids,
-        weights: &mut Self::Buf,
-    ) -> Result<()> {
-        host::moe_route(self, a, scores, per_expert_scale, ids, weights)
-    }
-    /// Weighted sum of the selected experts' FFNs (see [`MoeArgs`]).
-    #[allow(clippy::too_many_arguments)]
-    fn moe_experts(
-        &self,
-        a: &MoeArgs,
-        x: &Self::Buf,
-        gate_up: &Self::Weight,
-        down: &Self::Weight,
-        ids: &Self::Ids,
-        weights: &Self::Buf,
-        out: &mut Self::Buf,
-    ) -> Result<()> {
-        host::moe_experts(self, a, x, gate_up, down, ids, weights, out)
-    }
+
+    // One method per op of the table in `crate::op` (`for_each_op!`, where each one's arguments and
+    // doc comment are written), each defaulting to its host fallback:
+    //
+    //     fn layer_norm(&self, a: &LayerNormArgs, x: &Self::Buf, w: &Self::Weight,
+    //                   bias: &Self::Weight, out: &mut Self::Buf) -> Result<()> {
+    //         host_fallback::layer_norm(self, a, x, w, bias, out)
+    //     }
+    crate::op::for_each_op!(fallback_defaults);
 }
 
 /// The host fallback of every op: download the inputs (and the output, whose elements outside
@@ -221,7 +136,6 @@ pub(crate) mod host_fallback {
     use super::Backend;
     use crate::args::*;
     use crate::error::Result;
-    use crate::reference;
 
     /// A whole buffer on the host.
     fn get<B: Backend + ?Sized>(b: &B, x: &B::Buf) -> Result<Vec<f32>> {
@@ -237,166 +151,83 @@ pub(crate) mod host_fallback {
         Ok(host)
     }
 
-    /// `f` on the host copy of `x`, then `x` uploaded back (an op writing `x` in place or into part of it).
-    fn update<B: Backend + ?Sized>(b: &B, x: &mut B::Buf, f: impl FnOnce(&mut Vec<f32>) -> Result<()>) -> Result<()> {
-        let mut host = get(b, x)?;
-        f(&mut host)?;
-        b.upload(&host, x)
+    /// The reference's view of a buffer of kind `$kind` (see `crate::op::for_each_op!`): the host
+    /// copy made by `fetch!`.
+    macro_rules! host_arg {
+        (Buf, $p:ident) => {
+            &$p
+        };
+        (Ids, $p:ident) => {
+            &$p
+        };
+        (Weight, $p:ident) => {
+            &$p
+        };
+        (OptWeight, $p:ident) => {
+            $p.as_ref()
+        };
+        (BufMut, $p:ident) => {
+            &mut $p.0
+        };
+        (IdsMut, $p:ident) => {
+            &mut $p.0
+        };
     }
 
-    pub(crate) fn embed<B: Backend + ?Sized>(
-        b: &B,
-        a: &EmbedArgs,
-        table: &B::Weight,
-        ids: &B::Ids,
-        out: &mut B::Buf,
-    ) -> Result<()> {
-        let (table, ids) = (b.host_weight(table)?, get_ids(b, ids)?);
-        update(b, out, |out| reference::embed::embed(a, &table, &ids, out))
+    /// Shadows the device buffer `$p` with its host copy; a written one (`BufMut`, `IdsMut`) with
+    /// `(host copy, device buffer)`, which `store!` uploads back (the whole buffer: elements
+    /// outside the op's range must survive).
+    macro_rules! fetch {
+        ($b:ident, Buf, $p:ident) => {
+            let $p = get($b, $p)?;
+        };
+        ($b:ident, Ids, $p:ident) => {
+            let $p = get_ids($b, $p)?;
+        };
+        ($b:ident, Weight, $p:ident) => {
+            let $p = $b.host_weight($p)?;
+        };
+        ($b:ident, OptWeight, $p:ident) => {
+            let $p = $p.map(|w| $b.host_weight(w)).transpose()?;
+        };
+        ($b:ident, BufMut, $p:ident) => {
+            let mut $p = (get($b, $p)?, $p);
+        };
+        ($b:ident, IdsMut, $p:ident) => {
+            let mut $p = (get_ids($b, $p)?, $p);
+        };
     }
 
-    pub(crate) fn matmul<B: Backend + ?Sized>(
-        b: &B,
-        a: &MatmulArgs,
-        x: &B::Buf,
-        w: &B::Weight,
-        out: &mut B::Buf,
-    ) -> Result<()> {
-        let (x, w) = (get(b, x)?, b.host_weight(w)?);
-        update(b, out, |out| reference::matmul::matmul(a, &x, &w, out))
+    /// Uploads a written buffer's host copy (see `fetch!`); nothing for an input.
+    macro_rules! store {
+        ($b:ident, BufMut, $p:ident) => {
+            $b.upload(&$p.0, $p.1)?;
+        };
+        ($b:ident, IdsMut, $p:ident) => {
+            $b.upload_ids(&$p.0, $p.1)?;
+        };
+        ($b:ident, $kind:ident, $p:ident) => {};
     }
 
-    pub(crate) fn rms_norm<B: Backend + ?Sized>(
-        b: &B,
-        a: &RmsNormArgs,
-        x: &B::Buf,
-        w: Option<&B::Weight>,
-        out: &mut B::Buf,
-    ) -> Result<()> {
-        let (x, w) = (get(b, x)?, w.map(|w| b.host_weight(w)).transpose()?);
-        update(b, out, |out| reference::norm::rms_norm(a, &x, w.as_ref(), out))
+    /// One function per op: its inputs and outputs downloaded, the reference run, the outputs
+    /// uploaded.
+    macro_rules! fallbacks {
+        ($($(#[$doc:meta])* $op:ident $name:ident($args:ident; $($p:ident: $kind:ident),*) = $reference:path;)*) => {
+            $(
+                #[allow(clippy::too_many_arguments)]
+                pub(crate) fn $name<B: Backend + ?Sized>(
+                    b: &B,
+                    a: &$args,
+                    $($p: crate::op::buffer_type!(B, $kind)),*
+                ) -> Result<()> {
+                    $(fetch!(b, $kind, $p);)*
+                    $reference(a, $(host_arg!($kind, $p)),*)?;
+                    $(store!(b, $kind, $p);)*
+                    Ok(())
+                }
+            )*
+        };
     }
 
-    pub(crate) fn add_rms_norm<B: Backend + ?Sized>(
-        b: &B,
-        a: &RmsNormArgs,
-        x: &B::Buf,
-        w: &B::Weight,
-        residual: &mut B::Buf,
-    ) -> Result<()> {
-        let (x, w) = (get(b, x)?, b.host_weight(w)?);
-        update(b, residual, |residual| reference::norm::add_rms_norm(a, &x, &w, residual))
-    }
-
-    pub(crate) fn layer_norm<B: Backend + ?Sized>(
-        b: &B,
-        a: &LayerNormArgs,
-        x: &B::Buf,
-        w: &B::Weight,
-        bias: &B::Weight,
-        out: &mut B::Buf,
-    ) -> Result<()> {
-        let (x, w, bias) = (get(b, x)?, b.host_weight(w)?, b.host_weight(bias)?);
-        update(b, out, |out| reference::norm::layer_norm(a, &x, &w, &bias, out))
-    }
-
-    pub(crate) fn rope<B: Backend + ?Sized>(b: &B, a: &RopeArgs, x: &mut B::Buf) -> Result<()> {
-        update(b, x, |x| reference::rope::rope(a, x))
-    }
-
-    pub(crate) fn kv_write<B: Backend + ?Sized>(
-        b: &B,
-        a: &KvWriteArgs,
-        k: &B::Buf,
-        v: &B::Buf,
-        cache_k: &mut B::Buf,
-        cache_v: &mut B::Buf,
-    ) -> Result<()> {
-        let (k, v) = (get(b, k)?, get(b, v)?);
-        let (mut ck, mut cv) = (get(b, cache_k)?, get(b, cache_v)?);
-        reference::attention::kv_write(a, &k, &v, &mut ck, &mut cv)?;
-        b.upload(&ck, cache_k)?;
-        b.upload(&cv, cache_v)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn attention<B: Backend + ?Sized>(
-        b: &B,
-        a: &AttentionArgs,
-        q: &B::Buf,
-        k: &B::Buf,
-        v: &B::Buf,
-        cache_k: &B::Buf,
-        cache_v: &B::Buf,
-        out: &mut B::Buf,
-    ) -> Result<()> {
-        let (q, k, v) = (get(b, q)?, get(b, k)?, get(b, v)?);
-        let (ck, cv) = (get(b, cache_k)?, get(b, cache_v)?);
-        update(b, out, |out| reference::attention::attention(a, &q, &k, &v, &ck, &cv, out))
-    }
-
-    pub(crate) fn geglu<B: Backend + ?Sized>(
-        b: &B,
-        a: &GegluArgs,
-        gate: &B::Buf,
-        up: &B::Buf,
-        out: &mut B::Buf,
-    ) -> Result<()> {
-        let (gate, up) = (get(b, gate)?, get(b, up)?);
-        update(b, out, |out| reference::elementwise::geglu(a, &gate, &up, out))
-    }
-
-    pub(crate) fn copy<B: Backend + ?Sized>(b: &B, a: &CopyArgs, src: &B::Buf, dst: &mut B::Buf) -> Result<()> {
-        let src = get(b, src)?;
-        update(b, dst, |dst| crate::host::copy(a, &src, dst))
-    }
-
-    pub(crate) fn softcap<B: Backend + ?Sized>(b: &B, a: &SoftcapArgs, x: &mut B::Buf) -> Result<()> {
-        update(b, x, |x| reference::elementwise::softcap(a, x))
-    }
-
-    pub(crate) fn scale<B: Backend + ?Sized>(b: &B, a: &ScaleArgs, x: &mut B::Buf) -> Result<()> {
-        update(b, x, |x| reference::elementwise::scale(a, x))
-    }
-
-    pub(crate) fn add<B: Backend + ?Sized>(b: &B, a: &AddArgs, x: &B::Buf, acc: &mut B::Buf) -> Result<()> {
-        let x = get(b, x)?;
-        update(b, acc, |acc| reference::elementwise::add(a, &x, acc))
-    }
-
-    pub(crate) fn argmax<B: Backend + ?Sized>(b: &B, a: &ArgmaxArgs, x: &B::Buf, out: &mut B::Buf) -> Result<()> {
-        let x = get(b, x)?;
-        update(b, out, |out| reference::sample::argmax(a, &x, out))
-    }
-
-    pub(crate) fn moe_route<B: Backend + ?Sized>(
-        b: &B,
-        a: &RouteArgs,
-        scores: &B::Buf,
-        per_expert_scale: &B::Weight,
-        ids: &mut B::Ids,
-        weights: &mut B::Buf,
-    ) -> Result<()> {
-        let (scores, scale) = (get(b, scores)?, b.host_weight(per_expert_scale)?);
-        let (mut host_ids, mut host_weights) = (get_ids(b, ids)?, get(b, weights)?);
-        reference::moe::moe_route(a, &scores, &scale, &mut host_ids, &mut host_weights)?;
-        b.upload_ids(&host_ids, ids)?;
-        b.upload(&host_weights, weights)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn moe_experts<B: Backend + ?Sized>(
-        b: &B,
-        a: &MoeArgs,
-        x: &B::Buf,
-        gate_up: &B::Weight,
-        down: &B::Weight,
-        ids: &B::Ids,
-        weights: &B::Buf,
-        out: &mut B::Buf,
-    ) -> Result<()> {
-        let (x, ids, weights) = (get(b, x)?, get_ids(b, ids)?, get(b, weights)?);
-        let (gate_up, down) = (b.host_weight(gate_up)?, b.host_weight(down)?);
-        update(b, out, |out| reference::moe::moe_experts(a, &x, &gate_up, &down, &ids, &weights, out))
-    }
+    crate::op::for_each_op!(fallbacks);
 }

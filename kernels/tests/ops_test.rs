@@ -78,6 +78,7 @@ fn forced_fallback_bypasses_the_native_kernel() {
 
 use garnet_kernels::cpu::FastCpu;
 use garnet_kernels::fallback::MemoryOnly;
+use garnet_kernels::opstest::moe::MoeRouteCase;
 use garnet_kernels::opstest::{run, Case};
 use garnet_kernels::Precision;
 use garnet_kernels::*;
@@ -251,7 +252,7 @@ fn harness_catches_faults() {
     check("geglu", false, "panicked: geglu: index out of bounds (deliberate)");
     check("moe_route", false, "token 0: experts");
     check("softcap", true, "OK");
-    let reordered = Case::MoeRoute { args: RouteArgs { tokens: 3, n_experts: 128, top_k: 8 }, ties: true };
+    let reordered = MoeRouteCase { args: RouteArgs { tokens: 3, n_experts: 128, top_k: 8 }, ties: true };
     let o = run(&be, &reordered, false);
     assert!(o.passed, "reordered experts: {}", o.describe());
     // --perf times the call and reports rates.

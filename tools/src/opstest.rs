@@ -15,8 +15,7 @@ pub struct Args {
     /// cpu, wgpu, cuda, cuda-emulated, skipping those not available here].
     #[arg(long)]
     backend: Vec<BackendKind>,
-    /// Only the cases of this op: embed, matmul, rms_norm, add_rms_norm, rope, kv_write,
-    /// attention, geglu, softcap, scale, add, copy, moe_route, moe_experts, argmax.
+    /// Only the cases of this op (its name as `--list` prints it, e.g. matmul or layer_norm).
     #[arg(long)]
     op: Option<Op>,
     /// Run these ops through the host fallback (download, reference, upload): `all` or

@@ -5,6 +5,12 @@
 //! ties in routing). Few and purposeful: the whole list runs in minutes on lavapipe; only the
 //! decode LM head is vocab-sized.
 
+use super::attention::{AttentionCase, KvWriteCase};
+use super::elementwise::{AddCase, CopyCase, GegluCase, ScaleCase, SoftcapCase};
+use super::matmul::{EmbedCase, MatmulCase};
+use super::moe::{MoeExpertsCase, MoeRouteCase};
+use super::norm::{AddRmsNormCase, LayerNormCase, RmsNormCase, RopeCase};
+use super::sample::ArgmaxCase;
 use super::Case;
 use crate::args::*;
 use crate::tensor::DType;
@@ -15,33 +21,33 @@ const WEIGHT_DTYPES: [DType; 9] =
     [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K, DType::Q5_K];
 
 fn matmul(m: usize, n: usize, k: usize, dtype: DType) -> Case {
-    Case::Matmul { args: MatmulArgs { m, n, k }, dtype }
+    Box::new(MatmulCase { args: MatmulArgs { m, n, k }, dtype })
 }
 
 fn embed(tokens: usize, width: usize, col_offset: usize, scale: f32, table: [usize; 2], dtype: DType) -> Case {
     let args = EmbedArgs { tokens, width, col_offset, scale };
-    Case::Embed { args, rows: table[0], row_len: table[1], dtype }
+    Box::new(EmbedCase { args, rows: table[0], row_len: table[1], dtype })
 }
 
 fn norm(rows: usize, dim: usize, weight: Option<DType>) -> Case {
-    Case::RmsNorm { args: RmsNormArgs { rows, dim, eps: 1e-6 }, weight }
+    Box::new(RmsNormCase { args: RmsNormArgs { rows, dim, eps: 1e-6 }, weight })
 }
 
 fn layer_norm(rows: usize, dim: usize, eps: f32, weight: DType) -> Case {
-    Case::LayerNorm { args: LayerNormArgs { rows, dim, eps }, weight }
+    Box::new(LayerNormCase { args: LayerNormArgs { rows, dim, eps }, weight })
 }
 
 fn add_norm(rows: usize, dim: usize, weight: DType) -> Case {
-    Case::AddRmsNorm { args: RmsNormArgs { rows, dim, eps: 1e-6 }, weight }
+    Box::new(AddRmsNormCase { args: RmsNormArgs { rows, dim, eps: 1e-6 }, weight })
 }
 
 /// RoPE of `[tokens, heads, head_dim]` from `pos0`, `pairs` rotating.
 fn rope(tokens: usize, heads: usize, head_dim: usize, pairs: usize, theta: f32, pos0: usize, freq_scale: f32) -> Case {
-    Case::Rope { args: RopeArgs { tokens, heads, head_dim, rotary_pairs: pairs, theta, pos0, freq_scale } }
+    Box::new(RopeCase { args: RopeArgs { tokens, heads, head_dim, rotary_pairs: pairs, theta, pos0, freq_scale } })
 }
 
 fn kv_write(tokens: usize, kv_dim: usize, pos0: usize, capacity: usize) -> Case {
-    Case::KvWrite { args: KvWriteArgs { tokens, kv_dim, pos0, capacity } }
+    Box::new(KvWriteCase { args: KvWriteArgs { tokens, kv_dim, pos0, capacity } })
 }
 
 /// Attention with `heads = [query heads, kv heads]` and the usual `1 / sqrt(head_dim)` scale.
@@ -52,18 +58,18 @@ fn attention(
     pos0: usize,
     capacity: usize,
     window: Option<usize>,
-) -> Case {
+) -> AttentionCase {
     let scale = 1.0 / (head_dim as f32).sqrt();
     let [n_heads, n_kv_heads] = heads;
-    Case::Attention { args: AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window, scale } }
+    AttentionCase { args: AttentionArgs { tokens, n_heads, n_kv_heads, head_dim, pos0, capacity, window, scale } }
 }
 
 fn route(tokens: usize, n_experts: usize, top_k: usize, ties: bool) -> Case {
-    Case::MoeRoute { args: RouteArgs { tokens, n_experts, top_k }, ties }
+    Box::new(MoeRouteCase { args: RouteArgs { tokens, n_experts, top_k }, ties })
 }
 
 fn experts(tokens: usize, hidden: usize, inter: usize, n_experts: usize, top_k: usize, dtype: DType) -> Case {
-    Case::MoeExperts { args: MoeArgs { tokens, hidden, inter, n_experts, top_k }, dtype }
+    Box::new(MoeExpertsCase { args: MoeArgs { tokens, hidden, inter, n_experts, top_k }, dtype })
 }
 
 /// The default case list.
@@ -160,7 +166,7 @@ pub fn cases() -> Vec<Case> {
     ]);
 
     // ---- attention ----
-    c.extend([
+    let mut attention_cases = [
         attention(128, [8, 1], 256, 0, 512, Some(512)),     // E2B sliding prefill
         attention(64, [8, 1], 512, 37, 300, None),          // E2B full prefill chunk
         attention(40, [8, 1], 256, 600, 32, Some(32)),      // chunk > window on a wrapped ring
@@ -176,26 +182,27 @@ pub fn cases() -> Vec<Case> {
         attention(1, [4, 2], 64, 37, 64, None),     // small heads, GQA 2:1 decode
         attention(1, [16, 8], 512, 100, 256, None), // head_dim 512, GQA 2:1 decode
         attention(2, [4, 1], 256, 300, 400, None),  // two tokens
-    ]);
-    if let Some(Case::Attention { args }) = c.last_mut() {
-        args.scale = 1.0; // Gemma 4: q/k norms instead of 1/sqrt(head_dim)
+    ];
+    if let Some(last) = attention_cases.last_mut() {
+        last.args.scale = 1.0; // Gemma 4: q/k norms instead of 1/sqrt(head_dim)
     }
+    c.extend(attention_cases.map(|a| Box::new(a) as Case));
 
     // ---- elementwise ----
     for (rows, width) in [(1, 6144), (64, 6144), (2, 704), (7, 256), (1, 5), (3, 37)] {
-        c.push(Case::Geglu { args: GegluArgs { rows, width } });
+        c.push(Box::new(GegluCase { args: GegluArgs { rows, width } }));
     }
     for (len, cap) in [(262_144, 30.0), (7, 30.0), (1001, 0.5)] {
-        c.push(Case::Softcap { args: SoftcapArgs { len, cap } });
+        c.push(Box::new(SoftcapCase { args: SoftcapArgs { len, cap } }));
     }
     for (len, factor) in [(1536, 0.5), (2816, 0.0625), (3, 0.37), (100_001, -1.5)] {
-        c.push(Case::Scale { args: ScaleArgs { len, factor } });
+        c.push(Box::new(ScaleCase { args: ScaleArgs { len, factor } }));
     }
     for (len, scale) in [(7 * 1536, 1.0), (2816, std::f32::consts::FRAC_1_SQRT_2), (3, 0.7)] {
-        c.push(Case::Add { args: AddArgs { len, scale } });
+        c.push(Box::new(AddCase { args: AddArgs { len, scale } }));
     }
     for (len, src_offset, dst_offset) in [(1536, 63 * 1536, 0), (2816, 0, 2 * 2816), (5, 2, 1)] {
-        c.push(Case::Copy { args: CopyArgs { len, src_offset, dst_offset } });
+        c.push(Box::new(CopyCase { args: CopyArgs { len, src_offset, dst_offset } }));
     }
 
     // ---- moe ----
@@ -226,7 +233,7 @@ pub fn cases() -> Vec<Case> {
 
     // ---- argmax ----
     for (rows, len, special) in [(1, 262_144, false), (6, 1000, true), (3, 33, true), (2, 262_144, true)] {
-        c.push(Case::Argmax { args: ArgmaxArgs { rows, len }, special });
+        c.push(Box::new(ArgmaxCase { args: ArgmaxArgs { rows, len }, special }));
     }
     c
 }

@@ -2,11 +2,10 @@
 //! weights of every dtype), host <-> backend buffers, the comparison (normalised error, worst
 //! element, non-finite outputs) and the timer of `--perf`.
 //!
-//! Every case runs its op through [`Exec::exec`], a generic method called once with the
-//! reference and once with the backend under test ([`on_both`]): the Backend trait has associated
-//! buffer types, so the op's code is written once and monomorphised per backend.
+//! Every case runs its op through [`Exec::exec`], called once with the reference and once with
+//! the backend under test ([`on_both`]), both seen as a [`Device`].
 
-use crate::backend::Backend;
+use super::device::{AnyBuf, Device};
 use crate::error::{KernelError, Result};
 use crate::reference::RefCpu;
 use crate::tensor::{DType, HostTensor};
@@ -15,8 +14,9 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// splitmix64: a tiny deterministic PRNG (the same generator as the kernel tests).
-pub(super) struct Rng(u64);
+/// splitmix64: a tiny deterministic PRNG (the same generator as the kernel tests), seeded per
+/// case: what a case builds its inputs from.
+pub struct Rng(u64);
 
 impl Rng {
     /// A generator seeded from `name` (FNV-1a), so a case's inputs do not depend on which other
@@ -126,29 +126,29 @@ pub(super) fn guarded(x: Vec<f32>) -> Vec<f32> {
 }
 
 /// A backend buffer holding `x`.
-pub(super) fn put<B: Backend>(be: &B, x: &[f32]) -> Result<B::Buf> {
+pub(super) fn put(be: &dyn Device, x: &[f32]) -> Result<AnyBuf> {
     let mut b = be.alloc(x.len())?;
     be.upload(x, &mut b)?;
     Ok(b)
 }
 
 /// A backend id buffer holding `x`.
-pub(super) fn put_ids<B: Backend>(be: &B, x: &[u32]) -> Result<B::Ids> {
+pub(super) fn put_ids(be: &dyn Device, x: &[u32]) -> Result<AnyBuf> {
     let mut b = be.alloc_ids(x.len())?;
     be.upload_ids(x, &mut b)?;
     Ok(b)
 }
 
 /// The whole of a backend buffer, on the host.
-pub(super) fn get<B: Backend>(be: &B, b: &B::Buf) -> Result<Vec<f32>> {
-    let mut out = vec![0.0; be.buf_len(b)];
+pub(super) fn get(be: &dyn Device, b: &AnyBuf) -> Result<Vec<f32>> {
+    let mut out = vec![0.0; be.buf_len(b)?];
     be.download(b, 0, &mut out)?;
     Ok(out)
 }
 
 /// The first `len` elements of an output buffer made by [`poisoned`] or [`guarded`]; an error if
 /// the op changed the guard after them.
-pub(super) fn get_out<B: Backend>(be: &B, b: &B::Buf, len: usize) -> Result<Vec<f32>> {
+pub(super) fn get_out(be: &dyn Device, b: &AnyBuf, len: usize) -> Result<Vec<f32>> {
     let mut out = get(be, b)?;
     check_guard(&out, len, |v| v.to_bits() == GUARD_VALUE.to_bits())?;
     out.truncate(len);
@@ -169,17 +169,17 @@ pub(super) fn check_guard<T: Copy + std::fmt::Debug>(buf: &[T], len: usize, inta
 /// Times an op for `--perf`: one warm-up call, then as many calls as fill about
 /// [`Timer::TARGET`], with a one-element download as the sync at the end (it waits for all
 /// queued work). Off, it does nothing.
-pub(super) struct Timer<'a, B: Backend> {
-    be: &'a B,
+pub(super) struct Timer<'a> {
+    be: &'a dyn Device,
     on: bool,
     pub(super) per_call: Option<Duration>,
 }
 
-impl<'a, B: Backend> Timer<'a, B> {
+impl<'a> Timer<'a> {
     const TARGET: Duration = Duration::from_millis(200);
     const MAX_CALLS: u32 = 10_000;
 
-    pub(super) fn new(be: &'a B, on: bool) -> Self {
+    pub(super) fn new(be: &'a dyn Device, on: bool) -> Self {
         Timer { be, on, per_call: None }
     }
 
@@ -213,11 +213,12 @@ pub(super) trait Exec {
     /// The outputs on the host.
     type Out;
     /// Runs the op on `be`.
-    fn exec<B: Backend>(&self, be: &B, t: &mut Timer<B>) -> Result<Self::Out>;
+    fn exec(&self, be: &dyn Device, t: &mut Timer) -> Result<Self::Out>;
 }
 
 /// Why a case produced no comparable output.
-pub(super) enum Failed {
+#[derive(Debug)]
+pub enum Failed {
     /// The inputs could not be built (a bug of the case list).
     Setup(KernelError),
     /// The reference failed (a bug of the case list: its arguments are invalid).
@@ -229,17 +230,21 @@ pub(super) enum Failed {
 }
 
 /// Both backends' outputs of one case, and the backend's time per call with `--perf`.
-pub(super) struct Pair<T> {
-    pub(super) want: T,
-    pub(super) got: T,
-    pub(super) per_call: Option<Duration>,
+#[derive(Clone, Debug, PartialEq)]
+pub struct Pair<T> {
+    /// The reference's.
+    pub want: T,
+    /// The backend's.
+    pub got: T,
+    /// The backend's time per call (with `perf`).
+    pub per_call: Option<Duration>,
 }
 
 /// Runs `op` on the reference, then on `be` (timed with `perf`). A panic in either is caught
 /// and reported as that side's failure.
-pub(super) fn on_both<B: Backend, E: Exec>(be: &B, op: &E, perf: bool) -> Result<Pair<E::Out>, Failed> {
-    let reference = RefCpu::new();
-    let want = guarded_call(|| op.exec(&reference, &mut Timer::new(&reference, false))).map_err(Failed::Reference)?;
+pub(super) fn on_both<E: Exec>(be: &dyn Device, op: &E, perf: bool) -> Result<Pair<E::Out>, Failed> {
+    let reference: &dyn Device = &RefCpu::new();
+    let want = guarded_call(|| op.exec(reference, &mut Timer::new(reference, false))).map_err(Failed::Reference)?;
     let mut t = Timer::new(be, perf);
     let got = guarded_call(|| op.exec(be, &mut t)).map_err(Failed::Backend)?;
     Ok(Pair { want, got, per_call: t.per_call })

@@ -1,12 +1,101 @@
 //! Ops-test cases of the ops that read weight matrices: `embed` (row gather) and `matmul`
-//! (`x W^T`). Weights come from [`weight`]: every element bit pattern of the block formats, not
+//! (`x W^T`). Weights come from `inputs::weight`: every element bit pattern of the block formats, not
 //! just what a quantizer writes.
 
-use super::inputs::{get_out, poisoned, put, put_ids, weight, Exec, Failed, Rng, Timer};
+use super::inputs::{get_out, on_both, poisoned, put, put_ids, weight, Exec, Failed, Pair, Rng, Timer};
+use super::{Device, OpCase};
 use crate::args::{EmbedArgs, MatmulArgs};
-use crate::backend::Backend;
 use crate::error::Result;
+use crate::op::Op;
 use crate::tensor::{DType, HostTensor};
+
+/// `embed`: a gather from a `[rows, row_len]` table of `dtype`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EmbedCase {
+    /// The op's arguments.
+    pub args: EmbedArgs,
+    /// Table rows.
+    pub rows: usize,
+    /// Table row length.
+    pub row_len: usize,
+    /// Table dtype.
+    pub dtype: DType,
+}
+
+impl OpCase for EmbedCase {
+    fn op(&self) -> Op {
+        Op::Embed
+    }
+    fn name(&self) -> String {
+        let a = &self.args;
+        format!(
+            "{} tokens={} width={} col_offset={} scale={} table={}x{} {}",
+            self.op(),
+            a.tokens,
+            a.width,
+            a.col_offset,
+            a.scale,
+            self.rows,
+            self.row_len,
+            self.dtype.name()
+        )
+    }
+    /// A gather is exact; a block format's `d * q` may be evaluated in another order.
+    fn bound(&self) -> f64 {
+        if self.dtype.is_quantized() {
+            1e-6
+        } else {
+            0.0
+        }
+    }
+    fn cost(&self) -> (usize, usize) {
+        let n = self.args.tokens * self.args.width;
+        (dtype_bytes(self.dtype, n) + 4 * n + 4 * self.args.tokens, n)
+    }
+    fn run(&self, rng: &mut Rng, be: &dyn Device, perf: bool) -> Result<Pair<Vec<f32>>, Failed> {
+        on_both(be, &Embed::new(rng, self.args, self.rows, self.row_len, self.dtype)?, perf)
+    }
+}
+
+/// `matmul`: `x W^T` with a weight of `dtype`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MatmulCase {
+    /// The op's arguments.
+    pub args: MatmulArgs,
+    /// Weight dtype.
+    pub dtype: DType,
+}
+
+impl OpCase for MatmulCase {
+    fn op(&self) -> Op {
+        Op::Matmul
+    }
+    fn name(&self) -> String {
+        let a = &self.args;
+        format!("{} m={} n={} k={} {}", self.op(), a.m, a.n, a.k, self.dtype.name())
+    }
+    fn bound(&self) -> f64 {
+        product_bound(self.dtype)
+    }
+    fn cost(&self) -> (usize, usize) {
+        let a = &self.args;
+        (dtype_bytes(self.dtype, a.n * a.k) + 4 * (a.m * a.k + a.m * a.n), 2 * a.m * a.n * a.k)
+    }
+    fn run(&self, rng: &mut Rng, be: &dyn Device, perf: bool) -> Result<Pair<Vec<f32>>, Failed> {
+        on_both(be, &Matmul::new(rng, self.args, self.dtype)?, perf)
+    }
+}
+
+/// The bound of a product with weights of `dtype`: f32 weights leave only summation order;
+/// f16/bf16 weights allow a backend that rounds activations to f16; block formats allow one that
+/// quantizes activations to 8-bit blocks (llama.cpp's q8_1 / q8_K: about 4e-3 on these inputs).
+pub(super) fn product_bound(dtype: DType) -> f64 {
+    match dtype {
+        DType::F32 => 1e-5,
+        DType::F16 | DType::BF16 => 2e-3,
+        _ => 1e-2,
+    }
+}
 
 /// Bytes of `n` elements of `dtype` (a fraction of a block counts pro rata).
 pub(super) fn dtype_bytes(dtype: DType, n: usize) -> usize {
@@ -15,20 +104,14 @@ pub(super) fn dtype_bytes(dtype: DType, n: usize) -> usize {
 }
 
 /// An embedding gather from a random table; the ids include the table's first and last rows.
-pub(super) struct Embed {
+struct Embed {
     args: EmbedArgs,
     table: HostTensor,
     ids: Vec<u32>,
 }
 
 impl Embed {
-    pub(super) fn new(
-        rng: &mut Rng,
-        args: EmbedArgs,
-        rows: usize,
-        row_len: usize,
-        dtype: DType,
-    ) -> Result<Self, Failed> {
+    fn new(rng: &mut Rng, args: EmbedArgs, rows: usize, row_len: usize, dtype: DType) -> Result<Self, Failed> {
         let table = weight(rng, dtype, &[rows, row_len], 1.0).map_err(Failed::Setup)?;
         let mut ids: Vec<u32> = (0..args.tokens).map(|_| rng.below(rows) as u32).collect();
         for (id, edge) in ids.iter_mut().zip([rows.saturating_sub(1), 0]) {
@@ -40,7 +123,7 @@ impl Embed {
 
 impl Exec for Embed {
     type Out = Vec<f32>;
-    fn exec<B: Backend>(&self, be: &B, t: &mut Timer<B>) -> Result<Vec<f32>> {
+    fn exec(&self, be: &dyn Device, t: &mut Timer) -> Result<Vec<f32>> {
         let table = be.weight(&self.table)?;
         let ids = put_ids(be, &self.ids)?;
         let mut out = put(be, &poisoned(self.args.tokens * self.args.width))?;
@@ -51,20 +134,15 @@ impl Exec for Embed {
     }
 }
 
-pub(super) fn embed_cost(a: &EmbedArgs, dtype: DType) -> (usize, usize) {
-    let n = a.tokens * a.width;
-    (dtype_bytes(dtype, n) + 4 * n + 4 * a.tokens, n)
-}
-
 /// `x W^T` with `x` uniform in [-1, 1) and weights about 0.1.
-pub(super) struct Matmul {
+struct Matmul {
     args: MatmulArgs,
     x: Vec<f32>,
     w: HostTensor,
 }
 
 impl Matmul {
-    pub(super) fn new(rng: &mut Rng, args: MatmulArgs, dtype: DType) -> Result<Self, Failed> {
+    fn new(rng: &mut Rng, args: MatmulArgs, dtype: DType) -> Result<Self, Failed> {
         let w = weight(rng, dtype, &[args.n, args.k], 0.1).map_err(Failed::Setup)?;
         Ok(Matmul { args, x: rng.vec(args.m * args.k, 1.0), w })
     }
@@ -72,7 +150,7 @@ impl Matmul {
 
 impl Exec for Matmul {
     type Out = Vec<f32>;
-    fn exec<B: Backend>(&self, be: &B, t: &mut Timer<B>) -> Result<Vec<f32>> {
+    fn exec(&self, be: &dyn Device, t: &mut Timer) -> Result<Vec<f32>> {
         let w = be.weight(&self.w)?;
         let x = put(be, &self.x)?;
         let mut out = put(be, &poisoned(self.args.m * self.args.n))?;
@@ -81,8 +159,4 @@ impl Exec for Matmul {
         t.time(|| be.matmul(&self.args, &x, &w, &mut out))?;
         Ok(got)
     }
-}
-
-pub(super) fn matmul_cost(a: &MatmulArgs, dtype: DType) -> (usize, usize) {
-    (dtype_bytes(dtype, a.n * a.k) + 4 * (a.m * a.k + a.m * a.n), 2 * a.m * a.n * a.k)
 }

@@ -2,7 +2,7 @@
 //! per op. It is the oracle every other backend (SIMD CPU, WGSL, CUDA) is tested against, so it is
 //! written for clarity, not speed.
 //!
-//! Buffers are `Vec<f32>` / `Vec<u32>` in host memory; weights are the [`HostTensor`]s themselves
+//! Buffers are `Vec<f32>` / `Vec<u32>` in host memory; weights are the [`HostTensor`](crate::HostTensor)s themselves
 //! (mapped bytes in their storage dtype, widened to f32 one row at a time).
 //!
 //! The only concession to speed: `rayon` parallelism over independent output rows / heads in
@@ -27,9 +27,18 @@ pub use embed::gather_rows;
 use crate::args::*;
 use crate::backend::Backend;
 use crate::error::Result;
-use crate::host;
 use crate::op::Op;
-use crate::tensor::HostTensor;
+
+/// The op methods of [`RefCpu`]: each op's reference function, as named in the op table.
+macro_rules! reference_ops {
+    ($($(#[$doc:meta])* $op:ident $name:ident($args:ident; $($p:ident: $kind:ident),*) = $reference:path;)*) => {
+        $(
+            fn $name(&self, a: &$args, $($p: crate::op::buffer_type!(Self, $kind)),*) -> Result<()> {
+                $reference(a, $($p),*)
+            }
+        )*
+    };
+}
 
 /// The scalar CPU reference backend.
 #[derive(Clone, Copy, Debug, Default)]
@@ -56,106 +65,11 @@ impl Backend for RefCpu {
 
     crate::host::memory_methods!();
 
-    fn embed(&self, a: &EmbedArgs, table: &HostTensor, ids: &Vec<u32>, out: &mut Vec<f32>) -> Result<()> {
-        embed::embed(a, table, ids, out)
-    }
-
-    fn matmul(&self, a: &MatmulArgs, x: &Vec<f32>, w: &HostTensor, out: &mut Vec<f32>) -> Result<()> {
-        matmul::matmul(a, x, w, out)
-    }
-
-    fn rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: Option<&HostTensor>, out: &mut Vec<f32>) -> Result<()> {
-        norm::rms_norm(a, x, w, out)
-    }
-
-    fn add_rms_norm(&self, a: &RmsNormArgs, x: &Vec<f32>, w: &HostTensor, residual: &mut Vec<f32>) -> Result<()> {
-        norm::add_rms_norm(a, x, w, residual)
-    }
-
-    fn layer_norm(
-        &self,
-        a: &LayerNormArgs,
-        x: &Vec<f32>,
-        w: &HostTensor,
-        b: &HostTensor,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        norm::layer_norm(a, x, w, b, out)
-    }
-
-    fn rope(&self, a: &RopeArgs, x: &mut Vec<f32>) -> Result<()> {
-        rope::rope(a, x)
-    }
-
-    fn kv_write(
-        &self,
-        a: &KvWriteArgs,
-        k: &Vec<f32>,
-        v: &Vec<f32>,
-        cache_k: &mut Vec<f32>,
-        cache_v: &mut Vec<f32>,
-    ) -> Result<()> {
-        attention::kv_write(a, k, v, cache_k, cache_v)
-    }
-
-    fn attention(
-        &self,
-        a: &AttentionArgs,
-        q: &Vec<f32>,
-        k: &Vec<f32>,
-        v: &Vec<f32>,
-        cache_k: &Vec<f32>,
-        cache_v: &Vec<f32>,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        attention::attention(a, q, k, v, cache_k, cache_v, out)
-    }
-
-    fn geglu(&self, a: &GegluArgs, gate: &Vec<f32>, up: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
-        elementwise::geglu(a, gate, up, out)
-    }
-
-    fn copy(&self, a: &CopyArgs, src: &Vec<f32>, dst: &mut Vec<f32>) -> Result<()> {
-        host::copy(a, src, dst)
-    }
-
-    fn softcap(&self, a: &SoftcapArgs, x: &mut Vec<f32>) -> Result<()> {
-        elementwise::softcap(a, x)
-    }
-
-    fn scale(&self, a: &ScaleArgs, x: &mut Vec<f32>) -> Result<()> {
-        elementwise::scale(a, x)
-    }
-
-    fn add(&self, a: &AddArgs, x: &Vec<f32>, acc: &mut Vec<f32>) -> Result<()> {
-        elementwise::add(a, x, acc)
-    }
-
-    fn argmax(&self, a: &ArgmaxArgs, x: &Vec<f32>, out: &mut Vec<f32>) -> Result<()> {
-        sample::argmax(a, x, out)
-    }
-
-    fn moe_route(
-        &self,
-        a: &RouteArgs,
-        scores: &Vec<f32>,
-        per_expert_scale: &HostTensor,
-        ids: &mut Vec<u32>,
-        weights: &mut Vec<f32>,
-    ) -> Result<()> {
-        moe::moe_route(a, scores, per_expert_scale, ids, weights)
-    }
-
-    fn moe_experts(
-        &self,
-        a: &MoeArgs,
-        x: &Vec<f32>,
-        gate_up: &HostTensor,
-        down: &HostTensor,
-        ids: &Vec<u32>,
-        weights: &Vec<f32>,
-        out: &mut Vec<f32>,
-    ) -> Result<()> {
-        moe::moe_experts(a, x, gate_up, down, ids, weights, out)
-    }
+    // Every op of the table in `crate::op` runs its reference function, e.g.
+    //
+    //     fn layer_norm(&self, a: &LayerNormArgs, x: &Vec<f32>, w: &HostTensor, bias: &HostTensor,
+    //                   out: &mut Vec<f32>) -> Result<()> {
+    //         norm::layer_norm(a, x, w, bias, out)
+    //     }
+    crate::op::for_each_op!(reference_ops);
 }
