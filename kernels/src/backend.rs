@@ -114,7 +114,7 @@ pub trait Backend: Send + Sync + 'static {
     /// Embedding gather from a table that stays in host memory (the PLE table): only the rows of
     /// `ids` are read. The default gathers on the host and uploads the rows.
     fn embed_host(&self, a: &EmbedArgs, table: &HostTensor, ids: &[u32], out: &mut Self::Buf) -> Result<()> {
-        let rows = crate::reference::gather_rows(a, table, ids)?;
+        let rows = crate::reference::embed::gather_rows(a, table, ids)?;
         self.upload(&rows, out)
     }
 

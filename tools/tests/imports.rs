@@ -36,7 +36,9 @@ fn code(text: &str) -> String {
     let mut out = String::new();
     let mut lines = text.lines().peekable();
     while let Some(line) = lines.next() {
-        if line.trim() == "#[cfg(test)]" && lines.peek().is_some_and(|l| l.trim_start().starts_with("mod ") && l.ends_with('{')) {
+        if line.trim() == "#[cfg(test)]"
+            && lines.peek().is_some_and(|l| l.trim_start().starts_with("mod ") && l.ends_with('{'))
+        {
             break;
         }
         out.push_str(line.split("//").next().unwrap_or(""));
