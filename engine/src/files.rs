@@ -6,7 +6,8 @@
 //!   the model directory. Symlinks are followed: the HF cache stores snapshots as links to blobs.
 //! - [`write_atomic`] / [`create_dir_atomic`]: outputs go to a temporary beside the final name and
 //!   are renamed into place when complete; an interrupted run leaves the old output intact.
-//! Strings from files are escaped ([`escape`]) before they reach a terminal.
+//!
+//! Strings from files are escaped ([`crate::error::escape`]) before they reach a terminal.
 
 use crate::error::{escape, Error, Result};
 use std::io::{ErrorKind, Read, Write};
