@@ -16,17 +16,41 @@ mod kquant_zmm;
 #[cfg(target_arch = "x86_64")]
 mod legacy_zmm;
 mod matvec;
+mod multirow;
 
 use super::isa::Isa;
 use crate::tensor::HostTensor;
 use crate::Precision;
-use act::QAct;
-use rayon::prelude::*;
 
-/// From this many tokens on, the packed GEMM beats one matvec per token.
-const GEMM_MIN_TOKENS: usize = 4;
-/// Weight bytes per parallel task in the matvec (large enough to amortise scheduling).
-const TASK_BYTES: usize = 64 << 10;
+/// `out`'s base pointer, shared by parallel tasks that each write their own elements (the
+/// GEMM's panels, the multi-row matvec's row runs).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the users' tasks write disjoint elements, and the users return only after all of them
+// have finished, while `out` is still mutably borrowed.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The element `i` (a method, so closures capture the `Sync` wrapper, not the raw pointer).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// From this many tokens on, the packed GEMM beats the multi-row matvec (measured per ISA at
+/// native precision: docs/KERNELS.md). `Precision::Reference` switches at 4 tokens, as before
+/// the multi-row matvec existed, so that its results stay bit-identical for every token count
+/// (the GEMM orders its sums differently from the matvec).
+fn gemm_min_tokens(isa: Isa, act: Precision) -> usize {
+    match (act, isa) {
+        (Precision::Reference, _) => 4,
+        // Not measured on an AVX-512 machine yet: the switch point from before.
+        (Precision::Native, Isa::Avx512 | Isa::Avx512Bf16) => 4,
+        (Precision::Native, Isa::Avx2 | Isa::Portable) => 4,
+    }
+}
 
 /// `out[i * n + j] = x[i * k..(i + 1) * k] . w_row(row0 + j)` for `i < m = x.len() / k`, `j < n`,
 /// where `w_row(r)` is elements `r * k..(r + 1) * k` of `w` taken flat (so an expert's rows of a
@@ -52,27 +76,11 @@ pub(crate) fn linear(
     }
     let row_bytes = dtype.bytes_for(k).unwrap_or(0);
     let rows = &w.bytes()[row0 * row_bytes..(row0 + n) * row_bytes];
-    if m >= GEMM_MIN_TOKENS {
-        return gemm::gemm(isa, act, dtype, rows, row_bytes, k, &x[..m * k], n, &mut out[..m * n]);
+    let (x, out) = (&x[..m * k], &mut out[..m * n]);
+    if m >= gemm_min_tokens(isa, act).min(multirow::M_MAX + 1) {
+        return gemm::gemm(isa, act, dtype, rows, row_bytes, k, x, n, out);
     }
-    let per_task = (TASK_BYTES / row_bytes.max(1)).clamp(1, n.div_ceil(2 * rayon::current_num_threads()).max(1));
-    let quantized = act == Precision::Native && dtype.is_quantized();
-    let mut qa = QAct::default();
-    for (xi, oi) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-        if quantized {
-            qa.quantize(xi);
-        }
-        oi.par_chunks_mut(per_task).enumerate().for_each(|(c, dst)| {
-            let w = &rows[c * per_task * row_bytes..(c * per_task + dst.len()) * row_bytes];
-            if quantized {
-                matvec::q8_rows(isa, dtype, w, &qa, dst);
-            } else if dtype.is_quantized() {
-                matvec::exact_rows(isa, dtype, w, xi, dst);
-            } else {
-                matvec::float_rows(isa, dtype, w, xi, dst);
-            }
-        });
-    }
+    multirow::matvec_tokens(isa, act, dtype, rows, row_bytes, k, x, n, out);
 }
 
 #[cfg(test)]
