@@ -196,53 +196,72 @@ impl KQuant {
     }
 }
 
-/// Tokens dotted with each row at once (their accumulators fill the 16 ymm registers).
+/// A row kernel against `T` tokens at once, each token's sums made in the same order for every
+/// `T` (so each result is bit for bit the one-token result).
+pub(crate) trait RowTokens {
+    /// `[w_row . x_t; T]` for the tokens `a`.
+    ///
+    /// # Safety
+    /// The kernel's target features are present; every token has the row's length.
+    unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T];
+}
+
+/// Tokens dotted with each row at once (4 tokens' accumulators fill the 16 ymm registers).
 const GROUP: usize = 4;
 
-/// Rows of `fmt` against the tokens `acts`: `out[t * rows + j] ~ w[j] . x_t`.
+/// `out[t * n + j] = w_j . x_t` by `kern` for the `n = out.len() / acts.len()` rows of `w`
+/// (`row_bytes` each), the tokens in groups of up to [`GROUP`].
 ///
 /// # Safety
-/// As [`row_q4_k`].
+/// As [`RowTokens::row`].
 #[inline(always)]
-unsafe fn rows<const VNNI: bool>(fmt: KQuant, w: &[u8], acts: &[QAct], out: &mut [f32]) {
-    let Some(blocks) = acts.first().map(|a| a.q.len() / 256) else { return };
-    let size = if fmt == KQuant::Q4K { 144 } else { 210 };
-    let n = out.len() / acts.len();
-    for (t0, group) in acts.chunks(GROUP).enumerate().map(|(i, g)| (i * GROUP, g)) {
-        for (j, row) in w.chunks_exact(blocks * size).take(n).enumerate() {
-            let put = |r: &[f32], out: &mut [f32]| r.iter().enumerate().for_each(|(t, v)| out[(t0 + t) * n + j] = *v);
+pub(crate) unsafe fn rows_by_groups<K: RowTokens>(
+    kern: &K,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[QAct],
+    out: &mut [f32],
+) {
+    let n = out.len() / acts.len().max(1);
+    for (gi, group) in acts.chunks(GROUP).enumerate() {
+        for (j, row) in w.chunks_exact(row_bytes.max(1)).take(n).enumerate() {
+            let mut put = |r: &[f32]| r.iter().enumerate().for_each(|(t, v)| out[(gi * GROUP + t) * n + j] = *v);
+            let g = |t: usize| &group[t];
             // SAFETY: the caller's contract.
             unsafe {
                 match group.len() {
-                    1 => put(&row_group::<VNNI, 1>(fmt, row, group), out),
-                    2 => put(&row_group::<VNNI, 2>(fmt, row, group), out),
-                    3 => put(&row_group::<VNNI, 3>(fmt, row, group), out),
-                    _ => put(&row_group::<VNNI, GROUP>(fmt, row, group), out),
+                    1 => put(&kern.row::<1>(row, [g(0)])),
+                    2 => put(&kern.row::<2>(row, std::array::from_fn(g))),
+                    3 => put(&kern.row::<3>(row, std::array::from_fn(g))),
+                    _ => put(&kern.row::<GROUP>(row, std::array::from_fn(g))),
                 }
             }
         }
     }
 }
 
-/// One row of `fmt` against the first `T` tokens of `acts`.
-///
-/// # Safety
-/// As [`row_q4_k`].
-#[inline(always)]
-unsafe fn row_group<const VNNI: bool, const T: usize>(fmt: KQuant, row: &[u8], acts: &[QAct]) -> [f32; T] {
-    let a = std::array::from_fn(|t| &acts[t]);
-    // SAFETY: the caller's contract.
-    unsafe {
-        match fmt {
-            KQuant::Q4K => row_q4_k::<VNNI, T>(row, a),
-            KQuant::Q6K => row_q6_k::<VNNI, T>(row, a),
+/// Q4_K or Q6_K rows, `VNNI` picking the lane kernel.
+struct KRows<const VNNI: bool>(KQuant);
+
+impl<const VNNI: bool> RowTokens for KRows<VNNI> {
+    #[inline(always)]
+    unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
+        // SAFETY: the caller's contract (as `row_q4_k`).
+        unsafe {
+            match self.0 {
+                KQuant::Q4K => row_q4_k::<VNNI, T>(row, a),
+                KQuant::Q6K => row_q6_k::<VNNI, T>(row, a),
+            }
         }
     }
 }
 
-/// Q4_K / Q6_K rows inside AVX2 target features, against 1 or more tokens (see [`rows`]).
+/// Q4_K / Q6_K rows inside AVX2 target features, against 1 or more tokens:
+/// `out[t * rows + j] ~ w[j] . x_t`.
 #[target_feature(enable = "avx2,fma,f16c")]
 pub(super) fn rows_avx2(fmt: KQuant, w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    let blocks = acts.first().map_or(0, |a| a.q.len() / 256);
+    let size = if fmt == KQuant::Q4K { 144 } else { 210 };
     // SAFETY: this function's features cover the contract.
-    unsafe { rows::<false>(fmt, w, acts, out) }
+    unsafe { rows_by_groups(&KRows::<false>(fmt), w, blocks * size, acts, out) }
 }

@@ -1,10 +1,12 @@
 //! Linear layers on the fast CPU path: `out[i, j] = x[i] . w[row0 + j]` (`x W^T`), for every
 //! weight dtype, read from the mapped bytes.
 //!
-//! Dispatch: a few tokens (decode) go through the matvec kernels ([`matvec`]), one weight row
-//! at a time, rows split over threads; many tokens (prefill) through the packed GEMM
-//! ([`gemm`]), which reads each weight once per call. With `Precision::Native` and a block
-//! format, decode quantizes the token to 8-bit blocks ([`act`]) and uses int8 dot products.
+//! Dispatch: up to a per-ISA crossover ([`gemm_min_tokens`]) the tokens go through the matvec
+//! kernels ([`matvec`]) in [`multirow`]: rows split over threads, the weights read from memory
+//! once per call, each token's results bit for bit its decode result. More tokens go through the
+//! packed GEMM ([`gemm`]), which decodes each weight into packed panels once per call. With
+//! `Precision::Native` and a block format, the matvec quantizes each token to 8-bit blocks
+//! ([`act`]) and uses int8 dot products.
 
 mod act;
 mod decode;
@@ -19,7 +21,7 @@ mod matvec;
 mod multirow;
 
 use super::isa::Isa;
-use crate::tensor::HostTensor;
+use crate::tensor::{DType, HostTensor};
 use crate::Precision;
 
 /// `out`'s base pointer, shared by parallel tasks that each write their own elements (the
@@ -40,15 +42,18 @@ impl OutPtr {
 }
 
 /// From this many tokens on, the packed GEMM beats the multi-row matvec (measured per ISA at
-/// native precision: docs/KERNELS.md). `Precision::Reference` switches at 4 tokens, as before
-/// the multi-row matvec existed, so that its results stay bit-identical for every token count
-/// (the GEMM orders its sums differently from the matvec).
-fn gemm_min_tokens(isa: Isa, act: Precision) -> usize {
+/// native precision on block formats: docs/KERNELS.md). `Precision::Reference` switches at 4
+/// tokens, as before the multi-row matvec existed, so that its results stay bit-identical for
+/// every token count (the GEMM orders its sums differently from the matvec); so do the float
+/// weights, whose matvec has no multi-token kernel (not measured).
+fn gemm_min_tokens(isa: Isa, act: Precision, dtype: DType) -> usize {
     match (act, isa) {
-        (Precision::Reference, _) => 4,
-        // Not measured on an AVX-512 machine yet: the switch point from before.
-        (Precision::Native, Isa::Avx512 | Isa::Avx512Bf16) => 4,
-        (Precision::Native, Isa::Avx2 | Isa::Portable) => 4,
+        // Zen 3, Gemma 3 270M Q4_K_M: the multi-row matvec is 2-4x faster up to 16 tokens and
+        // level with the GEMM at 32, where the GEMM's tok/s keep rising and the matvec's do not.
+        (Precision::Native, Isa::Avx2) if dtype.is_quantized() => 32,
+        // Not measured on an AVX-512 machine, nor the portable kernels on their own CPUs
+        // (aarch64): the switch point from before the multi-row matvec.
+        _ => 4,
     }
 }
 
@@ -77,7 +82,7 @@ pub(crate) fn linear(
     let row_bytes = dtype.bytes_for(k).unwrap_or(0);
     let rows = &w.bytes()[row0 * row_bytes..(row0 + n) * row_bytes];
     let (x, out) = (&x[..m * k], &mut out[..m * n]);
-    if m >= gemm_min_tokens(isa, act).min(multirow::M_MAX + 1) {
+    if m >= gemm_min_tokens(isa, act, dtype).min(multirow::M_MAX + 1) {
         return gemm::gemm(isa, act, dtype, rows, row_bytes, k, x, n, out);
     }
     multirow::matvec_tokens(isa, act, dtype, rows, row_bytes, k, x, n, out);
