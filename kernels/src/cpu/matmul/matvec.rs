@@ -12,9 +12,7 @@
 //!   AVX-512 VNNI `vpdpbusd` (on 256-bit registers: Zen 4 splits 512-bit ops anyway). Signs are
 //!   moved onto the activations (`|q|`, `sign(a, q)`) since the instructions take one unsigned
 //!   operand. Group sums are scaled per 16 lanes and accumulated in f32; the formats with a
-//!   min subtract `min * d * sum(a_q)` per 16. Several tokens: the AVX2 kernels of Q8_0, Q4_0,
-//!   Q5_0, Q4_K and Q6_K decode each block once for up to 4 tokens (each token's sums in its
-//!   decode order, so the results are bit for bit the one-token ones).
+//!   min subtract `min * d * sum(a_q)` per 16.
 
 use super::act::QAct;
 use super::decode::{f16_to_f32, with_decoder, Block, DecodeJob, Format};
@@ -237,7 +235,7 @@ fn row_q8_portable<D: Fn(&[u8], &mut Block)>(decode: &D, row: &[u8], f: Format, 
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
-    use super::super::kquant_x86::{hsum8, rows_by_groups, unsigned_lanes, RowTokens};
+    use super::super::kquant_x86::{hsum8, unsigned_lanes};
     use super::{Block, Format, QAct};
     use std::arch::x86_64::*;
 
@@ -330,24 +328,29 @@ pub(super) mod x86 {
         }
     }
 
-    /// One block `b` of `FMT` decoded: its quants (signed for Q8_0, unsigned for the 4- and
-    /// 5-bit formats, which go into `vpdpbusd` as they are), its scale and the quant offset.
+    /// One block `b` of `FMT` against 32 activations `x` of scale `dx` and sum `sx`: adds the
+    /// integer products scaled by `d * dx` to `acc` and returns the offset term `d * dx * off * sx`
+    /// to subtract (the 4- and 5-bit quants go into `vpdpbusd` unsigned, offset removed later).
     ///
     /// # Safety
-    /// As [`row_simple`]; `b` is one whole block.
+    /// As [`row_simple`]; `b` is one whole block and `x` 32 values.
     #[inline(always)]
-    unsafe fn decode<const FMT: u8>(b: &[u8]) -> (__m256i, f32, i32) {
-        // SAFETY: the caller's contract; loads stay inside `b` (34 / 18 / 22 bytes).
+    unsafe fn step<const VNNI: bool, const FMT: u8>(acc: &mut __m256, b: &[u8], x: &[i8], dx: f32, sx: i32) -> f32 {
+        // SAFETY: the caller's contract; loads stay inside `b` (34 / 18 / 22 bytes) and `x`.
         unsafe {
             let p = b.as_ptr();
             let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes([b[0], b[1]])))));
+            let xv = _mm256_loadu_si256(x.as_ptr().cast());
             let nibbles = |at: usize| {
                 let v = _mm_loadu_si128(p.add(at).cast());
                 _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15))
             };
-            match FMT {
-                Q8_0 => (_mm256_loadu_si256(p.add(2).cast()), d, 0),
-                Q4_0 => (nibbles(2), d, 8),
+            let (lanes, off) = match FMT {
+                Q8_0 => {
+                    let q = _mm256_loadu_si256(p.add(2).cast());
+                    (if VNNI { lanes_vnni(q, xv) } else { lanes_avx2(q, xv) }, 0)
+                }
+                Q4_0 => (unsigned_lanes::<VNNI>(nibbles(2), xv), 8),
                 _ => {
                     let qh = i32::from_le_bytes([b[2], b[3], b[4], b[5]]);
                     // Byte e of `hb` is 0xff where bit e of qh is set: byte e takes qh's byte
@@ -357,33 +360,9 @@ pub(super) mod x86 {
                     let bits = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
                     let spread = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(qh), shuf), bits);
                     let hb = _mm256_cmpeq_epi8(spread, _mm256_set1_epi64x(-1));
-                    (_mm256_or_si256(nibbles(6), _mm256_and_si256(hb, _mm256_set1_epi8(16))), d, 16)
+                    let n = _mm256_or_si256(nibbles(6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
+                    (unsigned_lanes::<VNNI>(n, xv), 16)
                 }
-            }
-        }
-    }
-
-    /// A decoded block `(q, d, off)` against 32 activations `x` of scale `dx` and sum `sx`: adds
-    /// the integer products scaled by `d * dx` to `acc` and returns the offset term
-    /// `d * dx * off * sx` to subtract.
-    ///
-    /// # Safety
-    /// As [`row_simple`]; `x` holds 32 values.
-    #[inline(always)]
-    unsafe fn step<const VNNI: bool, const FMT: u8>(
-        acc: &mut __m256,
-        (q, d, off): (__m256i, f32, i32),
-        x: &[i8],
-        dx: f32,
-        sx: i32,
-    ) -> f32 {
-        // SAFETY: the caller's contract; the load stays inside `x`.
-        unsafe {
-            let xv = _mm256_loadu_si256(x.as_ptr().cast());
-            let lanes = match (FMT, VNNI) {
-                (Q8_0, true) => lanes_vnni(q, xv),
-                (Q8_0, false) => lanes_avx2(q, xv),
-                _ => unsigned_lanes::<VNNI>(q, xv),
             };
             let s = d * dx;
             *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(s), *acc);
@@ -391,72 +370,56 @@ pub(super) mod x86 {
         }
     }
 
-    /// One row of `FMT` against `T` tokens, two blocks per step on two accumulators per token,
-    /// each block decoded once for all of them.
+    /// One row of `FMT` against 8-bit activations, two blocks per step on two accumulators.
     ///
     /// # Safety
-    /// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`; every token has the row's length.
+    /// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`.
     #[inline(always)]
-    unsafe fn row_simple<const VNNI: bool, const FMT: u8, const T: usize>(row: &[u8], a: [&QAct; T]) -> [f32; T] {
+    unsafe fn row_simple<const VNNI: bool, const FMT: u8>(row: &[u8], a: &QAct) -> f32 {
         let size = block_bytes(FMT);
         // SAFETY (whole body): the features are present (the caller's contract).
         unsafe {
-            let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
-            let (mut off0, mut off1) = ([0.0f32; T], [0.0f32; T]);
-            let blocks = row.len() / size;
-            for (i, b) in row.chunks_exact(2 * size).enumerate() {
-                let (b0, b1) = (decode::<FMT>(&b[..size]), decode::<FMT>(&b[size..]));
-                for t in 0..T {
-                    let (q, d, sum) = (&a[t].q[64 * i..64 * i + 64], &a[t].d[2 * i..], &a[t].sum[2 * i..]);
-                    off0[t] += step::<VNNI, FMT>(&mut acc0[t], b0, &q[..32], d[0], sum[0]);
-                    off1[t] += step::<VNNI, FMT>(&mut acc1[t], b1, &q[32..], d[1], sum[1]);
-                }
+            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
+            let (mut off0, mut off1) = (0.0f32, 0.0f32);
+            let pairs = row.chunks_exact(2 * size).zip(a.q.chunks_exact(64)).zip(a.d.chunks_exact(2));
+            for (i, ((b, x), dx)) in pairs.enumerate() {
+                off0 += step::<VNNI, FMT>(&mut acc0, &b[..size], &x[..32], dx[0], a.sum[2 * i]);
+                off1 += step::<VNNI, FMT>(&mut acc1, &b[size..], &x[32..], dx[1], a.sum[2 * i + 1]);
             }
+            let blocks = row.len() / size;
             if blocks % 2 == 1 {
                 let i = blocks - 1;
-                let b = decode::<FMT>(&row[i * size..]);
-                for t in 0..T {
-                    off0[t] += step::<VNNI, FMT>(&mut acc0[t], b, &a[t].q[32 * i..32 * i + 32], a[t].d[i], a[t].sum[i]);
-                }
+                off0 += step::<VNNI, FMT>(&mut acc0, &row[i * size..], &a.q[32 * i..32 * i + 32], a.d[i], a.sum[i]);
             }
-            std::array::from_fn(|t| hsum8(_mm256_add_ps(acc0[t], acc1[t])) - (off0[t] + off1[t]))
+            hsum8(_mm256_add_ps(acc0, acc1)) - (off0 + off1)
         }
     }
 
     /// Rows of `FMT` (see [`row_simple`]).
-    struct Simple<const VNNI: bool, const FMT: u8>;
-
-    impl<const VNNI: bool, const FMT: u8> RowTokens for Simple<VNNI, FMT> {
-        #[inline(always)]
-        unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
-            // SAFETY: the caller's contract.
-            unsafe { row_simple::<VNNI, FMT, T>(row, a) }
-        }
-    }
-
-    /// Rows of `FMT` against the tokens `acts`: `out[t * rows + j]`.
     ///
     /// # Safety
     /// As [`row_simple`].
     #[inline(always)]
-    unsafe fn rows_simple<const VNNI: bool, const FMT: u8>(w: &[u8], acts: &[QAct], out: &mut [f32]) {
-        let row_bytes = acts.first().map_or(0, |a| a.q.len() / 32 * block_bytes(FMT));
-        // SAFETY: the caller's contract.
-        unsafe { rows_by_groups(&Simple::<VNNI, FMT>, w, row_bytes, acts, out) }
+    unsafe fn rows_simple<const VNNI: bool, const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
+        let row_bytes = a.q.len() / 32 * block_bytes(FMT);
+        for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+            // SAFETY: the caller's contract.
+            *o = unsafe { row_simple::<VNNI, FMT>(row, a) };
+        }
     }
 
     /// Q8_0 / Q4_0 / Q5_0 rows inside AVX-512 target features.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub(super) fn simple_avx512<const FMT: u8>(w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    pub(super) fn simple_avx512<const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
         // SAFETY: this function's features cover the contract.
-        unsafe { rows_simple::<true, FMT>(w, acts, out) }
+        unsafe { rows_simple::<true, FMT>(w, a, out) }
     }
 
     /// Q8_0 / Q4_0 / Q5_0 rows inside AVX2 target features.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn simple_avx2<const FMT: u8>(w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    pub(super) fn simple_avx2<const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
         // SAFETY: this function's features cover the contract.
-        unsafe { rows_simple::<false, FMT>(w, acts, out) }
+        unsafe { rows_simple::<false, FMT>(w, a, out) }
     }
 
     /// The job run inside AVX-512 target features so that decoding and the row loop inline.
@@ -472,60 +435,44 @@ pub(super) mod x86 {
     }
 }
 
-/// Q8_0 / Q4_0 / Q5_0 rows on an x86 `isa` of at least AVX2, against the tokens `acts`
-/// (`out[t * rows + j]`).
+/// Q8_0 / Q4_0 / Q5_0 rows on an x86 `isa` of at least AVX2.
 #[cfg(target_arch = "x86_64")]
-fn simple(isa: Isa, fmt: u8, w: &[u8], acts: &[QAct], out: &mut [f32]) {
+fn simple(isa: Isa, fmt: u8, w: &[u8], a: &QAct, out: &mut [f32]) {
     use x86::{simple_avx2 as avx2, simple_avx512 as avx512, Q4_0, Q8_0};
     let wide = isa >= Isa::Avx512;
-    if wide && acts.first().is_some_and(|a| (a.q.len() / 32).is_multiple_of(2)) {
+    if wide && (a.q.len() / 32).is_multiple_of(2) {
         use super::legacy_zmm::Zmm;
         let z = match fmt {
             Q8_0 => Zmm::Q8_0,
             Q4_0 => Zmm::Q4_0,
             _ => Zmm::Q5_0,
         };
-        let n = out.len() / acts.len();
-        for (a, o) in acts.iter().zip(out.chunks_exact_mut(n)) {
-            // SAFETY: `isa` (never above `Isa::detect()`) is at least `Avx512`.
-            unsafe { super::legacy_zmm::rows(z, w, a, o) };
-        }
-        return;
+        // SAFETY: `isa` (never above `Isa::detect()`) is at least `Avx512`.
+        return unsafe { super::legacy_zmm::rows(z, w, a, out) };
     }
     // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`) and is at least AVX2;
     // the AVX-512 versions run only when it is at least `Avx512`.
     unsafe {
         match (fmt, wide) {
-            (Q8_0, true) => avx512::<Q8_0>(w, acts, out),
-            (Q8_0, false) => avx2::<Q8_0>(w, acts, out),
-            (Q4_0, true) => avx512::<Q4_0>(w, acts, out),
-            (Q4_0, false) => avx2::<Q4_0>(w, acts, out),
-            (_, true) => avx512::<{ x86::Q5_0 }>(w, acts, out),
-            (_, false) => avx2::<{ x86::Q5_0 }>(w, acts, out),
+            (Q8_0, true) => avx512::<Q8_0>(w, a, out),
+            (Q8_0, false) => avx2::<Q8_0>(w, a, out),
+            (Q4_0, true) => avx512::<Q4_0>(w, a, out),
+            (Q4_0, false) => avx2::<Q4_0>(w, a, out),
+            (_, true) => avx512::<{ x86::Q5_0 }>(w, a, out),
+            (_, false) => avx2::<{ x86::Q5_0 }>(w, a, out),
         }
     }
 }
 
 /// Block-format rows against 8-bit tokens: `out[t * rows + j] ~ w[j] . x_t`, each token's sums
 /// made as if it were alone (decode), so the results do not depend on how many come together.
-/// The AVX2 kernels of Q8_0, Q4_0, Q5_0, Q4_K and Q6_K decode each block once for up to 4
-/// tokens; the others run token after token (the caller keeps `w` small enough to stay in L1).
+/// Q4_K and Q6_K on AVX2 decode each block once for up to 4 tokens; the other kernels run token
+/// after token (the caller keeps `w` small enough to stay in L1 then).
 pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], acts: &[QAct], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if isa >= Isa::Avx2 {
-        let fmt = match dtype {
-            DType::Q8_0 => Some(x86::Q8_0),
-            DType::Q4_0 => Some(x86::Q4_0),
-            DType::Q5_0 => Some(x86::Q5_0),
-            _ => None,
-        };
-        if let Some(fmt) = fmt {
-            return simple(isa, fmt, w, acts, out);
-        }
-        if let (Isa::Avx2, Some(kq)) = (isa, super::kquant_x86::KQuant::of(dtype)) {
-            // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
-            return unsafe { super::kquant_x86::rows_avx2(kq, w, acts, out) };
-        }
+    if let (Isa::Avx2, Some(kq)) = (isa, super::kquant_x86::KQuant::of(dtype)) {
+        // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
+        return unsafe { super::kquant_x86::rows_avx2(kq, w, acts, out) };
     }
     let n = out.len() / acts.len().max(1);
     for (a, o) in acts.iter().zip(out.chunks_exact_mut(n)) {
@@ -537,6 +484,16 @@ pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], acts: &[QAct], out: &mut
 fn q8_token(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
+        let fmt = match dtype {
+            DType::Q8_0 => Some(x86::Q8_0),
+            DType::Q4_0 => Some(x86::Q4_0),
+            DType::Q5_0 => Some(x86::Q5_0),
+            _ => None,
+        };
+        if let (Some(fmt), true) = (fmt, isa >= Isa::Avx2) {
+            return simple(isa, fmt, w, a, out);
+        }
+        // (Q4_K / Q6_K on AVX2 are handled in `q8_rows`, several tokens at once.)
         use super::kquant_x86::KQuant;
         if let (Some(kq), true) = (KQuant::of(dtype), isa >= Isa::Avx512) {
             // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
