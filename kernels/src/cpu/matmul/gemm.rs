@@ -25,6 +25,7 @@
 
 use super::decode::{with_decoder, Block, DecodeJob, Format};
 use super::matvec::widen_row;
+use super::OutPtr;
 use crate::cpu::isa::Isa;
 use crate::tensor::DType;
 use crate::Precision;
@@ -217,22 +218,6 @@ pub(super) fn gemm(
         });
     }
     TOKENS.set((xf, xb));
-}
-
-/// `out`'s base pointer, shared by the panel tasks (each writes its own columns).
-#[derive(Clone, Copy)]
-struct OutPtr(*mut f32);
-// SAFETY: the tasks write disjoint elements (see `gemm`), and `gemm` returns only after all of
-// them have finished, while `out` is still mutably borrowed.
-unsafe impl Send for OutPtr {}
-// SAFETY: as above.
-unsafe impl Sync for OutPtr {}
-
-impl OutPtr {
-    /// The element `i` (a method, so closures capture the `Sync` wrapper, not the raw pointer).
-    fn at(self, i: usize) -> *mut f32 {
-        self.0.wrapping_add(i)
-    }
 }
 
 type TokenScratch = (Vec<f32>, Vec<u32>);

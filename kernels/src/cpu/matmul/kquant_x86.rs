@@ -70,17 +70,19 @@ unsafe fn f16_at(b: &[u8], at: usize) -> f32 {
     unsafe { _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes([b[at], b[at + 1]]))))) }
 }
 
-/// One Q4_K row.
+/// One Q4_K row against `T` tokens: each 32-group is decoded once and dotted with every token.
+/// Token `t`'s sums are made in the same order for every `T`, so each result is bit for bit the
+/// one-token (`T = 1`, decode) result.
 ///
 /// # Safety
-/// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`.
+/// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`; every token in `a` has `row`'s length.
 #[inline(always)]
-unsafe fn row_q4_k<const VNNI: bool>(row: &[u8], a: &QAct) -> f32 {
+unsafe fn row_q4_k<const VNNI: bool, const T: usize>(row: &[u8], a: [&QAct; T]) -> [f32; T] {
     // SAFETY (whole body): the features are present (the caller's contract); loads read 32
-    // bytes inside one block's `qs` or one 32-group of `a.q`.
+    // bytes inside one block's `qs` or one 32-group of a token's `q`.
     unsafe {
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut corr = 0.0f32;
+        let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
+        let mut corr = [0.0f32; T];
         let low = _mm256_set1_epi8(15);
         for (bi, b) in row.chunks_exact(144).enumerate() {
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
@@ -90,18 +92,23 @@ unsafe fn row_q4_k<const VNNI: bool>(row: &[u8], a: &QAct) -> f32 {
                 let v = _mm256_loadu_si256(b.as_ptr().add(16 + 32 * p).cast());
                 let (lo, hi) = (_mm256_and_si256(v, low), _mm256_and_si256(_mm256_srli_epi16(v, 4), low));
                 let (g, h) = (g0 + 2 * p, g0 + 2 * p + 1);
-                let xl = _mm256_loadu_si256(a.q.as_ptr().add(32 * g).cast());
-                let xh = _mm256_loadu_si256(a.q.as_ptr().add(32 * h).cast());
-                let sl = d * f32::from(sc[2 * p]) * a.d[g];
-                let sh = d * f32::from(sc[2 * p + 1]) * a.d[h];
-                acc0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(lo, xl)), _mm256_set1_ps(sl), acc0);
-                acc1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(hi, xh)), _mm256_set1_ps(sh), acc1);
-                corr += dmin
-                    * (f32::from(m[2 * p]) * (a.half[2 * g] + a.half[2 * g + 1])
-                        + f32::from(m[2 * p + 1]) * (a.half[2 * h] + a.half[2 * h + 1]));
+                for t in 0..T {
+                    let a = a[t];
+                    let xl = _mm256_loadu_si256(a.q.as_ptr().add(32 * g).cast());
+                    let xh = _mm256_loadu_si256(a.q.as_ptr().add(32 * h).cast());
+                    let sl = d * f32::from(sc[2 * p]) * a.d[g];
+                    let sh = d * f32::from(sc[2 * p + 1]) * a.d[h];
+                    let pl = _mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(lo, xl));
+                    let ph = _mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(hi, xh));
+                    acc0[t] = _mm256_fmadd_ps(pl, _mm256_set1_ps(sl), acc0[t]);
+                    acc1[t] = _mm256_fmadd_ps(ph, _mm256_set1_ps(sh), acc1[t]);
+                    corr[t] += dmin
+                        * (f32::from(m[2 * p]) * (a.half[2 * g] + a.half[2 * g + 1])
+                            + f32::from(m[2 * p + 1]) * (a.half[2 * h] + a.half[2 * h + 1]));
+                }
             }
         }
-        hsum8(_mm256_add_ps(acc0, acc1)) - corr
+        std::array::from_fn(|t| hsum8(_mm256_add_ps(acc0[t], acc1[t])) - corr[t])
     }
 }
 
@@ -123,16 +130,16 @@ unsafe fn high_bits(qh: __m256i, shift: i32, two: __m256i) -> __m256i {
     }
 }
 
-/// One Q6_K row.
+/// One Q6_K row against `T` tokens (see [`row_q4_k`]).
 ///
 /// # Safety
 /// As [`row_q4_k`].
 #[inline(always)]
-unsafe fn row_q6_k<const VNNI: bool>(row: &[u8], a: &QAct) -> f32 {
+unsafe fn row_q6_k<const VNNI: bool, const T: usize>(row: &[u8], a: [&QAct; T]) -> [f32; T] {
     // SAFETY (whole body): as in `row_q4_k`; `ql`, `qh` loads stay inside the block.
     unsafe {
-        let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-        let mut corr = 0.0f32;
+        let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
+        let mut corr = [0.0f32; T];
         let (low, two) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3));
         for (bi, b) in row.chunks_exact(210).enumerate() {
             let d = f16_at(b, 208);
@@ -152,19 +159,22 @@ unsafe fn row_q6_k<const VNNI: bool>(row: &[u8], a: &QAct) -> f32 {
                     let g = 8 * bi + 4 * n + i;
                     let s = 8 * n + 2 * i; // the two 16-element sub-blocks of this group
                     let (s0, s1) = (d * f32::from(sc[s] as i8), d * f32::from(sc[s + 1] as i8));
-                    let x = _mm256_loadu_si256(a.q.as_ptr().add(32 * g).cast());
-                    let scale = _mm256_set_m128(_mm_set1_ps(s1 * a.d[g]), _mm_set1_ps(s0 * a.d[g]));
-                    let prod = _mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(*qi, x));
-                    if i % 2 == 0 {
-                        acc0 = _mm256_fmadd_ps(prod, scale, acc0);
-                    } else {
-                        acc1 = _mm256_fmadd_ps(prod, scale, acc1);
+                    for t in 0..T {
+                        let a = a[t];
+                        let x = _mm256_loadu_si256(a.q.as_ptr().add(32 * g).cast());
+                        let scale = _mm256_set_m128(_mm_set1_ps(s1 * a.d[g]), _mm_set1_ps(s0 * a.d[g]));
+                        let prod = _mm256_cvtepi32_ps(unsigned_lanes::<VNNI>(*qi, x));
+                        if i % 2 == 0 {
+                            acc0[t] = _mm256_fmadd_ps(prod, scale, acc0[t]);
+                        } else {
+                            acc1[t] = _mm256_fmadd_ps(prod, scale, acc1[t]);
+                        }
+                        corr[t] += 32.0 * (s0 * a.half[2 * g] + s1 * a.half[2 * g + 1]);
                     }
-                    corr += 32.0 * (s0 * a.half[2 * g] + s1 * a.half[2 * g + 1]);
                 }
             }
         }
-        hsum8(_mm256_add_ps(acc0, acc1)) - corr
+        std::array::from_fn(|t| hsum8(_mm256_add_ps(acc0[t], acc1[t])) - corr[t])
     }
 }
 
@@ -175,28 +185,83 @@ pub(super) enum KQuant {
     Q6K,
 }
 
-/// Rows of `fmt`: `out[j] ~ w[j] . x`.
-///
-/// # Safety
-/// As [`row_q4_k`].
-#[inline(always)]
-unsafe fn rows<const VNNI: bool>(fmt: KQuant, w: &[u8], a: &QAct, out: &mut [f32]) {
-    let blocks = a.q.len() / 256;
-    let size = if fmt == KQuant::Q4K { 144 } else { 210 };
-    for (o, row) in out.iter_mut().zip(w.chunks_exact(blocks * size)) {
-        // SAFETY: the caller's contract.
-        *o = unsafe {
-            match fmt {
-                KQuant::Q4K => row_q4_k::<VNNI>(row, a),
-                KQuant::Q6K => row_q6_k::<VNNI>(row, a),
-            }
-        };
+impl KQuant {
+    /// The k-quant of `dtype`, if it is one of these.
+    pub(super) fn of(dtype: crate::tensor::DType) -> Option<KQuant> {
+        match dtype {
+            crate::tensor::DType::Q4_K => Some(KQuant::Q4K),
+            crate::tensor::DType::Q6_K => Some(KQuant::Q6K),
+            _ => None,
+        }
     }
 }
 
-/// Q4_K / Q6_K rows inside AVX2 target features.
+/// A row kernel against `T` tokens at once, each token's sums made in the same order for every
+/// `T` (so each result is bit for bit the one-token result).
+pub(crate) trait RowTokens {
+    /// `[w_row . x_t; T]` for the tokens `a`.
+    ///
+    /// # Safety
+    /// The kernel's target features are present; every token has the row's length.
+    unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T];
+}
+
+/// Tokens dotted with each row at once (4 tokens' accumulators fill the 16 ymm registers).
+const GROUP: usize = 4;
+
+/// `out[t * n + j] = w_j . x_t` by `kern` for the `n = out.len() / acts.len()` rows of `w`
+/// (`row_bytes` each), the tokens in groups of up to [`GROUP`].
+///
+/// # Safety
+/// As [`RowTokens::row`].
+#[inline(always)]
+pub(crate) unsafe fn rows_by_groups<K: RowTokens>(
+    kern: &K,
+    w: &[u8],
+    row_bytes: usize,
+    acts: &[QAct],
+    out: &mut [f32],
+) {
+    let n = out.len() / acts.len().max(1);
+    for (gi, group) in acts.chunks(GROUP).enumerate() {
+        for (j, row) in w.chunks_exact(row_bytes.max(1)).take(n).enumerate() {
+            let mut put = |r: &[f32]| r.iter().enumerate().for_each(|(t, v)| out[(gi * GROUP + t) * n + j] = *v);
+            let g = |t: usize| &group[t];
+            // SAFETY: the caller's contract.
+            unsafe {
+                match group.len() {
+                    1 => put(&kern.row::<1>(row, [g(0)])),
+                    2 => put(&kern.row::<2>(row, std::array::from_fn(g))),
+                    3 => put(&kern.row::<3>(row, std::array::from_fn(g))),
+                    _ => put(&kern.row::<GROUP>(row, std::array::from_fn(g))),
+                }
+            }
+        }
+    }
+}
+
+/// Q4_K or Q6_K rows, `VNNI` picking the lane kernel.
+struct KRows<const VNNI: bool>(KQuant);
+
+impl<const VNNI: bool> RowTokens for KRows<VNNI> {
+    #[inline(always)]
+    unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
+        // SAFETY: the caller's contract (as `row_q4_k`).
+        unsafe {
+            match self.0 {
+                KQuant::Q4K => row_q4_k::<VNNI, T>(row, a),
+                KQuant::Q6K => row_q6_k::<VNNI, T>(row, a),
+            }
+        }
+    }
+}
+
+/// Q4_K / Q6_K rows inside AVX2 target features, against 1 or more tokens:
+/// `out[t * rows + j] ~ w[j] . x_t`.
 #[target_feature(enable = "avx2,fma,f16c")]
-pub(super) fn rows_avx2(fmt: KQuant, w: &[u8], a: &QAct, out: &mut [f32]) {
+pub(super) fn rows_avx2(fmt: KQuant, w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    let blocks = acts.first().map_or(0, |a| a.q.len() / 256);
+    let size = if fmt == KQuant::Q4K { 144 } else { 210 };
     // SAFETY: this function's features cover the contract.
-    unsafe { rows::<false>(fmt, w, a, out) }
+    unsafe { rows_by_groups(&KRows::<false>(fmt), w, blocks * size, acts, out) }
 }

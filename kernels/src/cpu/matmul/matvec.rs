@@ -464,8 +464,24 @@ fn simple(isa: Isa, fmt: u8, w: &[u8], a: &QAct, out: &mut [f32]) {
     }
 }
 
-/// Block-format rows against 8-bit activations: `out[j] ~ w[j] . x`.
-pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32]) {
+/// Block-format rows against 8-bit tokens: `out[t * rows + j] ~ w[j] . x_t`, each token's sums
+/// made as if it were alone (decode), so the results do not depend on how many come together.
+/// Q4_K and Q6_K on AVX2 decode each block once for up to 4 tokens; the other kernels run token
+/// after token (the caller keeps `w` small enough to stay in L1 then).
+pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if let (Isa::Avx2, Some(kq)) = (isa, super::kquant_x86::KQuant::of(dtype)) {
+        // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
+        return unsafe { super::kquant_x86::rows_avx2(kq, w, acts, out) };
+    }
+    let n = out.len() / acts.len().max(1);
+    for (a, o) in acts.iter().zip(out.chunks_exact_mut(n)) {
+        q8_token(isa, dtype, w, a, o);
+    }
+}
+
+/// Block-format rows against one 8-bit token: `out[j] ~ w[j] . x`.
+fn q8_token(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
     {
         let fmt = match dtype {
@@ -477,22 +493,11 @@ pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32
         if let (Some(fmt), true) = (fmt, isa >= Isa::Avx2) {
             return simple(isa, fmt, w, a, out);
         }
-        use super::kquant_x86::{rows_avx2, KQuant};
-        let kq = match dtype {
-            DType::Q4_K => Some(KQuant::Q4K),
-            DType::Q6_K => Some(KQuant::Q6K),
-            _ => None,
-        };
-        if let Some(kq) = kq {
-            match isa {
-                // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
-                Isa::Avx512 | Isa::Avx512Bf16 => {
-                    return unsafe { super::kquant_zmm::rows(kq == KQuant::Q6K, w, a, out) }
-                }
-                // SAFETY: as above.
-                Isa::Avx2 => return unsafe { rows_avx2(kq, w, a, out) },
-                Isa::Portable => {}
-            }
+        // (Q4_K / Q6_K on AVX2 are handled in `q8_rows`, several tokens at once.)
+        use super::kquant_x86::KQuant;
+        if let (Some(kq), true) = (KQuant::of(dtype), isa >= Isa::Avx512) {
+            // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
+            return unsafe { super::kquant_zmm::rows(kq == KQuant::Q6K, w, a, out) };
         }
     }
     let job = Q8 { isa, w, a, out };

@@ -1,10 +1,12 @@
 //! Linear layers on the fast CPU path: `out[i, j] = x[i] . w[row0 + j]` (`x W^T`), for every
 //! weight dtype, read from the mapped bytes.
 //!
-//! Dispatch: a few tokens (decode) go through the matvec kernels ([`matvec`]), one weight row
-//! at a time, rows split over threads; many tokens (prefill) through the packed GEMM
-//! ([`gemm`]), which reads each weight once per call. With `Precision::Native` and a block
-//! format, decode quantizes the token to 8-bit blocks ([`act`]) and uses int8 dot products.
+//! Dispatch: up to a per-ISA crossover ([`gemm_min_tokens`]) the tokens go through the matvec
+//! kernels ([`matvec`]) in [`multirow`]: rows split over threads, the weights read from memory
+//! once per call, each token's results bit for bit its decode result. More tokens go through the
+//! packed GEMM ([`gemm`]), which decodes each weight into packed panels once per call. With
+//! `Precision::Native` and a block format, the matvec quantizes each token to 8-bit blocks
+//! ([`act`]) and uses int8 dot products.
 
 mod act;
 mod decode;
@@ -16,17 +18,44 @@ mod kquant_zmm;
 #[cfg(target_arch = "x86_64")]
 mod legacy_zmm;
 mod matvec;
+mod multirow;
 
 use super::isa::Isa;
-use crate::tensor::HostTensor;
+use crate::tensor::{DType, HostTensor};
 use crate::Precision;
-use act::QAct;
-use rayon::prelude::*;
 
-/// From this many tokens on, the packed GEMM beats one matvec per token.
-const GEMM_MIN_TOKENS: usize = 4;
-/// Weight bytes per parallel task in the matvec (large enough to amortise scheduling).
-const TASK_BYTES: usize = 64 << 10;
+/// `out`'s base pointer, shared by parallel tasks that each write their own elements (the
+/// GEMM's panels, the multi-row matvec's row runs).
+#[derive(Clone, Copy)]
+struct OutPtr(*mut f32);
+// SAFETY: the users' tasks write disjoint elements, and the users return only after all of them
+// have finished, while `out` is still mutably borrowed.
+unsafe impl Send for OutPtr {}
+// SAFETY: as above.
+unsafe impl Sync for OutPtr {}
+
+impl OutPtr {
+    /// The element `i` (a method, so closures capture the `Sync` wrapper, not the raw pointer).
+    fn at(self, i: usize) -> *mut f32 {
+        self.0.wrapping_add(i)
+    }
+}
+
+/// From this many tokens on, the packed GEMM beats the multi-row matvec (measured per ISA at
+/// native precision on block formats: docs/KERNELS.md). `Precision::Reference` switches at 4
+/// tokens, as before the multi-row matvec existed, so that its results stay bit-identical for
+/// every token count (the GEMM orders its sums differently from the matvec); so do the float
+/// weights, whose matvec has no multi-token kernel (not measured).
+fn gemm_min_tokens(isa: Isa, act: Precision, dtype: DType) -> usize {
+    match (act, isa) {
+        // Zen 3, Gemma 3 270M Q4_K_M: the multi-row matvec is 2-4x faster up to 16 tokens and
+        // level with the GEMM at 32, where the GEMM's tok/s keep rising and the matvec's do not.
+        (Precision::Native, Isa::Avx2) if dtype.is_quantized() => 32,
+        // Not measured on an AVX-512 machine, nor the portable kernels on their own CPUs
+        // (aarch64): the switch point from before the multi-row matvec.
+        _ => 4,
+    }
+}
 
 /// `out[i * n + j] = x[i * k..(i + 1) * k] . w_row(row0 + j)` for `i < m = x.len() / k`, `j < n`,
 /// where `w_row(r)` is elements `r * k..(r + 1) * k` of `w` taken flat (so an expert's rows of a
@@ -52,27 +81,11 @@ pub(crate) fn linear(
     }
     let row_bytes = dtype.bytes_for(k).unwrap_or(0);
     let rows = &w.bytes()[row0 * row_bytes..(row0 + n) * row_bytes];
-    if m >= GEMM_MIN_TOKENS {
-        return gemm::gemm(isa, act, dtype, rows, row_bytes, k, &x[..m * k], n, &mut out[..m * n]);
+    let (x, out) = (&x[..m * k], &mut out[..m * n]);
+    if m >= gemm_min_tokens(isa, act, dtype).min(multirow::M_MAX + 1) {
+        return gemm::gemm(isa, act, dtype, rows, row_bytes, k, x, n, out);
     }
-    let per_task = (TASK_BYTES / row_bytes.max(1)).clamp(1, n.div_ceil(2 * rayon::current_num_threads()).max(1));
-    let quantized = act == Precision::Native && dtype.is_quantized();
-    let mut qa = QAct::default();
-    for (xi, oi) in x.chunks_exact(k).zip(out.chunks_exact_mut(n)) {
-        if quantized {
-            qa.quantize(xi);
-        }
-        oi.par_chunks_mut(per_task).enumerate().for_each(|(c, dst)| {
-            let w = &rows[c * per_task * row_bytes..(c * per_task + dst.len()) * row_bytes];
-            if quantized {
-                matvec::q8_rows(isa, dtype, w, &qa, dst);
-            } else if dtype.is_quantized() {
-                matvec::exact_rows(isa, dtype, w, xi, dst);
-            } else {
-                matvec::float_rows(isa, dtype, w, xi, dst);
-            }
-        });
-    }
+    multirow::matvec_tokens(isa, act, dtype, rows, row_bytes, k, x, n, out);
 }
 
 #[cfg(test)]
