@@ -34,6 +34,8 @@ pub struct LoadOptions {
     pub quant: Option<garnet_kernels::DType>,
     /// Ops forced through the host fallback (`--host-fallback`: bring-up and tests).
     pub host_fallback: OpSet,
+    /// The CPU backend's instruction-set level (`--cpu-isa`); `None`: the best this CPU has.
+    pub cpu_isa: Option<garnet_kernels::cpu::Isa>,
 }
 
 /// How to open a session.
@@ -85,8 +87,12 @@ impl Engine {
     pub fn load(path: impl AsRef<Path>, opts: LoadOptions) -> Result<Engine> {
         let mut why = Vec::new();
         let backend = opts.backend.resolve(&mut why);
-        let (precision, forced) = (opts.precision, opts.host_fallback);
-        Self::load_with(path.as_ref(), opts, why, |load| garnet_kernels::open(backend, precision, forced, load)?)
+        let o = garnet_kernels::OpenOptions {
+            precision: opts.precision,
+            host_fallback: opts.host_fallback,
+            cpu_isa: opts.cpu_isa,
+        };
+        Self::load_with(path.as_ref(), opts, why, |load| garnet_kernels::open(backend, o, load)?)
     }
 
     /// [`Engine::load`] onto a backend the caller made (`opts.backend` is not used): a backend

@@ -12,6 +12,7 @@
 //! on the real Gemma 3 checkpoint instead (perplexity, tools/tests/gemma3.rs).
 
 use garnet::api::{BackendKind, Engine, LoadOptions, OpSet, Precision, SessionOptions};
+use garnet_kernels::cpu::Isa;
 use garnet_kernels::fallback::MemoryOnly;
 use safetensors::SafeTensors;
 use std::path::PathBuf;
@@ -79,10 +80,12 @@ fn load(variant: &str, layout: &str, backend: impl Into<On>) -> Engine {
 }
 
 /// Where a golden runs: a backend as it is, one with every op forced through the host fallback
-/// (`--host-fallback all`), or the backend that implements only memory.
+/// (`--host-fallback all`), the fast CPU backend at a lower instruction-set level (`--cpu-isa`),
+/// or the backend that implements only memory.
 #[derive(Clone, Copy, Debug)]
 enum On {
     Backend(BackendKind),
+    CpuAt(Isa),
     HostFallback(BackendKind),
     MemoryOnly,
 }
@@ -99,6 +102,9 @@ fn load_path(path: &std::path::Path, on: impl Into<On>) -> Engine {
         On::Backend(backend) => Engine::load(path, LoadOptions { backend, ..opts }).unwrap(),
         On::HostFallback(backend) => {
             Engine::load(path, LoadOptions { backend, host_fallback: OpSet::all(), ..opts }).unwrap()
+        }
+        On::CpuAt(isa) => {
+            Engine::load(path, LoadOptions { backend: BackendKind::Cpu, cpu_isa: Some(isa), ..opts }).unwrap()
         }
         On::MemoryOnly => Engine::load_on(path, opts, MemoryOnly).unwrap(),
     }
@@ -189,6 +195,20 @@ fn host_fallback_passes_goldens() {
     for op in [garnet_kernels::Op::Embed, garnet_kernels::Op::Matmul, garnet_kernels::Op::Attention] {
         assert!(counted.contains(&op), "{op} not counted: {counted:?}");
     }
+}
+
+/// Every CPU level below this machine's best (which the tests above run) passes the goldens, so
+/// an AVX-512 machine keeps the AVX2 and portable kernels tested on the whole model too.
+#[test]
+fn every_lower_cpu_level_passes_goldens() {
+    let lower: Vec<Isa> = Isa::supported().into_iter().filter(|&i| i < Isa::detect()).collect();
+    for &isa in &lower {
+        for v in VARIANTS {
+            check(v, "f32", "golden_f32.safetensors", On::CpuAt(isa));
+            check(v, "bf16", "golden_bf16w_f32.safetensors", On::CpuAt(isa));
+        }
+    }
+    eprintln!("lower CPU levels checked: {lower:?}");
 }
 
 #[test]

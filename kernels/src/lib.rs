@@ -29,5 +29,5 @@ pub use backend::{Backend, DeviceStats, OpTimes};
 pub use error::{KernelError, Result};
 pub use fallback::HostFallback;
 pub use op::{Op, OpSet};
-pub use open::{open, BackendKind, Precision, WithBackend};
+pub use open::{open, BackendKind, OpenOptions, Precision, WithBackend};
 pub use tensor::{DType, HostTensor, Storage};

@@ -130,17 +130,32 @@ pub trait WithBackend {
     fn with<B: Backend>(self, make: &dyn Fn() -> Result<HostFallback<B>>) -> Self::Output;
 }
 
-/// Opens backend `kind` (`auto` resolved as [`BackendKind::resolve`] does) with `precision`,
-/// every op in `host_fallback` forced through the host fallback, and hands it to `w`. Fails
-/// with [`KernelError::Unavailable`] for a backend this build left out; a backend that cannot
-/// start here fails in `make`.
-pub fn open<W: WithBackend>(kind: BackendKind, precision: Precision, host_fallback: OpSet, w: W) -> Result<W::Output> {
+/// How [`open`] sets a backend up besides its kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OpenOptions {
+    /// Numerics.
+    pub precision: Precision,
+    /// Ops forced through the host fallback (`--host-fallback`).
+    pub host_fallback: OpSet,
+    /// The fast CPU backend's instruction-set level (`--cpu-isa`); `None`: the best this CPU
+    /// has. Other backends ignore it.
+    pub cpu_isa: Option<crate::cpu::Isa>,
+}
+
+/// Opens backend `kind` (`auto` resolved as [`BackendKind::resolve`] does) as `o` says, every op
+/// in `o.host_fallback` forced through the host fallback, and hands it to `w`. Fails with
+/// [`KernelError::Unavailable`] for a backend this build left out or a CPU level this CPU lacks;
+/// a backend that cannot start here fails in `make`.
+pub fn open<W: WithBackend>(kind: BackendKind, o: OpenOptions, w: W) -> Result<W::Output> {
     fn wrap<B: Backend>(b: B, forced: OpSet) -> HostFallback<B> {
         HostFallback::new(b, forced)
     }
-    let f = host_fallback;
+    let (precision, f) = (o.precision, o.host_fallback);
     Ok(match kind.resolve(&mut Vec::new()) {
-        BackendKind::Cpu => w.with(&|| Ok(wrap(crate::cpu::FastCpu::new(precision), f))),
+        BackendKind::Cpu => {
+            let cpu = crate::cpu::FastCpu::at(o.cpu_isa, precision)?;
+            w.with(&|| Ok(wrap(cpu, f)))
+        }
         BackendKind::CpuRef => w.with(&|| Ok(wrap(crate::reference::RefCpu::new(), f))),
         #[cfg(feature = "wgpu")]
         BackendKind::Wgpu => w.with(&|| Ok(wrap(crate::wgpu::Wgpu::new()?, f))),

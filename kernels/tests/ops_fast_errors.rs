@@ -158,11 +158,28 @@ fn fast_errors_match_reference() {
 #[test]
 fn with_isa_never_exceeds_the_cpu() {
     let best = Isa::detect();
-    for isa in [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16] {
+    for isa in Isa::ALL {
         let b = FastCpu::with_isa(isa, Precision::Reference);
         assert_eq!(b.isa(), isa.min(best));
         assert_eq!(b.activations(), Precision::Reference);
     }
     assert_eq!(FastCpu::new(Precision::Native).isa(), best);
     assert_eq!(FastCpu::new(Precision::Native).name(), "cpu");
+}
+
+/// `--cpu-isa`: a level this CPU has runs at that level; one above it is a clear error, not a
+/// silent clamp; names parse back to their level and an unknown one lists the valid names.
+#[test]
+fn a_forced_cpu_level_is_that_level_or_an_error() {
+    let best = Isa::detect();
+    for isa in Isa::ALL {
+        assert_eq!(isa.name().parse::<Isa>().unwrap(), isa);
+        match FastCpu::at(Some(isa), Precision::Native) {
+            Ok(b) => assert!(isa <= best && b.isa() == isa),
+            Err(e) => assert!(isa > best && e.to_string().contains(&format!("up to {best}")), "{e}"),
+        }
+    }
+    assert_eq!(FastCpu::at(None, Precision::Native).unwrap().isa(), best);
+    let e = "avx1024".parse::<Isa>().unwrap_err().to_string();
+    assert!(e.contains("avx1024") && e.contains("portable, avx2, avx512, avx512-bf16"), "{e}");
 }

@@ -14,7 +14,7 @@ fn check(kind: BackendKind, host_fallback: OpSet) {
         let message = outcome.message.as_ref().map_or(String::new(), |m| format!(": {m}"));
         println!("{name:<14}{:<30} {}{message}", outcome.status(), case.name());
     };
-    let summary = match run_backend(kind, host_fallback, &cases(), false, &mut report) {
+    let summary = match run_backend(kind, host_fallback, None, &cases(), false, &mut report) {
         Ok(s) => s,
         Err(why) => {
             println!("{name}: skipped: {why}");

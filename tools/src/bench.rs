@@ -48,10 +48,8 @@ pub struct Args {
     /// cpu, cpu-ref, wgpu or cuda.
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
-    /// Run these ops through the host fallback (download, reference, upload): `all` or op names
-    /// as `ops-test --list` prints them, comma-separated (bring-up and tests).
-    #[arg(long, default_value = "")]
-    host_fallback: crate::HostFallbackArg,
+    #[command(flatten)]
+    dev: crate::DeviceArgs,
     /// Print one JSON object on stdout instead of the table.
     #[arg(long)]
     json: bool,
@@ -112,7 +110,13 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let start = Instant::now();
     let engine = crate::load(
         &a.model,
-        LoadOptions { backend: a.backend, quant: a.quant, host_fallback: a.host_fallback.0, ..Default::default() },
+        LoadOptions {
+            backend: a.backend,
+            quant: a.quant,
+            host_fallback: a.dev.host_fallback.0,
+            cpu_isa: a.dev.cpu_isa,
+            ..Default::default()
+        },
     )?;
     let load_s = start.elapsed().as_secs_f64();
     let rss = rss_bytes();
@@ -163,7 +167,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
             "model": info.path.display().to_string(),
             "variant": cfg.variant(),
             "backend": info.backend,
-            "isa": isa_of(info.backend),
+            "isa": isa_of(info.backend, a.dev.cpu_isa),
             "threads": threads,
             "p": a.p,
             "n": a.n,
@@ -207,11 +211,13 @@ pub fn main(a: Args) -> garnet::Result<()> {
         .map(|&(w, right)| if right { format!("{}:", "-".repeat(w - 1)) } else { "-".repeat(w) })
         .collect();
     outln!("| {} |", rule.join(" | "))?;
+    // The CPU level beside the backend ("cpu avx2"), as llama-bench names its CPU variant.
+    let backend = isa_of(info.backend, a.dev.cpu_isa).map_or(info.backend.to_string(), |i| format!("cpu {i}"));
     let at = if a.depth > 0 { format!(" @ d{}", a.depth) } else { String::new() };
     for (test, rate) in [(format!("pp{}{at}", a.p), pp), (format!("tg{}{at}", a.n), tg)] {
         if let Some(r) = rate {
             let t_s = format!("{:.2} ± {:.2}", r.mean, r.stddev);
-            row([&model, &size, &params, info.backend, &threads.to_string(), &test, &t_s])?;
+            row([&model, &size, &params, &backend, &threads.to_string(), &test, &t_s])?;
         }
     }
     outln!()?;
@@ -259,11 +265,10 @@ fn random_ids(n: usize, vocab: usize) -> Vec<u32> {
     (0..n).map(|_| (crate::synth::splitmix(&mut state) % vocab.max(1) as u64) as u32).collect()
 }
 
-/// The instruction set of the CPU kernels: named in the backend's name ("cpu-avx2" -> "avx2"),
-/// else, for the fast CPU backend ("cpu"), the level it detects at start-up.
-fn isa_of(backend: &str) -> Option<&'static str> {
-    let named = ["avx512-bf16", "avx512", "avx2", "neon", "portable"].into_iter().find(|n| backend.contains(n));
-    named.or_else(|| (backend == "cpu").then(|| garnet_kernels::cpu::Isa::detect().name()))
+/// The instruction-set level of the fast CPU backend's kernels: `--cpu-isa`, else the best this
+/// CPU has; none on other backends.
+fn isa_of(backend: &str, forced: Option<garnet_kernels::cpu::Isa>) -> Option<&'static str> {
+    (backend == "cpu").then(|| forced.unwrap_or_else(garnet_kernels::cpu::Isa::detect).name())
 }
 
 /// Resident memory of this process (Linux: `VmRSS` of /proc/self/status).

@@ -14,7 +14,13 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    outln!("cpu: {} threads, kernels at {}", rayon::current_num_threads(), garnet_kernels::cpu::Isa::detect().name())?;
+    let levels: Vec<&str> = garnet_kernels::cpu::Isa::supported().into_iter().map(|i| i.name()).collect();
+    outln!(
+        "cpu: {} threads, kernels at {} (--cpu-isa: {})",
+        rayon::current_num_threads(),
+        garnet_kernels::cpu::Isa::detect(),
+        levels.join(", ")
+    )?;
     let mut failures = 0usize;
     failures += wgpu_report(a.no_selftest)?;
     failures += cuda_report(a.no_selftest)?;

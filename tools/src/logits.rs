@@ -23,17 +23,16 @@ pub struct Args {
     out: PathBuf,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
-    /// Run these ops through the host fallback (download, reference, upload): `all` or op names
-    /// as `ops-test --list` prints them, comma-separated (bring-up and tests).
-    #[arg(long, default_value = "")]
-    host_fallback: crate::HostFallbackArg,
+    #[command(flatten)]
+    dev: crate::DeviceArgs,
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
     let opts = LoadOptions {
         backend: a.backend,
         precision: Precision::Reference,
-        host_fallback: a.host_fallback.0,
+        host_fallback: a.dev.host_fallback.0,
+        cpu_isa: a.dev.cpu_isa,
         ..Default::default()
     };
     let engine = crate::load(&a.model, opts)?;

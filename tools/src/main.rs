@@ -151,6 +151,19 @@ pub(crate) fn load(model: &std::path::Path, mut opts: garnet::api::LoadOptions) 
     engine
 }
 
+/// How the backend runs, for bring-up, tests and measuring one CPU level on a machine with more.
+#[derive(clap::Args, Clone, Copy, Debug, Default)]
+pub struct DeviceArgs {
+    /// Run these ops through the host fallback (download, reference, upload): `all` or op names
+    /// as `ops-test --list` prints them, comma-separated.
+    #[arg(long, default_value = "")]
+    pub host_fallback: HostFallbackArg,
+    /// The CPU backend's instruction-set level: portable, avx2, avx512 or avx512-bf16 [default:
+    /// the best this CPU has].
+    #[arg(long)]
+    pub cpu_isa: Option<garnet_kernels::cpu::Isa>,
+}
+
 /// `--host-fallback`: `all`, op names separated by commas, or nothing (the default: none).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct HostFallbackArg(pub garnet_kernels::OpSet);

@@ -18,10 +18,8 @@ pub struct Args {
     /// Only the cases of this op (its name as `--list` prints it, e.g. matmul or layer_norm).
     #[arg(long)]
     op: Option<Op>,
-    /// Run these ops through the host fallback (download, reference, upload): `all` or
-    /// names as `--list` prints them, comma-separated.
-    #[arg(long, default_value = "")]
-    host_fallback: crate::HostFallbackArg,
+    #[command(flatten)]
+    dev: crate::DeviceArgs,
     /// Only the cases whose name contains this text (e.g. "Q4_K" or "head_dim=512").
     #[arg(long)]
     case: Option<String>,
@@ -70,7 +68,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
                 written = outln!("{}", line(kind.name(), case, o));
             }
         };
-        let result = opstest::run_backend(kind, a.host_fallback.0, &cases, a.perf, &mut print);
+        let result = opstest::run_backend(kind, a.dev.host_fallback.0, a.dev.cpu_isa, &cases, a.perf, &mut print);
         written?;
         summaries.push((kind, result, start.elapsed()));
     }
@@ -111,7 +109,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
 pub fn selftest(kind: BackendKind) -> garnet::Result<usize> {
     let cases: Vec<Case> = opstest::cases().into_iter().filter(|c| c.cost().0 < 2 << 20).collect();
     let start = Instant::now();
-    match opstest::run_backend(kind, OpSet::NONE, &cases, false, &mut |_, _| {}) {
+    match opstest::run_backend(kind, OpSet::NONE, None, &cases, false, &mut |_, _| {}) {
         Ok(s) => {
             outln!(
                 "self-test {}: {} of {} ops-test cases passed ({:.1?})",

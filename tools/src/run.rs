@@ -45,10 +45,8 @@ pub struct Args {
     ctx: Option<usize>,
     #[arg(long, default_value = "cpu")]
     backend: BackendKind,
-    /// Run these ops through the host fallback (download, reference, upload): `all` or op names
-    /// as `ops-test --list` prints them, comma-separated (bring-up and tests).
-    #[arg(long, default_value = "")]
-    host_fallback: crate::HostFallbackArg,
+    #[command(flatten)]
+    dev: crate::DeviceArgs,
     /// native (activations quantized in the matmuls, as llama.cpp) or reference (f32 throughout).
     #[arg(long, default_value = "native")]
     precision: Precision,
@@ -67,7 +65,8 @@ pub fn main(a: Args) -> garnet::Result<()> {
             backend: a.backend,
             quant: a.quant,
             precision: a.precision,
-            host_fallback: a.host_fallback.0,
+            host_fallback: a.dev.host_fallback.0,
+            cpu_isa: a.dev.cpu_isa,
             ..Default::default()
         },
     )?;

@@ -93,3 +93,21 @@ fn bad_arguments_are_one_line_errors() {
         assert!(err.starts_with("garnet: error: "), "{args:?}: {err}");
     }
 }
+
+/// `--cpu-isa`: the CPU kernels of a lower level run and are named in the table and the JSON;
+/// an unknown level is refused with the valid names.
+#[test]
+fn a_forced_cpu_level_is_named_in_the_table_and_the_json() {
+    let model = tiny("bf16");
+    let o = garnet(&["bench", "--model", &model, "-p", "4", "-n", "2", "-r", "1", "--cpu-isa", "portable"]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(out.contains("| cpu portable "), "{out}");
+    let o = garnet(&["bench", "--model", &model, "-p", "4", "-n", "2", "-r", "1", "--cpu-isa", "portable", "--json"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["isa"].as_str(), Some("portable"), "{j}");
+    let o = garnet(&["bench", "--model", &model, "--cpu-isa", "avx1024"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("avx1024") && err.contains("avx512-bf16"), "{err}");
+}

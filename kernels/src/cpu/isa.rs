@@ -41,10 +41,13 @@ impl Isa {
         Isa::Portable
     }
 
+    /// Every level, lowest first.
+    pub const ALL: [Isa; 4] = [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16];
+
     /// Every level this CPU supports, lowest first (the op tests run each).
     pub fn supported() -> Vec<Isa> {
         let best = Isa::detect();
-        [Isa::Portable, Isa::Avx2, Isa::Avx512, Isa::Avx512Bf16].into_iter().filter(|&i| i <= best).collect()
+        Isa::ALL.into_iter().filter(|&i| i <= best).collect()
     }
 
     /// Short name for reports: "avx512-bf16", "avx512", "avx2", "portable".
@@ -55,5 +58,21 @@ impl Isa {
             Isa::Avx512 => "avx512",
             Isa::Avx512Bf16 => "avx512-bf16",
         }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Isa {
+    type Err = crate::KernelError;
+    /// A level by its [`Isa::name`] (`--cpu-isa avx2`).
+    fn from_str(s: &str) -> crate::Result<Isa> {
+        Isa::ALL.into_iter().find(|i| i.name() == s).ok_or_else(|| crate::KernelError::Invalid {
+            what: format!("unknown CPU level {s:?} ({})", Isa::ALL.map(Isa::name).join(", ")),
+        })
     }
 }

@@ -53,6 +53,20 @@ impl FastCpu {
         FastCpu { isa: isa.min(Isa::detect()), act }
     }
 
+    /// The backend at level `isa` when given (`--cpu-isa`: measure or test a lower level on this
+    /// machine), else at the best this CPU supports. A level above that is an error, not a clamp:
+    /// the user asked for kernels this CPU cannot run.
+    pub fn at(isa: Option<Isa>, act: Precision) -> crate::Result<Self> {
+        let best = Isa::detect();
+        match isa {
+            Some(isa) if isa > best => Err(crate::KernelError::Unavailable {
+                backend: "cpu",
+                why: format!("level {isa} asked for, this CPU supports up to {best}"),
+            }),
+            isa => Ok(FastCpu { isa: isa.unwrap_or(best), act }),
+        }
+    }
+
     /// The instruction set the kernels use.
     pub fn isa(&self) -> Isa {
         self.isa

@@ -212,11 +212,12 @@ pub struct Summary {
 }
 
 /// Runs `cases` on backend `kind` with the ops of `host_fallback` forced through the host
-/// fallback, calling `each` after every case. `Err(why)` when the backend cannot run here (no
+/// fallback (the fast CPU backend at level `cpu_isa` when given), calling `each` after every case. `Err(why)` when the backend cannot run here (no
 /// adapter, not built): the caller reports it as skipped.
 pub fn run_backend(
     kind: BackendKind,
     host_fallback: OpSet,
+    cpu_isa: Option<crate::cpu::Isa>,
     cases: &[Case],
     perf: bool,
     each: &mut dyn FnMut(&Case, &Outcome),
@@ -233,7 +234,8 @@ pub fn run_backend(
         }
     }
     let run = Run { cases, perf, each };
-    let result = crate::open(kind, precision(kind), host_fallback, run).map_err(|e| e.to_string())?;
+    let o = crate::OpenOptions { precision: precision(kind), host_fallback, cpu_isa };
+    let result = crate::open(kind, o, run).map_err(|e| e.to_string())?;
     result.map_err(|e| match kind {
         BackendKind::Wgpu => format!("no wgpu adapter ({e})"),
         BackendKind::Cuda => format!("no CUDA device ({e})"),
