@@ -15,6 +15,22 @@
 use super::act::QAct;
 use std::arch::x86_64::*;
 
+/// How far ahead of the block being read the weight stream is prefetched, in bytes: one page.
+/// The weights stream from a file mapping in 4 KiB pages, where the hardware prefetcher stops at
+/// each page boundary. Measured on Gemma 3 270M decode (AVX-512, 2 threads): 58 tok/s without,
+/// 70 with (1 to 4 pages ahead are within the noise of each other).
+pub(crate) const PREFETCH: usize = 4096;
+
+/// Asks for the `lines` cache lines a page past `p`, every x86 kernel's weight prefetch.
+#[inline(always)]
+pub(crate) fn prefetch_ahead(p: *const u8, lines: usize) {
+    for line in 0..lines {
+        // SAFETY: SSE is part of x86-64, and a prefetch reads nothing architecturally and never
+        // faults, so running past the end of the weights is harmless.
+        unsafe { _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH + 64 * line).cast()) };
+    }
+}
+
 /// Sum of 8 lanes.
 ///
 /// # Safety
@@ -85,6 +101,7 @@ unsafe fn row_q4_k<const VNNI: bool, const T: usize>(row: &[u8], a: [&QAct; T]) 
         let mut corr = [0.0f32; T];
         let low = _mm256_set1_epi8(15);
         for (bi, b) in row.chunks_exact(144).enumerate() {
+            prefetch_ahead(b.as_ptr(), 3);
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let (sc, m) = scales_k4(&b[4..16]);
             let g0 = 8 * bi;
@@ -142,6 +159,7 @@ unsafe fn row_q6_k<const VNNI: bool, const T: usize>(row: &[u8], a: [&QAct; T]) 
         let mut corr = [0.0f32; T];
         let (low, two) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3));
         for (bi, b) in row.chunks_exact(210).enumerate() {
+            prefetch_ahead(b.as_ptr(), 4);
             let d = f16_at(b, 208);
             let sc = &b[192..208];
             for n in 0..2 {
@@ -199,6 +217,10 @@ impl KQuant {
 /// A row kernel against `T` tokens at once, each token's sums made in the same order for every
 /// `T` (so each result is bit for bit the one-token result).
 pub(crate) trait RowTokens {
+    /// Tokens dotted with each row at once: 4 tokens' accumulators fill the 16 ymm registers of
+    /// AVX2; the AVX-512 kernels, with 32 registers, take 8.
+    const GROUP: usize = 4;
+
     /// `[w_row . x_t; T]` for the tokens `a`.
     ///
     /// # Safety
@@ -206,11 +228,8 @@ pub(crate) trait RowTokens {
     unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T];
 }
 
-/// Tokens dotted with each row at once (4 tokens' accumulators fill the 16 ymm registers).
-const GROUP: usize = 4;
-
 /// `out[t * n + j] = w_j . x_t` by `kern` for the `n = out.len() / acts.len()` rows of `w`
-/// (`row_bytes` each), the tokens in groups of up to [`GROUP`].
+/// (`row_bytes` each), the tokens in groups of up to [`RowTokens::GROUP`] (at most 8).
 ///
 /// # Safety
 /// As [`RowTokens::row`].
@@ -223,9 +242,10 @@ pub(crate) unsafe fn rows_by_groups<K: RowTokens>(
     out: &mut [f32],
 ) {
     let n = out.len() / acts.len().max(1);
-    for (gi, group) in acts.chunks(GROUP).enumerate() {
+    for (gi, group) in acts.chunks(K::GROUP.clamp(1, 8)).enumerate() {
+        let first = gi * K::GROUP.clamp(1, 8);
         for (j, row) in w.chunks_exact(row_bytes.max(1)).take(n).enumerate() {
-            let mut put = |r: &[f32]| r.iter().enumerate().for_each(|(t, v)| out[(gi * GROUP + t) * n + j] = *v);
+            let mut put = |r: &[f32]| r.iter().enumerate().for_each(|(t, v)| out[(first + t) * n + j] = *v);
             let g = |t: usize| &group[t];
             // SAFETY: the caller's contract.
             unsafe {
@@ -233,7 +253,11 @@ pub(crate) unsafe fn rows_by_groups<K: RowTokens>(
                     1 => put(&kern.row::<1>(row, [g(0)])),
                     2 => put(&kern.row::<2>(row, std::array::from_fn(g))),
                     3 => put(&kern.row::<3>(row, std::array::from_fn(g))),
-                    _ => put(&kern.row::<GROUP>(row, std::array::from_fn(g))),
+                    4 => put(&kern.row::<4>(row, std::array::from_fn(g))),
+                    5 => put(&kern.row::<5>(row, std::array::from_fn(g))),
+                    6 => put(&kern.row::<6>(row, std::array::from_fn(g))),
+                    7 => put(&kern.row::<7>(row, std::array::from_fn(g))),
+                    _ => put(&kern.row::<8>(row, std::array::from_fn(g))),
                 }
             }
         }

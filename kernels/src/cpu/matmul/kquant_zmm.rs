@@ -7,10 +7,11 @@
 //! - Q6_K: quants `0..63` enter unsigned; the offset 32 is removed in the integer domain by
 //!   starting each lane at `-32 * (sum of its 4 activations)` (`QAct::nlsum`).
 //!
-//! Both prefetch the weight stream a page ahead, as `legacy_zmm.rs` does.
+//! Both prefetch the weight stream a page ahead (`kquant_x86::prefetch_ahead`), and take up to eight
+//! tokens per decoded group pair (the multi-row matvec's 2-64-token calls).
 
 use super::act::QAct;
-use super::legacy_zmm::PREFETCH;
+use super::kquant_x86::{prefetch_ahead, rows_by_groups, KQuant, RowTokens};
 use std::arch::x86_64::*;
 
 /// The f16 at `b[at..at + 2]`.
@@ -43,22 +44,20 @@ unsafe fn hb(h: __m256i, two: __m256i) -> __m256i {
     unsafe { _mm256_slli_epi16(_mm256_and_si256(h, two), 4) }
 }
 
-/// One Q4_K row.
+/// One Q4_K row against `T` tokens.
 ///
 /// # Safety
 /// AVX-512 F/BW/VL/DQ/VNNI and F16C.
 #[inline(always)]
-unsafe fn row_q4_k(row: &[u8], a: &QAct) -> f32 {
+unsafe fn row_q4_k<const T: usize>(row: &[u8], a: [&QAct; T]) -> [f32; T] {
     // SAFETY (whole body): the features are present (the caller's contract); loads read 32
     // bytes inside a block's `qs` and 64 bytes / 16 lanes of the activations of groups g, g + 1.
     unsafe {
-        let mut acc = _mm512_setzero_ps();
-        let mut corr = 0.0f32;
+        let mut acc = [_mm512_setzero_ps(); T];
+        let mut corr = [0.0f32; T];
         let low = _mm256_set1_epi8(15);
         for (bi, b) in row.chunks_exact(144).enumerate() {
-            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH).cast());
-            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH + 64).cast());
-            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH + 128).cast());
+            prefetch_ahead(b.as_ptr(), 3);
             let (d, dmin) = (f16_at(b, 0), f16_at(b, 2));
             let s = &b[4..16];
             for p in 0..4 {
@@ -71,29 +70,31 @@ unsafe fn row_q4_k(row: &[u8], a: &QAct) -> f32 {
                 let hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low);
                 let q = _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
                 let g = 8 * bi + j;
-                let x = _mm512_loadu_si512(a.q.as_ptr().add(32 * g).cast());
-                let lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
                 let w = halves(d * f32::from(sc(j)), d * f32::from(sc(k)));
-                let scale = _mm512_mul_ps(w, _mm512_loadu_ps(a.dlanes.as_ptr().add(8 * g)));
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), scale, acc);
-                corr += dmin
-                    * (f32::from(mn(j)) * (a.half[2 * g] + a.half[2 * g + 1])
-                        + f32::from(mn(k)) * (a.half[2 * g + 2] + a.half[2 * g + 3]));
+                let (mj, mk) = (f32::from(mn(j)), f32::from(mn(k)));
+                for t in 0..T {
+                    let x = _mm512_loadu_si512(a[t].q.as_ptr().add(32 * g).cast());
+                    let lanes = _mm512_dpbusd_epi32(_mm512_setzero_si512(), q, x);
+                    let scale = _mm512_mul_ps(w, _mm512_loadu_ps(a[t].dlanes.as_ptr().add(8 * g)));
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), scale, acc[t]);
+                    let h = &a[t].half;
+                    corr[t] += dmin * (mj * (h[2 * g] + h[2 * g + 1]) + mk * (h[2 * g + 2] + h[2 * g + 3]));
+                }
             }
         }
-        _mm512_reduce_add_ps(acc) - corr
+        std::array::from_fn(|t| _mm512_reduce_add_ps(acc[t]) - corr[t])
     }
 }
 
-/// One Q6_K row.
+/// One Q6_K row against `T` tokens.
 ///
 /// # Safety
 /// As [`row_q4_k`].
 #[inline(always)]
-unsafe fn row_q6_k(row: &[u8], a: &QAct) -> f32 {
+unsafe fn row_q6_k<const T: usize>(row: &[u8], a: [&QAct; T]) -> [f32; T] {
     // SAFETY (whole body): as in `row_q4_k`; `ql`, `qh`, `scales` loads stay inside the block.
     unsafe {
-        let mut acc = _mm512_setzero_ps();
+        let mut acc = [_mm512_setzero_ps(); T];
         let (low, two) = (_mm256_set1_epi8(15), _mm256_set1_epi8(3));
         // Lanes of a group pair: 4 lanes per 16-element sub-block, 4 sub-blocks.
         let spread = [
@@ -104,9 +105,7 @@ unsafe fn row_q6_k(row: &[u8], a: &QAct) -> f32 {
         ];
         for (bi, b) in row.chunks_exact(210).enumerate() {
             let p = b.as_ptr();
-            for line in 0..4 {
-                _mm_prefetch::<_MM_HINT_T0>(p.wrapping_add(PREFETCH + 64 * line).cast());
-            }
+            prefetch_ahead(p, 4);
             let d = f16_at(b, 208);
             let scales = _mm512_mul_ps(
                 _mm512_set1_ps(d),
@@ -129,31 +128,44 @@ unsafe fn row_q6_k(row: &[u8], a: &QAct) -> f32 {
                 for (half, (qa, qb)) in [(q0, q1), (q2, q3)].into_iter().enumerate() {
                     let g = 8 * bi + 4 * n + 2 * half;
                     let q = _mm512_inserti64x4(_mm512_castsi256_si512(qa), qb, 1);
-                    let x = _mm512_loadu_si512(a.q.as_ptr().add(32 * g).cast());
-                    let bias = _mm512_slli_epi32(_mm512_loadu_si512(a.nlsum.as_ptr().add(8 * g).cast()), 5);
-                    let lanes = _mm512_dpbusd_epi32(bias, q, x);
                     let w = _mm512_permutexvar_ps(spread[2 * n + half], scales);
-                    let scale = _mm512_mul_ps(w, _mm512_loadu_ps(a.dlanes.as_ptr().add(8 * g)));
-                    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), scale, acc);
+                    for t in 0..T {
+                        let x = _mm512_loadu_si512(a[t].q.as_ptr().add(32 * g).cast());
+                        let bias = _mm512_slli_epi32(_mm512_loadu_si512(a[t].nlsum.as_ptr().add(8 * g).cast()), 5);
+                        let lanes = _mm512_dpbusd_epi32(bias, q, x);
+                        let scale = _mm512_mul_ps(w, _mm512_loadu_ps(a[t].dlanes.as_ptr().add(8 * g)));
+                        acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), scale, acc[t]);
+                    }
                 }
             }
         }
-        _mm512_reduce_add_ps(acc)
+        acc.map(|acc| _mm512_reduce_add_ps(acc))
     }
 }
 
-/// Q4_K (`q6 == false`) or Q6_K rows: `out[j] ~ w[j] . x`.
-#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
-pub(super) fn rows(q6: bool, w: &[u8], a: &QAct, out: &mut [f32]) {
-    let row_bytes = a.q.len() / 256 * if q6 { 210 } else { 144 };
-    for (o, r) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
-        // SAFETY: this function's features cover the row kernels' contract.
-        *o = unsafe {
-            if q6 {
-                row_q6_k(r, a)
-            } else {
-                row_q4_k(r, a)
+/// Q4_K or Q6_K rows, up to eight tokens sharing each decoded group pair.
+struct Rows(KQuant);
+
+impl RowTokens for Rows {
+    const GROUP: usize = 8;
+
+    #[inline(always)]
+    unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
+        // SAFETY: the caller's contract (as `row_q4_k`).
+        unsafe {
+            match self.0 {
+                KQuant::Q4K => row_q4_k::<T>(row, a),
+                KQuant::Q6K => row_q6_k::<T>(row, a),
             }
-        };
+        }
     }
+}
+
+/// Q4_K or Q6_K rows against 8-bit tokens: `out[t * rows + j] ~ w[j] . x_t`.
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")]
+pub(super) fn rows(fmt: KQuant, w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    let row_bytes = acts.first().map_or(0, |a| a.q.len() / 256 * if fmt == KQuant::Q6K { 210 } else { 144 });
+    // SAFETY: this function's features cover the row kernels' contract; every token has the
+    // rows' length.
+    unsafe { rows_by_groups(&Rows(fmt), w, row_bytes, acts, out) }
 }

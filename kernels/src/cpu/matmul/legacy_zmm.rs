@@ -11,15 +11,13 @@
 //! The quants enter `vpdpbusd` unsigned: Q8_0 as `q ^ 0x80 = q + 128`, Q4_0 as the raw nibble
 //! (`q + 8`), Q5_0 as nibble plus fifth bit (`q + 16`, bits spread by `vpmovm2b`). The offset is
 //! removed exactly in the integer domain by starting each lane at `-offset * (sum of its 4
-//! activations)` (`QAct::nlsum`, shifted once per call by log2 of the offset).
+//! activations)` (`QAct::nlsum`, shifted by log2 of the offset).
+//!
+//! Up to eight tokens share each decoded block pair (the multi-row matvec's 2-64-token calls).
 
 use super::act::QAct;
+use super::kquant_x86::{prefetch_ahead, rows_by_groups, RowTokens};
 use std::arch::x86_64::*;
-
-/// How far ahead of the block being read the weight stream is prefetched, in bytes: one page.
-/// Measured on Gemma 3 270M decode (2 threads): 58 tok/s without, 70 with (1 to 4 pages
-/// ahead are within the noise of each other).
-pub(super) const PREFETCH: usize = 4096;
 
 /// Which format a call decodes.
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -30,6 +28,16 @@ pub(super) enum Zmm {
 }
 
 impl Zmm {
+    /// The format of `dtype`, if it is one of these.
+    pub(super) fn of(dtype: crate::tensor::DType) -> Option<Zmm> {
+        match dtype {
+            crate::tensor::DType::Q8_0 => Some(Zmm::Q8_0),
+            crate::tensor::DType::Q4_0 => Some(Zmm::Q4_0),
+            crate::tensor::DType::Q5_0 => Some(Zmm::Q5_0),
+            _ => None,
+        }
+    }
+
     /// Bytes per block.
     fn block_bytes(self) -> usize {
         match self {
@@ -122,41 +130,45 @@ unsafe fn pair(fmt: Zmm, b: &[u8]) -> (__m512i, __m512) {
     }
 }
 
-/// One row of `fmt` (an even number of blocks); `bias` is `QAct::nlsum` times the offset.
-///
-/// # Safety
-/// AVX-512 F/BW/VL/VBMI/VNNI and F16C.
-#[inline(always)]
-unsafe fn row(fmt: Zmm, row: &[u8], a: &QAct, bias: &[i32]) -> f32 {
-    let size = fmt.block_bytes();
-    // SAFETY (whole body): the features are present (the caller's contract); activation loads
-    // read 64 bytes (`q`) or 16 lanes (`bias`, `dlanes`) of one block pair.
-    unsafe {
-        let mut acc = _mm512_setzero_ps();
-        for (i, b) in row.chunks_exact(2 * size).enumerate() {
-            // The weights stream from a file mapping in 4 KiB pages, where the hardware
-            // prefetcher stops at each page boundary: ask for the bytes a page ahead (a
-            // prefetch never faults, so running past the end of the weights is harmless).
-            _mm_prefetch::<_MM_HINT_T0>(b.as_ptr().wrapping_add(PREFETCH).cast());
-            let (q, d) = pair(fmt, b);
-            let x = _mm512_loadu_si512(a.q.as_ptr().add(64 * i).cast());
-            let start = _mm512_loadu_si512(bias.as_ptr().add(16 * i).cast());
-            let lanes = _mm512_dpbusd_epi32(start, q, x);
-            let s = _mm512_mul_ps(d, _mm512_loadu_ps(a.dlanes.as_ptr().add(16 * i)));
-            acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), s, acc);
+/// Rows of `fmt` (an even number of blocks per row) against up to eight tokens at once: each
+/// block pair is read and decoded once, then multiplied with every token, each token's sums in
+/// the one-token order (so results do not depend on how many tokens come together).
+struct Rows(Zmm);
+
+impl RowTokens for Rows {
+    const GROUP: usize = 8;
+
+    #[inline(always)]
+    unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
+        let fmt = self.0;
+        let size = fmt.block_bytes();
+        // SAFETY (whole body): the features are present (the caller's contract); activation
+        // loads read 64 bytes (`q`) or 16 lanes (`nlsum`, `dlanes`) of one block pair.
+        unsafe {
+            let shift = _mm_cvtsi32_si128(fmt.offset_shift() as i32);
+            let mut acc = [_mm512_setzero_ps(); T];
+            for (i, b) in row.chunks_exact(2 * size).enumerate() {
+                prefetch_ahead(b.as_ptr(), 1);
+                let (q, d) = pair(fmt, b);
+                for (acc, a) in acc.iter_mut().zip(a) {
+                    let x = _mm512_loadu_si512(a.q.as_ptr().add(64 * i).cast());
+                    let nlsum = _mm512_loadu_si512(a.nlsum.as_ptr().add(16 * i).cast());
+                    let lanes = _mm512_dpbusd_epi32(_mm512_sll_epi32(nlsum, shift), q, x);
+                    let s = _mm512_mul_ps(d, _mm512_loadu_ps(a.dlanes.as_ptr().add(16 * i)));
+                    *acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(lanes), s, *acc);
+                }
+            }
+            acc.map(|acc| _mm512_reduce_add_ps(acc))
         }
-        _mm512_reduce_add_ps(acc)
     }
 }
 
-/// Rows of `fmt` with an even number of blocks per row: `out[j] ~ w[j] . x`.
+/// Rows of `fmt` with an even number of blocks per row against 8-bit tokens:
+/// `out[t * rows + j] ~ w[j] . x_t`.
 #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni,avx2,fma,f16c")]
-pub(super) fn rows(fmt: Zmm, w: &[u8], a: &QAct, out: &mut [f32]) {
-    let shift = fmt.offset_shift();
-    let bias: Vec<i32> = a.nlsum.iter().map(|v| v << shift).collect();
-    let row_bytes = a.q.len() / 32 * fmt.block_bytes();
-    for (o, r) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
-        // SAFETY: this function's features cover `row`'s contract.
-        *o = unsafe { row(fmt, r, a, &bias) };
-    }
+pub(super) fn rows(fmt: Zmm, w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    let row_bytes = acts.first().map_or(0, |a| a.q.len() / 32 * fmt.block_bytes());
+    // SAFETY: this function's features cover `Rows::row`'s contract; every token has the rows'
+    // length (the caller quantized them from one `k`).
+    unsafe { rows_by_groups(&Rows(fmt), w, row_bytes, acts, out) }
 }

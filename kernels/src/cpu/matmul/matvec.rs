@@ -38,15 +38,11 @@ pub(super) fn widen_row(dtype: DType, bytes: &[u8], out: &mut [f32]) {
 }
 
 /// Prefetches the bytes a page past `row` (the weight stream of a file mapping; see
-/// `legacy_zmm::PREFETCH`). A prefetch never faults, so running past the weights is harmless.
+/// `kquant_x86::PREFETCH`).
 #[inline(always)]
 fn prefetch_ahead(row: &[u8]) {
     #[cfg(target_arch = "x86_64")]
-    for line in (0..row.len()).step_by(64) {
-        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        // SAFETY: SSE is part of x86-64; a prefetch reads nothing architecturally.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(row.as_ptr().wrapping_add(super::legacy_zmm::PREFETCH + line).cast()) };
-    }
+    super::kquant_x86::prefetch_ahead(row.as_ptr(), row.len().div_ceil(64));
     #[cfg(not(target_arch = "x86_64"))]
     let _ = row;
 }
@@ -235,7 +231,7 @@ fn row_q8_portable<D: Fn(&[u8], &mut Block)>(decode: &D, row: &[u8], f: Format, 
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
-    use super::super::kquant_x86::{hsum8, unsigned_lanes};
+    use super::super::kquant_x86::{hsum8, rows_by_groups, unsigned_lanes, RowTokens};
     use super::{Block, Format, QAct};
     use std::arch::x86_64::*;
 
@@ -328,29 +324,24 @@ pub(super) mod x86 {
         }
     }
 
-    /// One block `b` of `FMT` against 32 activations `x` of scale `dx` and sum `sx`: adds the
-    /// integer products scaled by `d * dx` to `acc` and returns the offset term `d * dx * off * sx`
-    /// to subtract (the 4- and 5-bit quants go into `vpdpbusd` unsigned, offset removed later).
+    /// Block `b` of `FMT` decoded in registers: its 32 quants as the lane kernels take them
+    /// (Q8_0 signed; Q4_0 / Q5_0 unsigned, `q + offset`), its scale and its offset.
     ///
     /// # Safety
-    /// As [`row_simple`]; `b` is one whole block and `x` 32 values.
+    /// AVX2 + F16C; `b` is one whole block.
     #[inline(always)]
-    unsafe fn step<const VNNI: bool, const FMT: u8>(acc: &mut __m256, b: &[u8], x: &[i8], dx: f32, sx: i32) -> f32 {
-        // SAFETY: the caller's contract; loads stay inside `b` (34 / 18 / 22 bytes) and `x`.
+    unsafe fn decode<const FMT: u8>(b: &[u8]) -> (__m256i, f32, i32) {
+        // SAFETY: the caller's contract; loads stay inside `b` (34 / 18 / 22 bytes).
         unsafe {
             let p = b.as_ptr();
             let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(i32::from(u16::from_le_bytes([b[0], b[1]])))));
-            let xv = _mm256_loadu_si256(x.as_ptr().cast());
             let nibbles = |at: usize| {
                 let v = _mm_loadu_si128(p.add(at).cast());
                 _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15))
             };
-            let (lanes, off) = match FMT {
-                Q8_0 => {
-                    let q = _mm256_loadu_si256(p.add(2).cast());
-                    (if VNNI { lanes_vnni(q, xv) } else { lanes_avx2(q, xv) }, 0)
-                }
-                Q4_0 => (unsigned_lanes::<VNNI>(nibbles(2), xv), 8),
+            match FMT {
+                Q8_0 => (_mm256_loadu_si256(p.add(2).cast()), d, 0),
+                Q4_0 => (nibbles(2), d, 8),
                 _ => {
                     let qh = i32::from_le_bytes([b[2], b[3], b[4], b[5]]);
                     // Byte e of `hb` is 0xff where bit e of qh is set: byte e takes qh's byte
@@ -360,9 +351,34 @@ pub(super) mod x86 {
                     let bits = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
                     let spread = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(qh), shuf), bits);
                     let hb = _mm256_cmpeq_epi8(spread, _mm256_set1_epi64x(-1));
-                    let n = _mm256_or_si256(nibbles(6), _mm256_and_si256(hb, _mm256_set1_epi8(16)));
-                    (unsigned_lanes::<VNNI>(n, xv), 16)
+                    (_mm256_or_si256(nibbles(6), _mm256_and_si256(hb, _mm256_set1_epi8(16))), d, 16)
                 }
+            }
+        }
+    }
+
+    /// A block decoded by [`decode`] (`q`, scale `d`, `off`) against 32 activations `x` of scale
+    /// `dx` and sum `sx`: adds the integer products scaled by `d * dx` to `acc` and returns the
+    /// offset term `d * dx * off * sx` to subtract (the 4- and 5-bit quants go into `vpdpbusd`
+    /// unsigned, offset removed later).
+    ///
+    /// # Safety
+    /// As [`row_simple`]; `x` is 32 values.
+    #[inline(always)]
+    unsafe fn step<const VNNI: bool, const FMT: u8>(
+        acc: &mut __m256,
+        (q, d, off): (__m256i, f32, i32),
+        x: &[i8],
+        dx: f32,
+        sx: i32,
+    ) -> f32 {
+        // SAFETY: the caller's contract; the load stays inside `x`.
+        unsafe {
+            let xv = _mm256_loadu_si256(x.as_ptr().cast());
+            let lanes = match (FMT, VNNI) {
+                (Q8_0, true) => lanes_vnni(q, xv),
+                (Q8_0, false) => lanes_avx2(q, xv),
+                _ => unsigned_lanes::<VNNI>(q, xv),
             };
             let s = d * dx;
             *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(s), *acc);
@@ -376,22 +392,44 @@ pub(super) mod x86 {
     /// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`.
     #[inline(always)]
     unsafe fn row_simple<const VNNI: bool, const FMT: u8>(row: &[u8], a: &QAct) -> f32 {
-        let size = block_bytes(FMT);
-        // SAFETY (whole body): the features are present (the caller's contract).
-        unsafe {
-            let (mut acc0, mut acc1) = (_mm256_setzero_ps(), _mm256_setzero_ps());
-            let (mut off0, mut off1) = (0.0f32, 0.0f32);
-            let pairs = row.chunks_exact(2 * size).zip(a.q.chunks_exact(64)).zip(a.d.chunks_exact(2));
-            for (i, ((b, x), dx)) in pairs.enumerate() {
-                off0 += step::<VNNI, FMT>(&mut acc0, &b[..size], &x[..32], dx[0], a.sum[2 * i]);
-                off1 += step::<VNNI, FMT>(&mut acc1, &b[size..], &x[32..], dx[1], a.sum[2 * i + 1]);
+        // SAFETY: the caller's contract.
+        unsafe { Simple::<VNNI, FMT>.row::<1>(row, [a])[0] }
+    }
+
+    /// [`row_simple`] against up to four tokens: each block is decoded once, and each token's
+    /// sums are made in the one-token order (so results do not depend on how many come
+    /// together). The one-token decode loop is this at `T = 1`.
+    struct Simple<const VNNI: bool, const FMT: u8>;
+
+    impl<const VNNI: bool, const FMT: u8> RowTokens for Simple<VNNI, FMT> {
+        #[inline(always)]
+        unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
+            let size = block_bytes(FMT);
+            // SAFETY (whole body): the features are present (the caller's contract); blocks are
+            // whole (`chunks_exact` of the block size) and activation slices 32 values.
+            unsafe {
+                let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
+                let (mut off0, mut off1) = ([0.0f32; T], [0.0f32; T]);
+                for (i, b) in row.chunks_exact(2 * size).enumerate() {
+                    super::super::kquant_x86::prefetch_ahead(b.as_ptr(), 1);
+                    let (b0, b1) = (decode::<FMT>(&b[..size]), decode::<FMT>(&b[size..]));
+                    for t in 0..T {
+                        let (x, dx, sx) = (&a[t].q[64 * i..64 * i + 64], &a[t].d[2 * i..], &a[t].sum[2 * i..]);
+                        off0[t] += step::<VNNI, FMT>(&mut acc0[t], b0, &x[..32], dx[0], sx[0]);
+                        off1[t] += step::<VNNI, FMT>(&mut acc1[t], b1, &x[32..], dx[1], sx[1]);
+                    }
+                }
+                let blocks = row.len() / size;
+                if blocks % 2 == 1 {
+                    let i = blocks - 1;
+                    let b = decode::<FMT>(&row[i * size..]);
+                    for t in 0..T {
+                        let x = &a[t].q[32 * i..32 * i + 32];
+                        off0[t] += step::<VNNI, FMT>(&mut acc0[t], b, x, a[t].d[i], a[t].sum[i]);
+                    }
+                }
+                std::array::from_fn(|t| hsum8(_mm256_add_ps(acc0[t], acc1[t])) - (off0[t] + off1[t]))
             }
-            let blocks = row.len() / size;
-            if blocks % 2 == 1 {
-                let i = blocks - 1;
-                off0 += step::<VNNI, FMT>(&mut acc0, &row[i * size..], &a.q[32 * i..32 * i + 32], a.d[i], a.sum[i]);
-            }
-            hsum8(_mm256_add_ps(acc0, acc1)) - (off0 + off1)
         }
     }
 
@@ -422,6 +460,23 @@ pub(super) mod x86 {
         unsafe { rows_simple::<false, FMT>(w, a, out) }
     }
 
+    /// Q8_0 / Q4_0 / Q5_0 rows against several tokens (`out[t * rows + j]`), up to four per
+    /// decoded block, inside AVX2 target features (`VNNI` false).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub(super) fn simple_tokens_avx2<const FMT: u8>(w: &[u8], acts: &[QAct], out: &mut [f32]) {
+        let row_bytes = acts.first().map_or(0, |a| a.q.len() / 32 * block_bytes(FMT));
+        // SAFETY: this function's features cover the contract; every token has the rows' length.
+        unsafe { rows_by_groups(&Simple::<false, FMT>, w, row_bytes, acts, out) }
+    }
+
+    /// See [`simple_tokens_avx2`]; inside AVX-512 target features (`VNNI` true).
+    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
+    pub(super) fn simple_tokens_avx512<const FMT: u8>(w: &[u8], acts: &[QAct], out: &mut [f32]) {
+        let row_bytes = acts.first().map_or(0, |a| a.q.len() / 32 * block_bytes(FMT));
+        // SAFETY: as above.
+        unsafe { rows_by_groups(&Simple::<true, FMT>, w, row_bytes, acts, out) }
+    }
+
     /// The job run inside AVX-512 target features so that decoding and the row loop inline.
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
     pub(super) fn q8_avx512(dtype: crate::tensor::DType, job: super::Q8<'_>) {
@@ -435,21 +490,12 @@ pub(super) mod x86 {
     }
 }
 
-/// Q8_0 / Q4_0 / Q5_0 rows on an x86 `isa` of at least AVX2.
+/// Q8_0 / Q4_0 / Q5_0 rows on an x86 `isa` of at least AVX2, one 32-block per 256-bit register
+/// (AVX2, and AVX-512 rows of an odd number of blocks).
 #[cfg(target_arch = "x86_64")]
 fn simple(isa: Isa, fmt: u8, w: &[u8], a: &QAct, out: &mut [f32]) {
     use x86::{simple_avx2 as avx2, simple_avx512 as avx512, Q4_0, Q8_0};
     let wide = isa >= Isa::Avx512;
-    if wide && (a.q.len() / 32).is_multiple_of(2) {
-        use super::legacy_zmm::Zmm;
-        let z = match fmt {
-            Q8_0 => Zmm::Q8_0,
-            Q4_0 => Zmm::Q4_0,
-            _ => Zmm::Q5_0,
-        };
-        // SAFETY: `isa` (never above `Isa::detect()`) is at least `Avx512`.
-        return unsafe { super::legacy_zmm::rows(z, w, a, out) };
-    }
     // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`) and is at least AVX2;
     // the AVX-512 versions run only when it is at least `Avx512`.
     unsafe {
@@ -464,15 +510,47 @@ fn simple(isa: Isa, fmt: u8, w: &[u8], a: &QAct, out: &mut [f32]) {
     }
 }
 
+/// Q8_0 / Q4_0 / Q5_0 rows against several tokens on an x86 `isa` of at least AVX2, one
+/// 32-block per 256-bit register, each block decoded once for up to four tokens.
+#[cfg(target_arch = "x86_64")]
+fn simple_tokens(isa: Isa, fmt: super::legacy_zmm::Zmm, w: &[u8], acts: &[QAct], out: &mut [f32]) {
+    use super::legacy_zmm::Zmm;
+    use x86::{simple_tokens_avx2 as avx2, simple_tokens_avx512 as avx512, Q4_0, Q5_0, Q8_0};
+    // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`) and is at least AVX2;
+    // the AVX-512 versions run only when it is at least `Avx512`.
+    unsafe {
+        match (fmt, isa >= Isa::Avx512) {
+            (Zmm::Q8_0, true) => avx512::<Q8_0>(w, acts, out),
+            (Zmm::Q8_0, false) => avx2::<Q8_0>(w, acts, out),
+            (Zmm::Q4_0, true) => avx512::<Q4_0>(w, acts, out),
+            (Zmm::Q4_0, false) => avx2::<Q4_0>(w, acts, out),
+            (Zmm::Q5_0, true) => avx512::<Q5_0>(w, acts, out),
+            (Zmm::Q5_0, false) => avx2::<Q5_0>(w, acts, out),
+        }
+    }
+}
+
 /// Block-format rows against 8-bit tokens: `out[t * rows + j] ~ w[j] . x_t`, each token's sums
 /// made as if it were alone (decode), so the results do not depend on how many come together.
-/// Q4_K and Q6_K on AVX2 decode each block once for up to 4 tokens; the other kernels run token
-/// after token (the caller keeps `w` small enough to stay in L1 then).
+/// The x86 kernels (Q4_K, Q6_K, Q8_0, Q4_0, Q5_0 on AVX2 and AVX-512) decode each block once for
+/// up to 4 tokens; the portable ones and the other formats run token after token (the caller
+/// keeps `w` small enough to stay in L1 then).
 pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], acts: &[QAct], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if let (Isa::Avx2, Some(kq)) = (isa, super::kquant_x86::KQuant::of(dtype)) {
-        // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
-        return unsafe { super::kquant_x86::rows_avx2(kq, w, acts, out) };
+    {
+        use super::kquant_x86::KQuant;
+        use super::legacy_zmm::Zmm;
+        let pairs = acts.first().is_some_and(|a| (a.q.len() / 32).is_multiple_of(2));
+        let wide = isa >= Isa::Avx512;
+        // SAFETY (all three): `isa` is never above `Isa::detect()` (see `float_rows`), and is
+        // the level each kernel needs.
+        match (KQuant::of(dtype), Zmm::of(dtype)) {
+            (Some(kq), _) if isa == Isa::Avx2 => return unsafe { super::kquant_x86::rows_avx2(kq, w, acts, out) },
+            (Some(kq), _) if wide => return unsafe { super::kquant_zmm::rows(kq, w, acts, out) },
+            (_, Some(z)) if wide && pairs => return unsafe { super::legacy_zmm::rows(z, w, acts, out) },
+            (_, Some(z)) if isa >= Isa::Avx2 && acts.len() > 1 => return simple_tokens(isa, z, w, acts, out),
+            _ => {}
+        }
     }
     let n = out.len() / acts.len().max(1);
     for (a, o) in acts.iter().zip(out.chunks_exact_mut(n)) {
@@ -490,14 +568,9 @@ fn q8_token(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32]) {
             DType::Q5_0 => Some(x86::Q5_0),
             _ => None,
         };
+        // (Q4_K / Q6_K on AVX2 and AVX-512 are handled in `q8_rows`, several tokens at once.)
         if let (Some(fmt), true) = (fmt, isa >= Isa::Avx2) {
             return simple(isa, fmt, w, a, out);
-        }
-        // (Q4_K / Q6_K on AVX2 are handled in `q8_rows`, several tokens at once.)
-        use super::kquant_x86::KQuant;
-        if let (Some(kq), true) = (KQuant::of(dtype), isa >= Isa::Avx512) {
-            // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).
-            return unsafe { super::kquant_zmm::rows(kq == KQuant::Q6K, w, a, out) };
         }
     }
     let job = Q8 { isa, w, a, out };

@@ -48,11 +48,14 @@ impl OutPtr {
 /// weights, whose matvec has no multi-token kernel (not measured).
 fn gemm_min_tokens(isa: Isa, act: Precision, dtype: DType) -> usize {
     match (act, isa) {
-        // Zen 3, Gemma 3 270M Q4_K_M: the multi-row matvec is 2-4x faster up to 16 tokens and
-        // level with the GEMM at 32, where the GEMM's tok/s keep rising and the matvec's do not.
-        (Precision::Native, Isa::Avx2) if dtype.is_quantized() => 32,
-        // Not measured on an AVX-512 machine, nor the portable kernels on their own CPUs
-        // (aarch64): the switch point from before the multi-row matvec.
+        // Xeon (Emerald Rapids), Gemma 3 270M Q4_K_M: the matvec, four tokens per decoded block,
+        // still leads the GEMM at 64 tokens (314 against 260 tok/s on one thread), level at 96.
+        (Precision::Native, Isa::Avx512 | Isa::Avx512Bf16) if dtype.is_quantized() => multirow::M_MAX + 1,
+        // Zen 3 and the same Xeon at AVX2: the matvec leads up to 32 tokens, level at 32-48
+        // (its Q8_0 / Q5_0 kernels take one token at a time), behind at 64.
+        (Precision::Native, Isa::Avx2) if dtype.is_quantized() => 48,
+        // Not measured for the portable kernels on their own CPUs (aarch64): the switch point
+        // from before the multi-row matvec.
         _ => 4,
     }
 }
