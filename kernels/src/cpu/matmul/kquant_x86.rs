@@ -242,24 +242,45 @@ pub(crate) unsafe fn rows_by_groups<K: RowTokens>(
     out: &mut [f32],
 ) {
     let n = out.len() / acts.len().max(1);
-    for (gi, group) in acts.chunks(K::GROUP.clamp(1, 8)).enumerate() {
-        let first = gi * K::GROUP.clamp(1, 8);
-        for (j, row) in w.chunks_exact(row_bytes.max(1)).take(n).enumerate() {
-            let mut put = |r: &[f32]| r.iter().enumerate().for_each(|(t, v)| out[(first + t) * n + j] = *v);
-            let g = |t: usize| &group[t];
-            // SAFETY: the caller's contract.
-            unsafe {
-                match group.len() {
-                    1 => put(&kern.row::<1>(row, [g(0)])),
-                    2 => put(&kern.row::<2>(row, std::array::from_fn(g))),
-                    3 => put(&kern.row::<3>(row, std::array::from_fn(g))),
-                    4 => put(&kern.row::<4>(row, std::array::from_fn(g))),
-                    5 => put(&kern.row::<5>(row, std::array::from_fn(g))),
-                    6 => put(&kern.row::<6>(row, std::array::from_fn(g))),
-                    7 => put(&kern.row::<7>(row, std::array::from_fn(g))),
-                    _ => put(&kern.row::<8>(row, std::array::from_fn(g))),
-                }
+    let size = K::GROUP.clamp(1, 8);
+    for (gi, group) in acts.chunks(size).enumerate() {
+        let out = &mut out[gi * size * n..];
+        // SAFETY (all arms): the caller's contract.
+        unsafe {
+            match group.len() {
+                1 => rows_of::<K, 1>(kern, w, row_bytes, group, n, out),
+                2 => rows_of::<K, 2>(kern, w, row_bytes, group, n, out),
+                3 => rows_of::<K, 3>(kern, w, row_bytes, group, n, out),
+                4 => rows_of::<K, 4>(kern, w, row_bytes, group, n, out),
+                5 => rows_of::<K, 5>(kern, w, row_bytes, group, n, out),
+                6 => rows_of::<K, 6>(kern, w, row_bytes, group, n, out),
+                7 => rows_of::<K, 7>(kern, w, row_bytes, group, n, out),
+                _ => rows_of::<K, 8>(kern, w, row_bytes, group, n, out),
             }
+        }
+    }
+}
+
+/// The `n` rows of `w` against the `T` tokens of `group`: `out[t * n + j]` (one loop per group
+/// size, so the one-token decode loop is as tight as a plain row loop).
+///
+/// # Safety
+/// As [`RowTokens::row`]; `group.len() == T`.
+#[inline(always)]
+unsafe fn rows_of<K: RowTokens, const T: usize>(
+    kern: &K,
+    w: &[u8],
+    row_bytes: usize,
+    group: &[QAct],
+    n: usize,
+    out: &mut [f32],
+) {
+    let a: [&QAct; T] = std::array::from_fn(|t| &group[t]);
+    for (j, row) in w.chunks_exact(row_bytes.max(1)).take(n).enumerate() {
+        // SAFETY: the caller's contract.
+        let r = unsafe { kern.row::<T>(row, a) };
+        for (t, v) in r.into_iter().enumerate() {
+            out[t * n + j] = v;
         }
     }
 }

@@ -78,7 +78,12 @@ pub(super) fn matvec_tokens(
         }
         // In parallel: with 2 threads, one thread quantizing 16 tokens alone was ~10% of a
         // 16-token forward.
-        acts[..m].par_iter_mut().zip(x.par_chunks_exact(k)).for_each(|(a, xi)| a.quantize(xi));
+        // A decode step (one token) stays on this thread: rayon's fork costs more than it saves.
+        if m == 1 {
+            acts[0].quantize(x);
+        } else {
+            acts[..m].par_iter_mut().zip(x.par_chunks_exact(k)).for_each(|(a, xi)| a.quantize(xi));
+        }
     }
     let xa = if kern == Kernel::Q8 { &acts[..m] } else { &[] };
     if m == 1 {
