@@ -17,6 +17,7 @@ pub(crate) struct QAct {
     pub sum: Vec<i32>,
     pub nlsum: Vec<i32>,
     pub dlanes: Vec<f32>,
+    pub gsum: Vec<f32>,
 }
 
 impl QAct {
@@ -29,6 +30,7 @@ impl QAct {
         self.sum.resize(blocks, 0);
         self.nlsum.resize(blocks * 8, 0);
         self.dlanes.resize(blocks * 8, 0.0);
+        self.gsum.resize(blocks, 0.0);
         for (b, (xs, qs)) in x.chunks_exact(32).zip(self.q.chunks_exact_mut(32)).enumerate() {
             let amax = xs.iter().fold(0.0f32, |m, v| m.max(v.abs()));
             let d = amax / 127.0;
@@ -44,6 +46,7 @@ impl QAct {
             self.half[2 * b] = d * sums[0] as f32;
             self.half[2 * b + 1] = d * sums[1] as f32;
             self.sum[b] = sums[0] + sums[1];
+            self.gsum[b] = self.half[2 * b] + self.half[2 * b + 1];
             for (l, n) in self.nlsum[8 * b..8 * b + 8].iter_mut().enumerate() {
                 *n = -qs[4 * l..4 * l + 4].iter().map(|&v| i32::from(v)).sum::<i32>();
             }

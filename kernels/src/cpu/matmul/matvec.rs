@@ -231,7 +231,7 @@ fn row_q8_portable<D: Fn(&[u8], &mut Block)>(decode: &D, row: &[u8], f: Format, 
 
 #[cfg(target_arch = "x86_64")]
 pub(super) mod x86 {
-    use super::super::kquant_x86::{hsum8, rows_by_groups, unsigned_lanes, RowTokens};
+    use super::super::kquant_x86::{hsum8, reduce8, rows_by_groups, unsigned_lanes, RowTokens};
     use super::{Block, Format, QAct};
     use std::arch::x86_64::*;
 
@@ -325,12 +325,12 @@ pub(super) mod x86 {
     }
 
     /// Block `b` of `FMT` decoded in registers: its 32 quants as the lane kernels take them
-    /// (Q8_0 signed; Q4_0 / Q5_0 unsigned, `q + offset`), its scale and its offset.
+    /// (Q8_0 signed; Q4_0 / Q5_0 unsigned, `q + offset`) and its scale.
     ///
     /// # Safety
     /// AVX2 + F16C; `b` is one whole block.
     #[inline(always)]
-    unsafe fn decode<const FMT: u8>(b: &[u8]) -> (__m256i, f32, i32) {
+    unsafe fn decode<const FMT: u8>(b: &[u8]) -> (__m256i, f32) {
         // SAFETY: the caller's contract; loads stay inside `b` (34 / 18 / 22 bytes).
         unsafe {
             let p = b.as_ptr();
@@ -340,8 +340,8 @@ pub(super) mod x86 {
                 _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), _mm256_set1_epi8(15))
             };
             match FMT {
-                Q8_0 => (_mm256_loadu_si256(p.add(2).cast()), d, 0),
-                Q4_0 => (nibbles(2), d, 8),
+                Q8_0 => (_mm256_loadu_si256(p.add(2).cast()), d),
+                Q4_0 => (nibbles(2), d),
                 _ => {
                     let qh = i32::from_le_bytes([b[2], b[3], b[4], b[5]]);
                     // Byte e of `hb` is 0xff where bit e of qh is set: byte e takes qh's byte
@@ -351,117 +351,103 @@ pub(super) mod x86 {
                     let bits = _mm256_set1_epi64x(0x7fbf_dfef_f7fb_fdfe);
                     let spread = _mm256_or_si256(_mm256_shuffle_epi8(_mm256_set1_epi32(qh), shuf), bits);
                     let hb = _mm256_cmpeq_epi8(spread, _mm256_set1_epi64x(-1));
-                    (_mm256_or_si256(nibbles(6), _mm256_and_si256(hb, _mm256_set1_epi8(16))), d, 16)
+                    (_mm256_or_si256(nibbles(6), _mm256_and_si256(hb, _mm256_set1_epi8(16))), d)
                 }
             }
         }
     }
 
-    /// A block decoded by [`decode`] (`q`, scale `d`, `off`) against 32 activations `x` of scale
-    /// `dx` and sum `sx`: adds the integer products scaled by `d * dx` to `acc` and returns the
-    /// offset term `d * dx * off * sx` to subtract (the 4- and 5-bit quants go into `vpdpbusd`
-    /// unsigned, offset removed later).
-    ///
-    /// # Safety
-    /// As [`row_simple`]; `x` is 32 values.
-    #[inline(always)]
-    unsafe fn step<const VNNI: bool, const FMT: u8>(
-        acc: &mut __m256,
-        (q, d, off): (__m256i, f32, i32),
-        x: &[i8],
-        dx: f32,
-        sx: i32,
-    ) -> f32 {
-        // SAFETY: the caller's contract; the load stays inside `x`.
-        unsafe {
-            let xv = _mm256_loadu_si256(x.as_ptr().cast());
-            let lanes = match (FMT, VNNI) {
-                (Q8_0, true) => lanes_vnni(q, xv),
-                (Q8_0, false) => lanes_avx2(q, xv),
-                _ => unsigned_lanes::<VNNI>(q, xv),
-            };
-            let s = d * dx;
-            *acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_set1_ps(s), *acc);
-            s * (off * sx) as f32
-        }
-    }
-
-    /// One row of `FMT` against 8-bit activations, two blocks per step on two accumulators.
-    ///
-    /// # Safety
-    /// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`.
-    #[inline(always)]
-    unsafe fn row_simple<const VNNI: bool, const FMT: u8>(row: &[u8], a: &QAct) -> f32 {
-        // SAFETY: the caller's contract.
-        unsafe { Simple::<VNNI, FMT>.row::<1>(row, [a])[0] }
-    }
-
-    /// [`row_simple`] against up to four tokens: each block is decoded once, and each token's
-    /// sums are made in the one-token order (so results do not depend on how many come
-    /// together). The one-token decode loop is this at `T = 1`.
+    /// Rows of `FMT` against 8-bit activations, in tiles of 2 rows x 2 tokens: each block is decoded once per tile and
+    /// each token's loads serve both rows. Every (row, token) sum is made in the one-token
+    /// order, even blocks on one accumulator and odd blocks on another (one FMA chain per block
+    /// bounds the decode loop near the memory speed), so results do not depend on how many
+    /// rows or tokens come together; 8 accumulators of the 16 ymm registers. The 4- and 5-bit
+    /// quants go in unsigned (`q + offset`), the offset removed in the integer domain: each
+    /// lane starts at `-offset *` the sum of its 4 activations (`QAct::nlsum`).
     struct Simple<const VNNI: bool, const FMT: u8>;
 
-    impl<const VNNI: bool, const FMT: u8> RowTokens for Simple<VNNI, FMT> {
-        #[inline(always)]
-        unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
-            let size = block_bytes(FMT);
-            // SAFETY (whole body): the features are present (the caller's contract); blocks are
-            // whole (`chunks_exact` of the block size) and activation slices 32 values.
-            unsafe {
-                let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
-                let (mut off0, mut off1) = ([0.0f32; T], [0.0f32; T]);
-                for (i, b) in row.chunks_exact(2 * size).enumerate() {
+    /// Block `i` of each of `rows` against the tokens `a`, into `acc`.
+    ///
+    /// # Safety
+    /// AVX2 + FMA + F16C, and AVX-512 VNNI/VL if `VNNI`; `i` is a block of every row, tokens
+    /// have the rows' length.
+    #[inline(always)]
+    unsafe fn simple_block<const VNNI: bool, const FMT: u8, const R: usize, const T: usize>(
+        acc: &mut [[__m256; T]; R],
+        rows: [&[u8]; R],
+        a: [&QAct; T],
+        i: usize,
+    ) {
+        let size = block_bytes(FMT);
+        // SAFETY (whole body): the caller's contract; activation loads read 32 bytes / 8 lanes
+        // of block `i`.
+        unsafe {
+            let mut dec = [(_mm256_setzero_si256(), _mm256_setzero_ps()); R];
+            for (dec, row) in dec.iter_mut().zip(rows) {
+                let b = &row[i * size..(i + 1) * size];
+                if i.is_multiple_of(2) {
                     super::super::kquant_x86::prefetch_ahead(b.as_ptr(), 1);
-                    let (b0, b1) = (decode::<FMT>(&b[..size]), decode::<FMT>(&b[size..]));
-                    for t in 0..T {
-                        let (x, dx, sx) = (&a[t].q[64 * i..64 * i + 64], &a[t].d[2 * i..], &a[t].sum[2 * i..]);
-                        off0[t] += step::<VNNI, FMT>(&mut acc0[t], b0, &x[..32], dx[0], sx[0]);
-                        off1[t] += step::<VNNI, FMT>(&mut acc1[t], b1, &x[32..], dx[1], sx[1]);
-                    }
                 }
-                let blocks = row.len() / size;
-                if blocks % 2 == 1 {
-                    let i = blocks - 1;
-                    let b = decode::<FMT>(&row[i * size..]);
-                    for t in 0..T {
-                        let x = &a[t].q[32 * i..32 * i + 32];
-                        off0[t] += step::<VNNI, FMT>(&mut acc0[t], b, x, a[t].d[i], a[t].sum[i]);
-                    }
+                let (q, d) = decode::<FMT>(b);
+                *dec = (q, _mm256_set1_ps(d));
+            }
+            let shift = _mm_cvtsi32_si128(if FMT == Q4_0 { 3 } else { 4 });
+            for (t, a) in a.iter().enumerate() {
+                let x = _mm256_loadu_si256(a.q.as_ptr().add(32 * i).cast());
+                let dl = _mm256_loadu_ps(a.dlanes.as_ptr().add(8 * i));
+                let bias = if FMT == Q8_0 {
+                    _mm256_setzero_si256()
+                } else {
+                    _mm256_sll_epi32(_mm256_loadu_si256(a.nlsum.as_ptr().add(8 * i).cast()), shift)
+                };
+                for (acc, (q, d)) in acc.iter_mut().zip(&dec) {
+                    let lanes = match (FMT, VNNI) {
+                        (Q8_0, true) => lanes_vnni(*q, x),
+                        (Q8_0, false) => lanes_avx2(*q, x),
+                        _ => unsigned_lanes::<VNNI>(bias, *q, x),
+                    };
+                    acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(lanes), _mm256_mul_ps(*d, dl), acc[t]);
                 }
-                std::array::from_fn(|t| hsum8(_mm256_add_ps(acc0[t], acc1[t])) - (off0[t] + off1[t]))
             }
         }
     }
 
-    /// Rows of `FMT` (see [`row_simple`]).
-    ///
-    /// # Safety
-    /// As [`row_simple`].
-    #[inline(always)]
-    unsafe fn rows_simple<const VNNI: bool, const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
-        let row_bytes = a.q.len() / 32 * block_bytes(FMT);
-        for (o, row) in out.iter_mut().zip(w.chunks_exact(row_bytes)) {
+    impl<const VNNI: bool, const FMT: u8> RowTokens for Simple<VNNI, FMT> {
+        const GROUP: usize = 2;
+        const ROWS: usize = 2;
+
+        #[inline(always)]
+        unsafe fn row<const T: usize>(&self, row: &[u8], a: [&QAct; T]) -> [f32; T] {
             // SAFETY: the caller's contract.
-            *o = unsafe { row_simple::<VNNI, FMT>(row, a) };
+            unsafe { self.tile::<1, T>([row], a)[0] }
+        }
+
+        #[inline(always)]
+        unsafe fn tile<const R: usize, const T: usize>(&self, rows: [&[u8]; R], a: [&QAct; T]) -> [[f32; T]; R] {
+            let blocks = rows.first().map_or(0, |r| r.len() / block_bytes(FMT));
+            // SAFETY (whole body): the features are present (the caller's contract); every
+            // block index is inside the rows.
+            unsafe {
+                let (mut even, mut odd) = ([[_mm256_setzero_ps(); T]; R], [[_mm256_setzero_ps(); T]; R]);
+                for i in (0..blocks / 2 * 2).step_by(2) {
+                    simple_block::<VNNI, FMT, R, T>(&mut even, rows, a, i);
+                    simple_block::<VNNI, FMT, R, T>(&mut odd, rows, a, i + 1);
+                }
+                if blocks % 2 == 1 {
+                    simple_block::<VNNI, FMT, R, T>(&mut even, rows, a, blocks - 1);
+                }
+                for (e, o) in even.iter_mut().zip(&odd) {
+                    for (e, o) in e.iter_mut().zip(o) {
+                        *e = _mm256_add_ps(*e, *o);
+                    }
+                }
+                reduce8(even)
+            }
         }
     }
 
-    /// Q8_0 / Q4_0 / Q5_0 rows inside AVX-512 target features.
-    #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma,f16c")]
-    pub(super) fn simple_avx512<const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
-        // SAFETY: this function's features cover the contract.
-        unsafe { rows_simple::<true, FMT>(w, a, out) }
-    }
-
-    /// Q8_0 / Q4_0 / Q5_0 rows inside AVX2 target features.
-    #[target_feature(enable = "avx2,fma,f16c")]
-    pub(super) fn simple_avx2<const FMT: u8>(w: &[u8], a: &QAct, out: &mut [f32]) {
-        // SAFETY: this function's features cover the contract.
-        unsafe { rows_simple::<false, FMT>(w, a, out) }
-    }
-
-    /// Q8_0 / Q4_0 / Q5_0 rows against several tokens (`out[t * rows + j]`), up to four per
-    /// decoded block, inside AVX2 target features (`VNNI` false).
+    /// Q8_0 / Q4_0 / Q5_0 rows against 1 or more tokens (`out[t * rows + j]`), inside AVX2
+    /// target features (`VNNI` false).
     #[target_feature(enable = "avx2,fma,f16c")]
     pub(super) fn simple_tokens_avx2<const FMT: u8>(w: &[u8], acts: &[QAct], out: &mut [f32]) {
         let row_bytes = acts.first().map_or(0, |a| a.q.len() / 32 * block_bytes(FMT));
@@ -490,28 +476,8 @@ pub(super) mod x86 {
     }
 }
 
-/// Q8_0 / Q4_0 / Q5_0 rows on an x86 `isa` of at least AVX2, one 32-block per 256-bit register
-/// (AVX2, and AVX-512 rows of an odd number of blocks).
-#[cfg(target_arch = "x86_64")]
-fn simple(isa: Isa, fmt: u8, w: &[u8], a: &QAct, out: &mut [f32]) {
-    use x86::{simple_avx2 as avx2, simple_avx512 as avx512, Q4_0, Q8_0};
-    let wide = isa >= Isa::Avx512;
-    // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`) and is at least AVX2;
-    // the AVX-512 versions run only when it is at least `Avx512`.
-    unsafe {
-        match (fmt, wide) {
-            (Q8_0, true) => avx512::<Q8_0>(w, a, out),
-            (Q8_0, false) => avx2::<Q8_0>(w, a, out),
-            (Q4_0, true) => avx512::<Q4_0>(w, a, out),
-            (Q4_0, false) => avx2::<Q4_0>(w, a, out),
-            (_, true) => avx512::<{ x86::Q5_0 }>(w, a, out),
-            (_, false) => avx2::<{ x86::Q5_0 }>(w, a, out),
-        }
-    }
-}
-
-/// Q8_0 / Q4_0 / Q5_0 rows against several tokens on an x86 `isa` of at least AVX2, one
-/// 32-block per 256-bit register, each block decoded once for up to four tokens.
+/// Q8_0 / Q4_0 / Q5_0 rows against 1 or more tokens on an x86 `isa` of at least AVX2, one
+/// 32-block per 256-bit register (AVX2, and AVX-512 rows of an odd number of blocks).
 #[cfg(target_arch = "x86_64")]
 fn simple_tokens(isa: Isa, fmt: super::legacy_zmm::Zmm, w: &[u8], acts: &[QAct], out: &mut [f32]) {
     use super::legacy_zmm::Zmm;
@@ -532,8 +498,8 @@ fn simple_tokens(isa: Isa, fmt: super::legacy_zmm::Zmm, w: &[u8], acts: &[QAct],
 
 /// Block-format rows against 8-bit tokens: `out[t * rows + j] ~ w[j] . x_t`, each token's sums
 /// made as if it were alone (decode), so the results do not depend on how many come together.
-/// The x86 kernels (Q4_K, Q6_K, Q8_0, Q4_0, Q5_0 on AVX2 and AVX-512) decode each block once for
-/// up to 4 tokens; the portable ones and the other formats run token after token (the caller
+/// The x86 kernels (Q4_K, Q6_K, Q8_0, Q4_0, Q5_0 on AVX2 and AVX-512) work in register tiles of
+/// rows x tokens; the portable ones and the other formats run token after token (the caller
 /// keeps `w` small enough to stay in L1 then).
 pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], acts: &[QAct], out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
@@ -548,7 +514,7 @@ pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], acts: &[QAct], out: &mut
             (Some(kq), _) if isa == Isa::Avx2 => return unsafe { super::kquant_x86::rows_avx2(kq, w, acts, out) },
             (Some(kq), _) if wide => return unsafe { super::kquant_zmm::rows(kq, w, acts, out) },
             (_, Some(z)) if wide && pairs => return unsafe { super::legacy_zmm::rows(z, w, acts, out) },
-            (_, Some(z)) if isa >= Isa::Avx2 && acts.len() > 1 => return simple_tokens(isa, z, w, acts, out),
+            (_, Some(z)) if isa >= Isa::Avx2 => return simple_tokens(isa, z, w, acts, out),
             _ => {}
         }
     }
@@ -560,19 +526,6 @@ pub(super) fn q8_rows(isa: Isa, dtype: DType, w: &[u8], acts: &[QAct], out: &mut
 
 /// Block-format rows against one 8-bit token: `out[j] ~ w[j] . x`.
 fn q8_token(isa: Isa, dtype: DType, w: &[u8], a: &QAct, out: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        let fmt = match dtype {
-            DType::Q8_0 => Some(x86::Q8_0),
-            DType::Q4_0 => Some(x86::Q4_0),
-            DType::Q5_0 => Some(x86::Q5_0),
-            _ => None,
-        };
-        // (Q4_K / Q6_K on AVX2 and AVX-512 are handled in `q8_rows`, several tokens at once.)
-        if let (Some(fmt), true) = (fmt, isa >= Isa::Avx2) {
-            return simple(isa, fmt, w, a, out);
-        }
-    }
     let job = Q8 { isa, w, a, out };
     match isa {
         // SAFETY: `isa` is never above `Isa::detect()` (see `float_rows`).

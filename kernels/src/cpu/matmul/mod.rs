@@ -47,13 +47,12 @@ impl OutPtr {
 /// every token count (the GEMM orders its sums differently from the matvec); so do the float
 /// weights, whose matvec has no multi-token kernel (not measured).
 fn gemm_min_tokens(isa: Isa, act: Precision, dtype: DType) -> usize {
-    match (act, isa) {
-        // Xeon (Emerald Rapids), Gemma 3 270M Q4_K_M: the matvec, four tokens per decoded block,
-        // still leads the GEMM at 64 tokens (314 against 260 tok/s on one thread), level at 96.
-        (Precision::Native, Isa::Avx512 | Isa::Avx512Bf16) if dtype.is_quantized() => multirow::M_MAX + 1,
-        // Zen 3 and the same Xeon at AVX2: the matvec leads up to 32 tokens, level at 32-48
-        // (its Q8_0 / Q5_0 kernels take one token at a time), behind at 64.
-        (Precision::Native, Isa::Avx2) if dtype.is_quantized() => 48,
+    match act {
+        // Xeon (Emerald Rapids), with the register-tiled matvec (4 rows x 4 tokens on AVX-512,
+        // 2 x 2 on AVX2): it leads the GEMM at 64 tokens on both levels (Gemma 4 E2B Q4_0, AVX2:
+        // 14.8 against 9.1 tok/s on one thread) and trails it at 512 (Gemma 3 270M Q4_K_M,
+        // AVX-512: 455 against 550; AVX2: 200 against 354).
+        Precision::Native if dtype.is_quantized() && isa >= Isa::Avx2 => multirow::M_MAX + 1,
         // Not measured for the portable kernels on their own CPUs (aarch64): the switch point
         // from before the multi-row matvec.
         _ => 4,

@@ -1,6 +1,8 @@
 //! The matvec for 1 to [`M_MAX`] tokens. Rows are split over threads in tasks; with several
 //! tokens a task walks its rows in tiles small enough to stay in L1 and runs every token over a
-//! tile before moving on, so the weights come from memory once per call, not once per token.
+//! tile before moving on, so the weights come from memory once per call, not once per token;
+//! inside a tile the x86 int8 kernels work in register tiles of rows x tokens
+//! (`kquant_x86::RowTokens`).
 //! Each token's sums come from the single-token kernels ([`matvec`]), so every output row is
 //! bit for bit the one-token result (a K-token forward equals K decode steps).
 
@@ -93,8 +95,9 @@ pub(super) fn matvec_tokens(
             rows(isa, kern, dtype, w, k, x, xa, dst);
         });
     } else {
-        let tile = (TILE_BYTES / row_bytes.max(1)).clamp(1, TILE_ROWS);
-        let per_task = per_task.min(n.div_ceil(8 * rayon::current_num_threads())).max(tile);
+        // Whole 4-row register tiles of the int8 kernels (`RowTokens::ROWS`) wherever n allows.
+        let tile = (TILE_BYTES / row_bytes.max(1)).clamp(4, TILE_ROWS) / 4 * 4;
+        let per_task = per_task.min(n.div_ceil(8 * rayon::current_num_threads())).next_multiple_of(tile);
         let dst = OutPtr(out.as_mut_ptr());
         (0..n.div_ceil(per_task)).into_par_iter().for_each(|c| {
             let mut buf = [0.0f32; M_MAX * TILE_ROWS];
