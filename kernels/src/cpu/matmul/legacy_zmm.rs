@@ -140,8 +140,8 @@ unsafe fn pair(fmt: Zmm, b: &[u8]) -> (__m512i, __m512) {
 struct Rows(Zmm);
 
 impl RowTokens for Rows {
-    // 4 rows x 5 tokens: 20 accumulators, 8 registers of decoded pairs, 3 of one token.
-    const GROUP: usize = 5;
+    // 4 rows x 4 tokens: 16 accumulators, 8 registers of decoded pairs, 3 of one token.
+    const GROUP: usize = 4;
     const ROWS: usize = 4;
 
     #[inline(always)]
