@@ -4,9 +4,11 @@
 //! Layout: `q[k]` int8 with `|q| <= 127` (so `|w_q| * |a_q|` pairs never saturate int16 in the
 //! AVX2 kernel), `d[k / 32]` the block scales (`x ~ d * q`, `d = amax / 127`, round to nearest,
 //! ties away from zero), and `half[k / 16]` = `d * sum(q)` over each 16 elements, which the
-//! formats with a subtracted min need, `sum[k / 32]` = `sum(q)` per block (offset quants), and for the 512-bit kernels
+//! formats with a subtracted min need, and for the x86 int8 kernels
 //! `nlsum[k / 4]` = `-sum(q)` per 4 elements (one `vpdpbusd` lane) and `dlanes[k / 4]` = each
-//! block's `d` repeated over its 8 lanes. A row of `k` must be a whole number of 32-blocks.
+//! block's `d` repeated over its 8 lanes, and `gsum[k / 32]` = `half[2b] + half[2b + 1]`, each
+//! block's dequantized sum (Q4_K's mins take 8 of them in one vector load). A row of `k` must be
+//! a whole number of 32-blocks.
 
 /// One token's activations in 8-bit blocks (see the module docs).
 #[derive(Default)]
@@ -14,7 +16,6 @@ pub(crate) struct QAct {
     pub q: Vec<i8>,
     pub d: Vec<f32>,
     pub half: Vec<f32>,
-    pub sum: Vec<i32>,
     pub nlsum: Vec<i32>,
     pub dlanes: Vec<f32>,
     pub gsum: Vec<f32>,
@@ -27,7 +28,6 @@ impl QAct {
         self.q.resize(blocks * 32, 0);
         self.d.resize(blocks, 0.0);
         self.half.resize(blocks * 2, 0.0);
-        self.sum.resize(blocks, 0);
         self.nlsum.resize(blocks * 8, 0);
         self.dlanes.resize(blocks * 8, 0.0);
         self.gsum.resize(blocks, 0.0);
@@ -45,7 +45,6 @@ impl QAct {
             self.d[b] = d;
             self.half[2 * b] = d * sums[0] as f32;
             self.half[2 * b + 1] = d * sums[1] as f32;
-            self.sum[b] = sums[0] + sums[1];
             self.gsum[b] = self.half[2 * b] + self.half[2 * b + 1];
             for (l, n) in self.nlsum[8 * b..8 * b + 8].iter_mut().enumerate() {
                 *n = -qs[4 * l..4 * l + 4].iter().map(|&v| i32::from(v)).sum::<i32>();

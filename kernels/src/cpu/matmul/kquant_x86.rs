@@ -293,10 +293,10 @@ impl KQuant {
 /// A row kernel against `T` tokens at once, each token's sums made in the same order for every
 /// `T` and every tile height (so each result is bit for bit the one-token result).
 pub(crate) trait RowTokens {
-    /// Tokens dotted with each row at once: 4 tokens' accumulators fill the 16 ymm registers of
-    /// AVX2; the AVX-512 kernels, with 32 registers, take up to 8.
+    /// Tokens dotted with each row at once (at most 8): `ROWS x GROUP` accumulators must fit
+    /// the registers with the decoded blocks (16 ymm on AVX2, 32 zmm on AVX-512).
     const GROUP: usize = 4;
-    /// Rows decoded together by [`RowTokens::tile`] (1 or 4): each token's activations are then
+    /// Rows decoded together by [`RowTokens::tile`] (1, 2 or 4): each token's activations are then
     /// loaded once per `ROWS` rows. With one row per tile, 8 tokens' activations (three times
     /// the quants' bytes with their scales and sums) stream from L2 once per row, and the
     /// kernel waits on L2, not on its arithmetic.

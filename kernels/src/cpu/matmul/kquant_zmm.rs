@@ -3,8 +3,9 @@
 //! and mins are widened once (a few 32-bit operations unpack Q4_K's 6-bit fields); each pair of
 //! groups then costs one `vpdpbusd`, one conversion, one scale product with the activations'
 //! per-lane scales (`QAct::dlanes`) and one FMA.
-//! - Q4_K: the low and high nibbles of 32 `qs` bytes are two consecutive groups; mins are
-//!   subtracted in f32 from the activations' sums (`QAct::half`).
+//! - Q4_K: the low and high nibbles of 32 `qs` bytes are two consecutive groups; the mins enter
+//!   the accumulators with one FMA per super-block against the activations' block sums
+//!   (`QAct::gsum`).
 //! - Q6_K: quants `0..63` enter unsigned; the offset 32 is removed in the integer domain by
 //!   starting each lane at `-32 * (sum of its 4 activations)` (`QAct::nlsum`).
 //!
