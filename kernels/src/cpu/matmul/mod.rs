@@ -3,14 +3,16 @@
 //!
 //! Dispatch: up to a per-ISA crossover ([`gemm_min_tokens`]) the tokens go through the matvec
 //! kernels ([`matvec`]) in [`multirow`]: rows split over threads, the weights read from memory
-//! once per call, each token's results bit for bit its decode result. More tokens go through the
-//! packed GEMM ([`gemm`]), which decodes each weight into packed panels once per call. With
-//! `Precision::Native` and a block format, the matvec quantizes each token to 8-bit blocks
-//! ([`act`]) and uses int8 dot products.
+//! once per call, each token's results bit for bit its decode result. More tokens go through a
+//! GEMM that decodes each weight into panels once per call: the int8 GEMM ([`gemm_i8`]) for
+//! block formats at native precision on AVX-512 and AVX2, else the packed float GEMM ([`gemm`]).
+//! With `Precision::Native` and a block format, the matvec and the int8 GEMM quantize each token
+//! to 8-bit blocks ([`act`]) and use int8 dot products.
 
 mod act;
 mod decode;
 mod gemm;
+mod gemm_i8;
 #[cfg(target_arch = "x86_64")]
 mod kquant_x86;
 #[cfg(target_arch = "x86_64")]
@@ -41,17 +43,22 @@ impl OutPtr {
     }
 }
 
-/// From this many tokens on, the packed GEMM beats the multi-row matvec (measured per ISA at
-/// native precision on block formats: docs/KERNELS.md). `Precision::Reference` switches at 4
-/// tokens, as before the multi-row matvec existed, so that its results stay bit-identical for
-/// every token count (the GEMM orders its sums differently from the matvec); so do the float
-/// weights, whose matvec has no multi-token kernel (not measured).
+/// From this many tokens on, a GEMM beats the multi-row matvec (measured per ISA at native
+/// precision on block formats: docs/KERNELS.md). `Precision::Reference` switches at 4 tokens,
+/// as before the multi-row matvec existed, so that its results stay bit-identical for every
+/// token count (the GEMM orders its sums differently from the matvec); so do the float weights,
+/// whose matvec has no multi-token kernel (not measured).
 fn gemm_min_tokens(isa: Isa, act: Precision, dtype: DType) -> usize {
     match act {
-        // Xeon (Emerald Rapids), with the register-tiled matvec (4 rows x 4 tokens on AVX-512,
-        // 2 x 2 on AVX2): it leads the GEMM at 64 tokens on both levels (Gemma 4 E2B Q4_0, AVX2:
-        // 14.8 against 9.1 tok/s on one thread) and trails it at 512 (Gemma 3 270M Q4_K_M,
-        // AVX-512: 455 against 550; AVX2: 200 against 354).
+        // Xeon (Emerald Rapids), int8 GEMM against the register-tiled matvec, Gemma 3 270M
+        // Q4_K_M and Gemma 4 E2B Q4_0: on AVX-512 the matvec leads at 32 tokens (Gemma 3 431
+        // against 389 tok/s on one thread), the GEMM at 48 (E2B 35.7 against 33.1); on AVX2
+        // (forced) the matvec at 16 (161 against 158), the GEMM at 32 (262 against 174).
+        Precision::Native if gemm_i8::supports(isa, act, dtype) => match isa {
+            Isa::Avx2 => 24,
+            _ => 40,
+        },
+        // The packed float GEMM (AVX2 Q8_0 / Q8_K): the tiled matvec leads it at 64 tokens.
         Precision::Native if dtype.is_quantized() && isa >= Isa::Avx2 => multirow::M_MAX + 1,
         // Not measured for the portable kernels on their own CPUs (aarch64): the switch point
         // from before the multi-row matvec.
@@ -85,6 +92,9 @@ pub(crate) fn linear(
     let rows = &w.bytes()[row0 * row_bytes..(row0 + n) * row_bytes];
     let (x, out) = (&x[..m * k], &mut out[..m * n]);
     if m >= gemm_min_tokens(isa, act, dtype).min(multirow::M_MAX + 1) {
+        if gemm_i8::supports(isa, act, dtype) {
+            return gemm_i8::gemm(isa, dtype, rows, row_bytes, k, x, n, out);
+        }
         return gemm::gemm(isa, act, dtype, rows, row_bytes, k, x, n, out);
     }
     multirow::matvec_tokens(isa, act, dtype, rows, row_bytes, k, x, n, out);

@@ -82,9 +82,9 @@ pub(super) fn matvec_tokens(
         // 16-token forward.
         // A decode step (one token) stays on this thread: rayon's fork costs more than it saves.
         if m == 1 {
-            acts[0].quantize(x);
+            acts[0].quantize(isa, x);
         } else {
-            acts[..m].par_iter_mut().zip(x.par_chunks_exact(k)).for_each(|(a, xi)| a.quantize(xi));
+            acts[..m].par_iter_mut().zip(x.par_chunks_exact(k)).for_each(|(a, xi)| a.quantize(isa, xi));
         }
     }
     let xa = if kern == Kernel::Q8 { &acts[..m] } else { &[] };
