@@ -254,6 +254,9 @@ mod x86 {
 
     /// `MR` tokens x 32 rows (two zmm of 16), `vpdpbusd`; `G`-element groups, `MINS` for the
     /// formats with a subtracted min.
+    // Constant-bound index loops keep the accumulators in registers (iterators over them
+    // spilled in the matvec tiles: docs/KERNELS.md).
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512vnni,avx2,fma")]
     pub(super) fn tile_avx512<const G: usize, const MINS: bool>(a: Args) {
         let (xu, d, sums, k, p, tile) = a;
@@ -305,6 +308,9 @@ mod x86 {
 
     /// `MR` tokens x 32 rows, 8 rows (one ymm) at a time: `vpmaddubsw` pairs of two quads added
     /// in int16 (`|q_w| <= 32`: no saturation, module docs), then `vpmaddwd` to int32.
+    // Constant-bound index loops keep the accumulators in registers (iterators over them
+    // spilled in the matvec tiles: docs/KERNELS.md).
+    #[allow(clippy::needless_range_loop)]
     #[target_feature(enable = "avx2,fma")]
     pub(super) fn tile_avx2<const G: usize, const MINS: bool>(a: Args) {
         let (xu, d, sums, k, p, tile) = a;
