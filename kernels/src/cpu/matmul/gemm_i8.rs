@@ -38,7 +38,7 @@ use rayon::prelude::*;
 const MR: usize = 4;
 
 /// Whether this GEMM serves the call: native precision, a block format, AVX-512 (which implies
-/// VNNI here), or AVX2 for quants of at most 6 bits (module docs).
+/// VNNI here), or AVX2 for every format but Q8_0 / Q8_K (module docs).
 pub(super) fn supports(isa: Isa, act: Precision, dtype: DType) -> bool {
     let wide = matches!(dtype, DType::Q8_0 | DType::Q8_K);
     cfg!(target_arch = "x86_64")
@@ -65,7 +65,7 @@ pub(super) fn gemm(isa: Isa, dtype: DType, w: &[u8], row_bytes: usize, k: usize,
         let (j0, nr) = (p * NR, NR.min(n - p * NR));
         PANEL.with_borrow_mut(|(panel, blk)| {
             let rows = &w[j0 * row_bytes..(j0 + nr) * row_bytes];
-            with_decoder(dtype, Pack { group, rows, row_bytes, k, panel: &mut *panel, blk });
+            with_decoder(dtype, Pack { isa, group, rows, row_bytes, k, panel: &mut *panel, blk });
             let mut tile = [0.0f32; MR * NR];
             for t0 in (0..m).step_by(MR) {
                 run_tile(isa, group, f.mins, k, toks_ref, t0, panel, &mut tile);
@@ -156,8 +156,10 @@ impl Job for QuantizeToken<'_> {
     }
 }
 
-/// Decodes `rows` (`rows.len() / row_bytes` <= NR rows) into `panel`, zero rows up to NR.
+/// Decodes `rows` (`rows.len() / row_bytes` <= NR rows) into `panel`, zero rows up to NR,
+/// compiled for `isa` (through [`PackRows`]).
 struct Pack<'a> {
+    isa: Isa,
     group: usize,
     rows: &'a [u8],
     row_bytes: usize,
@@ -170,7 +172,23 @@ impl DecodeJob for Pack<'_> {
     type Out = ();
     #[inline(always)]
     fn run<D: Fn(&[u8], &mut Block) + Copy>(self, decode: D, f: Format) {
-        let Pack { group, rows, row_bytes, k, panel, blk } = self;
+        simd::run(self.isa, PackRows { pack: self, decode, f });
+    }
+}
+
+/// [`Pack`] with its decoder, as a [`Job`].
+struct PackRows<'a, D> {
+    pack: Pack<'a>,
+    decode: D,
+    f: Format,
+}
+
+impl<D: Fn(&[u8], &mut Block) + Copy> Job for PackRows<'_, D> {
+    type Out = ();
+    #[inline(always)]
+    fn run<const FMA: bool>(self) {
+        let PackRows { pack, decode, f } = self;
+        let Pack { group, rows, row_bytes, k, panel, blk, .. } = pack;
         let groups = k / group;
         panel.q.clear();
         panel.q.resize(k / 4 * NR, 0);
