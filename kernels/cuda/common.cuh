@@ -103,19 +103,6 @@ __device__ __forceinline__ void mma_bf16_16816(float d[4], const u32 a[4], const
 #endif
 }
 
-__device__ __forceinline__ void mma_f16_16816(float d[4], const u32 a[4], const u32 b[2], const float c[4]) {
-#ifdef GARNET_CUDA_EMU
-    emu::mma_m16n8k16(d, a, b, c, emu::f16_bits_to_f32);
-#else
-    asm volatile(
-        "mma.sync.aligned.m16n8k16.row.col.f32.f16.f16.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, {%8,%9}, "
-        "{%10,%11,%12,%13};\n"
-        : "=f"(d[0]), "=f"(d[1]), "=f"(d[2]), "=f"(d[3])
-        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]), "f"(c[0]), "f"(c[1]), "f"(c[2]),
-          "f"(c[3]));
-#endif
-}
-
 // ---- ldmatrix: 8x8 b16 matrices from shared memory; lanes 8j..8j+7 give matrix j's row addresses ----
 __device__ __forceinline__ void ldmatrix_x4(u32 r[4], const void* row) {
 #ifdef GARNET_CUDA_EMU

@@ -176,10 +176,11 @@ FOR_EACH_DTYPE(MATVEC_ENTRIES)
 //
 // gemm_tc_<dt> (v1), tensor cores, for every device dtype but f32:
 //   block tile 64 (m) x 64 (n), k step 32, 4 warps as 2 x 2, each warp 32 x 32 = 2 x 4
-//   mma.m16n8k16 tiles with f32 accumulators. x is rounded to bf16 (to f16 against f16 weights)
-//   on its way into shared memory; bf16/f16 weights come in by cp.async (16 bytes a copy; when
-//   k * 2 % 16 != 0 by plain loads), block formats are decoded in registers into the shared
-//   bf16 tile. Two shared buffers: tile s + 1 loads while tile s is multiplied. Shared rows are
+//   mma.m16n8k16 tiles with f32 accumulators. x is rounded to bf16 on its way into shared
+//   memory (never to f16: Gemma's activations exceed f16's 65504); bf16 weights come in by
+//   cp.async (16 bytes a copy; when k * 2 % 16 != 0 by plain loads), f16 weights and block
+//   formats are decoded in registers into the shared bf16 tile (as the CPU's native GEMM rounds
+//   f16 weights to bf16). Two shared buffers: tile s + 1 loads while tile s is multiplied. Shared rows are
 //   40 halves (80 bytes): 16-byte aligned for ldmatrix and cp.async, and the 8 row addresses of
 //   an ldmatrix fall in 8 distinct 4-bank groups.
 // gemm_f32_<dt> (v1), exact f32 SIMT for every dtype (Precision::Exact, and f32 weights whose
@@ -189,29 +190,8 @@ FOR_EACH_DTYPE(MATVEC_ENTRIES)
 struct GemmParams {
     u64 x, w, out;
     u32 m, n, k;
-    u32 w_async;  // f16/bf16 weights: k * 2 % 16 == 0 and the base 16-byte aligned (cp.async)
+    u32 w_async;  // bf16 weights: k * 2 % 16 == 0 and the base 16-byte aligned (cp.async)
 };
-
-// f32 -> f16 bits, round to nearest even (what mma's f16 operands get from x).
-__device__ __forceinline__ u16 f32_to_f16(float f) {
-#ifdef GARNET_CUDA_EMU
-    u32 x = __float_as_uint(f), sign = (x >> 16) & 0x8000u, ax = x & 0x7fffffffu;
-    if (ax > 0x7f800000u) return (u16)(sign | 0x7e00u | (ax >> 13 & 0x3ffu));
-    if (ax >= 0x477ff000u) return (u16)(sign | 0x7c00u);  // rounds to infinity
-    if (ax < 0x38800000u) return (u16)(sign | (u32)rintf(__uint_as_float(ax) * 16777216.0f));
-    return (u16)(sign | ((ax - (112u << 23) + 0xfffu + ((ax >> 13) & 1u)) >> 13));
-#else
-    u16 h;
-    asm("cvt.rn.f16.f32 %0, %1;" : "=h"(h) : "f"(f));
-    return h;
-#endif
-}
-
-template <bool F16>
-__device__ __forceinline__ u32 pack2(float lo, float hi) {
-    if (F16) return (u32)f32_to_f16(lo) | (u32)f32_to_f16(hi) << 16;
-    return pack_bf16(lo, hi);
-}
 
 // 16 elements of a block-format weight from e0 (e0 % 16 == 0): the first or second half of a
 // 32-element group, decoded like w_load32.
@@ -271,7 +251,6 @@ struct alignas(16) TcSmem {
 };
 
 // x tile of step k0 into a: thread t converts 16 elements of row t / 2.
-template <bool F16>
 __device__ __forceinline__ void tc_load_x(const GemmParams& p, u16 (*a)[TC_LD], u32 m0, u32 k0) {
     const float* x = (const float*)p.x;
     const u32 t = threadIdx.x, row = t >> 1, c0 = (t & 1) * 16, gr = m0 + row, kc = k0 + c0;
@@ -291,9 +270,9 @@ __device__ __forceinline__ void tc_load_x(const GemmParams& p, u16 (*a)[TC_LD], 
         for (int i = 0; i < 16; i++) v[i] = (gr < p.m && kc + i < p.k) ? x[(u64)gr * p.k + kc + i] : 0.0f;
     }
     uint4* dst = (uint4*)&a[row][c0];
-    dst[0] = uint4{pack2<F16>(v[0], v[1]), pack2<F16>(v[2], v[3]), pack2<F16>(v[4], v[5]), pack2<F16>(v[6], v[7])};
-    dst[1] = uint4{pack2<F16>(v[8], v[9]), pack2<F16>(v[10], v[11]), pack2<F16>(v[12], v[13]),
-                   pack2<F16>(v[14], v[15])};
+    dst[0] = uint4{pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7])};
+    dst[1] = uint4{pack_bf16(v[8], v[9]), pack_bf16(v[10], v[11]), pack_bf16(v[12], v[13]),
+                   pack_bf16(v[14], v[15])};
 }
 
 // w tile of step k0 into b (see the file comment for the three ways).
@@ -301,7 +280,7 @@ template <int DT>
 __device__ __forceinline__ void tc_load_w(const GemmParams& p, u16 (*b)[TC_LD], u32 n0, u32 k0) {
     const u8* w = (const u8*)p.w;
     const u32 t = threadIdx.x;
-    if (DT == DT_F16 || DT == DT_BF16) {
+    if (DT == DT_BF16) {
         if (p.w_async) {
 #pragma unroll
             for (int c = 0; c < 2; c++) {
@@ -325,10 +304,16 @@ __device__ __forceinline__ void tc_load_w(const GemmParams& p, u16 (*b)[TC_LD], 
             dst[1] = uint4{r[4], r[5], r[6], r[7]};
         }
     } else {
-        // Block formats: k % 32 == 0, so the 32 columns of a step are one group of each row.
+        // f16 widened, or a block format (k % 32 == 0, so the 32 columns of a step are one group
+        // of each row), rounded to bf16.
         const u32 row = t >> 1, c0 = (t & 1) * 16, gr = n0 + row;
         float v[16];
-        if (gr < p.n) {
+        if (DT == DT_F16) {
+            const u16* wh = (const u16*)w;
+#pragma unroll
+            for (int i = 0; i < 16; i++)
+                v[i] = (gr < p.n && k0 + c0 + i < p.k) ? f16_to_f32(wh[(u64)gr * p.k + k0 + c0 + i]) : 0.0f;
+        } else if (gr < p.n) {
             w_load16<DT>(w, (u64)gr * p.k + k0 + c0, v);
         } else {
 #pragma unroll
@@ -343,7 +328,6 @@ __device__ __forceinline__ void tc_load_w(const GemmParams& p, u16 (*b)[TC_LD], 
 
 template <int DT>
 __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
-    constexpr bool F16 = DT == DT_F16;
     __shared__ TcSmem sm;
     const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const u32 wm = warp >> 1, wn = warp & 1;
@@ -358,7 +342,7 @@ __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
 
     if (steps > 0) {
-        tc_load_x<F16>(p, sm.a[0], m0, 0);
+        tc_load_x(p, sm.a[0], m0, 0);
         tc_load_w<DT>(p, sm.b[0], n0, 0);
     }
     cp_async_commit();
@@ -367,7 +351,7 @@ __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
         cp_async_wait<0>();
         __syncthreads();  // tile s is in; everyone is done with tile s - 1 (the other buffer)
         if (s + 1 < steps) {
-            tc_load_x<F16>(p, sm.a[buf ^ 1], m0, (s + 1) * TC_BK);
+            tc_load_x(p, sm.a[buf ^ 1], m0, (s + 1) * TC_BK);
             tc_load_w<DT>(p, sm.b[buf ^ 1], n0, (s + 1) * TC_BK);
         }
         cp_async_commit();
@@ -392,12 +376,7 @@ __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
 #pragma unroll
             for (int i = 0; i < 2; i++)
 #pragma unroll
-                for (int j = 0; j < 4; j++) {
-                    if (F16)
-                        mma_f16_16816(acc[i][j], a[i], b[j], acc[i][j]);
-                    else
-                        mma_bf16_16816(acc[i][j], a[i], b[j], acc[i][j]);
-                }
+                for (int j = 0; j < 4; j++) mma_bf16_16816(acc[i][j], a[i], b[j], acc[i][j]);
         }
     }
     cp_async_wait<0>();

@@ -1,6 +1,7 @@
 //! The CUDA emulator checks itself (kernels `kernels/cuda/emu/selftest.cpp`): the ldmatrix + mma
-//! fragments, used as the PTX ISA documents them, give the plain product; and the faults a GPU
-//! would hang on or silently get wrong are reported as errors naming the fault.
+//! fragments, used as the PTX ISA documents them, give the plain product; the faults a GPU
+//! would hang on or silently get wrong are reported as errors naming the fault; writes past the
+//! end of a buffer are caught by its guard bytes, and reads there give NaN.
 #![cfg(garnet_cuda_emu)]
 
 use garnet_kernels::cuda::device::{Device, Dims, Params};
@@ -114,4 +115,17 @@ fn a_correct_kernel_runs_clean() {
     let (r, out) = fault(3, 64);
     r.unwrap();
     assert_eq!(out[0], 32.0);
+}
+
+#[test]
+fn a_write_past_the_end_is_an_error() {
+    let m = message(fault(4, 32).0);
+    assert!(m.contains("kernel selftest_fault wrote past the end of a 64-byte buffer (guard byte 0)"), "{m}");
+}
+
+#[test]
+fn a_read_past_the_end_gives_nan() {
+    let (r, out) = fault(5, 32);
+    r.unwrap();
+    assert!(out[0].is_nan(), "{}", out[0]);
 }

@@ -164,7 +164,10 @@ fn compile(src: &Path, m: Module) -> garnet::Result<String> {
     let opts = cudarc::nvrtc::CompileOptions {
         arch: Some("compute_80"),
         include_paths: vec![src.display().to_string()],
-        options: vec!["--std=c++17".into()],
+        // No FMA contraction: `a * b + c` stays two roundings, as in the host emulator (g++,
+        // ISO C++) and the Rust reference, so decoding and RoPE match `quant/` bit for bit;
+        // kernels that want a fused multiply-add say `fmaf`.
+        options: vec!["--std=c++17".into(), "--fmad=false".into()],
         name: Some(format!("{}.cu", m.stem())),
         ..Default::default()
     };

@@ -45,7 +45,8 @@ struct FaultParams {
 
 // which = 0: thread 0 returns before a barrier the others reach. 1: a full-mask shuffle in a
 // branch only half the warp takes. 2: a cp.async destination read before its wait (out[0] gets
-// the stale value) and after it (out[1]). 3: nothing wrong (the control case).
+// the stale value) and after it (out[1]). 3: nothing wrong (the control case). 4: a write one
+// element past the end of the 16-float buffer. 5: a read there (out[0] gets the guard bytes).
 static void selftest_fault(FaultParams p) {
     __shared__ __attribute__((aligned(16))) float s[4];
     float* out = (float*)p.out;
@@ -63,6 +64,10 @@ static void selftest_fault(FaultParams p) {
             cp_async_wait<0>();
             out[1] = s[0];
         }
+    } else if (p.which == 4) {
+        if (threadIdx.x == 0) out[16] = 1.0f;
+    } else if (p.which == 5) {
+        if (threadIdx.x == 0) out[0] = out[16];
     } else {
         __syncthreads();
         float v = warp_sum(1.0f);

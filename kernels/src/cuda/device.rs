@@ -25,6 +25,22 @@ impl Dims {
     pub fn linear(blocks: u32, threads: u32) -> Dims {
         Dims { grid: [blocks, 1, 1], block: [threads, 1, 1] }
     }
+
+    /// `Err` (naming `kernel`) for a launch no CUDA device accepts: a grid beyond 2^31 - 1 blocks
+    /// in x or 65535 in y or z, a block beyond 1024 threads in all or in x / y, or 64 in z. Both
+    /// devices check it, so the emulator fails where the driver would.
+    pub fn check(&self, kernel: &str) -> Result<()> {
+        let [gx, gy, gz] = self.grid;
+        let [bx, by, bz] = self.block;
+        let threads = u64::from(bx) * u64::from(by) * u64::from(bz);
+        if gx > i32::MAX as u32 || gy > 65535 || gz > 65535 || bx > 1024 || by > 1024 || bz > 64 || threads > 1024 {
+            return Err(crate::error::bad_arg(
+                "launch",
+                format!("kernel {kernel}: grid {:?} x block {:?} exceeds CUDA's launch limits", self.grid, self.block),
+            ));
+        }
+        Ok(())
+    }
 }
 
 /// A kernel's parameter block, passed by value as its only argument.
@@ -103,4 +119,32 @@ pub(crate) fn u32_arg(op: &'static str, what: &str, n: usize) -> Result<u32> {
 /// A device operation failed.
 pub fn device_error(backend: &'static str, what: impl Into<String>) -> KernelError {
     KernelError::Device { backend, what: what.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Dims;
+
+    #[test]
+    fn launches_beyond_cuda_limits_are_refused() {
+        let ok = [
+            Dims { grid: [i32::MAX as u32, 65535, 65535], block: [1024, 1, 1] },
+            Dims { grid: [1; 3], block: [8, 8, 16] },
+        ];
+        for d in ok {
+            assert!(d.check("k").is_ok(), "{d:?}");
+        }
+        let bad = [
+            Dims { grid: [1, 65536, 1], block: [128, 1, 1] },
+            Dims { grid: [1, 1, 65536], block: [128, 1, 1] },
+            Dims { grid: [1 << 31, 1, 1], block: [128, 1, 1] },
+            Dims { grid: [1; 3], block: [1025, 1, 1] },
+            Dims { grid: [1; 3], block: [64, 32, 1] },
+            Dims { grid: [1; 3], block: [1, 1, 65] },
+        ];
+        for d in bad {
+            let e = d.check("gemm_tc_q4_0").unwrap_err().to_string();
+            assert!(e.contains("gemm_tc_q4_0") && e.contains("launch limits"), "{d:?}: {e}");
+        }
+    }
 }

@@ -319,6 +319,7 @@ impl Device for Driver {
         if dims.grid.contains(&0) {
             return Ok(());
         }
+        dims.check(kernel.entry)?;
         self.current()?;
         let f = self.function(kernel)?;
         let mut args = [params as *const P as *mut std::ffi::c_void];

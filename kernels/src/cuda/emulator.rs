@@ -7,13 +7,25 @@ use super::device::{device_error, unavailable, Device, Dims, KernelTimes, Params
 use super::kernels::{EmuLaunch, Kernel};
 use crate::backend::{DeviceStats, OpTimes};
 use crate::error::Result;
-use std::sync::Mutex;
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
 
-/// Emulated device memory: a zeroed host allocation, 256-byte aligned like `cuMemAlloc`'s.
+/// Guard bytes after every allocation: 0xff, so that a read past the end gives NaN (f32) or
+/// garbage rather than zeros, and a write past the end is found after the launch.
+const GUARD: usize = 256;
+
+/// Emulated device memory: a zeroed host allocation, 256-byte aligned like `cuMemAlloc`'s,
+/// followed by [`GUARD`] guard bytes.
 pub struct EmuMem {
     ptr: std::ptr::NonNull<u8>,
+    /// The usable bytes (the layout holds `GUARD` more).
+    len: usize,
     layout: std::alloc::Layout,
+    live: Arc<Live>,
 }
+
+/// The emulator's live allocations: address -> usable length.
+type Live = Mutex<BTreeMap<usize, usize>>;
 
 // SAFETY: the allocation is only touched through the emulator, which serialises every access
 // (launches, reads, writes) behind its lock.
@@ -23,6 +35,7 @@ unsafe impl Sync for EmuMem {}
 
 impl Drop for EmuMem {
     fn drop(&mut self) {
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).remove(&(self.ptr.as_ptr() as usize));
         // SAFETY: allocated in `Emulator::alloc` with this layout, freed once.
         unsafe { std::alloc::dealloc(self.ptr.as_ptr(), self.layout) }
     }
@@ -32,13 +45,18 @@ impl Drop for EmuMem {
 pub struct Emulator {
     stats: Mutex<DeviceStats>,
     times: KernelTimes,
+    live: Arc<Live>,
 }
 
 impl Emulator {
     /// The emulator, or why this build has none (it was compiled without a C++ compiler).
     pub fn new() -> Result<Emulator> {
         if cfg!(garnet_cuda_emu) {
-            Ok(Emulator { stats: Mutex::new(DeviceStats::default()), times: KernelTimes::default() })
+            Ok(Emulator {
+                stats: Mutex::new(DeviceStats::default()),
+                times: KernelTimes::default(),
+                live: Arc::default(),
+            })
         } else {
             Err(unavailable(
                 "cuda-emulated",
@@ -51,16 +69,32 @@ impl Emulator {
         f(&mut self.stats.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
+    /// `Err` naming `kernel` if it wrote into the guard bytes of any live allocation.
+    fn check_guards(&self, kernel: &str) -> Result<()> {
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        for (&addr, &len) in live.iter() {
+            // SAFETY: every live entry is an allocation of `len + GUARD` bytes (removed before it
+            // is freed); no launch is running (launches are synchronous, this runs after one).
+            let guard = unsafe { std::slice::from_raw_parts((addr + len) as *const u8, GUARD) };
+            if let Some(at) = guard.iter().position(|&b| b != 0xff) {
+                return Err(device_error(
+                    "cuda-emulated",
+                    format!("kernel {kernel} wrote past the end of a {len}-byte buffer (guard byte {at})"),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn range(mem: &EmuMem, offset: usize, len: usize) -> Result<*mut u8> {
         match offset.checked_add(len) {
-            Some(end) if end <= mem.layout.size() => {
+            Some(end) if end <= mem.len => {
                 // SAFETY: offset + len is within the allocation.
                 Ok(unsafe { mem.ptr.as_ptr().add(offset) })
             }
-            _ => Err(device_error(
-                "cuda-emulated",
-                format!("copy of {len} bytes at {offset} outside {} bytes", mem.layout.size()),
-            )),
+            _ => {
+                Err(device_error("cuda-emulated", format!("copy of {len} bytes at {offset} outside {} bytes", mem.len)))
+            }
         }
     }
 }
@@ -73,13 +107,18 @@ impl Device for Emulator {
     }
 
     fn alloc(&self, bytes: usize) -> Result<EmuMem> {
-        let layout = std::alloc::Layout::from_size_align(bytes.max(1), 256)
-            .map_err(|_| unavailable("cuda-emulated", format!("allocation of {bytes} bytes")))?;
+        let layout = bytes
+            .checked_add(GUARD)
+            .and_then(|total| std::alloc::Layout::from_size_align(total, 256).ok())
+            .ok_or_else(|| unavailable("cuda-emulated", format!("allocation of {bytes} bytes")))?;
         // SAFETY: the layout has a non-zero size.
         let ptr = unsafe { std::alloc::alloc_zeroed(layout) };
         let ptr = std::ptr::NonNull::new(ptr)
             .ok_or_else(|| unavailable("cuda-emulated", format!("out of memory allocating {bytes} bytes")))?;
-        Ok(EmuMem { ptr, layout })
+        // SAFETY: the guard bytes `bytes..bytes + GUARD` are inside the fresh allocation.
+        unsafe { std::ptr::write_bytes(ptr.as_ptr().add(bytes), 0xff, GUARD) };
+        self.live.lock().unwrap_or_else(|e| e.into_inner()).insert(ptr.as_ptr() as usize, bytes);
+        Ok(EmuMem { ptr, len: bytes, layout, live: self.live.clone() })
     }
 
     fn ptr(&self, mem: &EmuMem) -> u64 {
@@ -124,6 +163,7 @@ impl Device for Emulator {
         if dims.grid.contains(&0) {
             return Ok(()); // an empty grid launches nothing, as on the device
         }
+        dims.check(kernel.entry)?;
         let launch = EmuLaunch { grid: dims.grid, block: dims.block };
         let mut err = [0 as std::ffi::c_char; 512];
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
@@ -132,15 +172,17 @@ impl Device for Emulator {
         // `Params` contract); every pointer in `params` was checked against its buffer by the
         // op; `err` is writable for its length.
         let rc = unsafe { f(&launch, params as *const P as *const std::ffi::c_void, err.as_mut_ptr(), err.len()) };
+        let elapsed = start.elapsed();
         s.dispatches += 1;
+        let guards = if rc == 0 { self.check_guards(kernel.entry) } else { Ok(()) };
         drop(s);
-        self.times.add(kernel.entry, start.elapsed());
+        self.times.add(kernel.entry, elapsed);
         if rc != 0 {
             // SAFETY: the entry wrote a NUL-terminated message (snprintf) into `err`.
             let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
             return Err(device_error("cuda-emulated", format!("kernel {kernel:?}: {msg}")));
         }
-        Ok(())
+        guards
     }
 
     fn stats(&self) -> DeviceStats {

@@ -15,6 +15,7 @@ use super::kernels::{for_device_dtypes, gather, kernel, per_dtype, some, Kernel,
 use super::{Cuda, CudaBuf, CudaWeight};
 use crate::args::*;
 use crate::error::Result;
+use crate::tensor::DType;
 use crate::Precision;
 
 /// `matvec_<dt>` (one token row), by dtype code.
@@ -132,7 +133,7 @@ impl<D: Device> Cuda<D> {
             Precision::Native if a.k > 0 => GEMM_TC[code],
             _ => None,
         };
-        let w_async = float_size.is_some_and(|s| (a.k as u64 * s).is_multiple_of(16) && wp.is_multiple_of(16));
+        let w_async = w.dtype == DType::BF16 && (a.k as u64 * 2).is_multiple_of(16) && wp.is_multiple_of(16);
         let p = GemmParams { x: xp, w: wp, out: op, m, n, k, w_async: w_async as u32 };
         let grid = [u32_arg(OP, "size", a.n.div_ceil(64))?, u32_arg(OP, "size", a.m.div_ceil(64))?, 1];
         match tc {

@@ -21,7 +21,11 @@ const WEIGHT_DTYPES: [DType; 9] =
     [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K, DType::Q5_K];
 
 fn matmul(m: usize, n: usize, k: usize, dtype: DType) -> Case {
-    Box::new(MatmulCase { args: MatmulArgs { m, n, k }, dtype })
+    matmul_scaled(m, n, k, dtype, 1.0)
+}
+
+fn matmul_scaled(m: usize, n: usize, k: usize, dtype: DType, x_scale: f32) -> Case {
+    Box::new(MatmulCase { args: MatmulArgs { m, n, k }, dtype, x_scale })
 }
 
 fn embed(tokens: usize, width: usize, col_offset: usize, scale: f32, table: [usize; 2], dtype: DType) -> Case {
@@ -117,6 +121,9 @@ pub fn cases() -> Vec<Case> {
         matmul(24, 64, 256, Q5_0),
         matmul(18, 80, 512, Q4_K),
         matmul(16, 72, 256, Q6_K),
+        // Activations beyond f16's 65504 (Gemma's reach 1e5) against f16 weights: a GEMM that
+        // rounds them to f16 returns inf / NaN.
+        matmul_scaled(20, 96, 512, F16, 1e5),
     ]);
 
     // ---- rms_norm, add_rms_norm ----
