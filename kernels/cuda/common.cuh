@@ -58,6 +58,16 @@ __device__ __forceinline__ float f16_to_f32(u16 h) {
 #endif
 }
 
+// `p` as a pointer to the vector type `V` (float4, uint4): the device faults on a vector access
+// not aligned to its size, the host would not, so the emulator checks here.
+template <typename V, typename T>
+__device__ __forceinline__ V* vec_at(T* p) {
+#ifdef GARNET_CUDA_EMU
+    if ((unsigned long long)p % sizeof(V) != 0) emu::fail("vector access not aligned to its size");
+#endif
+    return (V*)p;
+}
+
 // Two bf16 in one register, `lo` in the low half (the element with the lower index).
 __device__ __forceinline__ u32 pack_bf16(float lo, float hi) {
     return (u32)f32_to_bf16(lo) | (u32)f32_to_bf16(hi) << 16;

@@ -61,14 +61,14 @@ __device__ __forceinline__ void row_partials(const MatvecParams& p, u32 row, u32
         if (p.vec) {
             const int per = DT == DT_F32 ? 4 : 8;  // elements per 16 bytes
             const u32 units = p.k / per;
-            const uint4* wr = (const uint4*)(w + rbase * (DT == DT_F32 ? 4 : 2));
+            const uint4* wr = vec_at<const uint4>(w + rbase * (DT == DT_F32 ? 4 : 2));
             for (u32 u = u0; u < units; u += stride) {
                 float v[8];
                 w_unpack16<DT>(wr[u], v);
 #pragma unroll
                 for (int i = 0; i < MT; i++) {
                     if (i < (int)p.m) {
-                        const float4* xr = (const float4*)(x + (u64)i * k + (u64)u * per);
+                        const float4* xr = vec_at<const float4>(x + (u64)i * k + (u64)u * per);
                         float4 a = xr[0];
                         float s = acc[i];
                         s = fmaf(a.x, v[0], s);
@@ -102,7 +102,7 @@ __device__ __forceinline__ void row_partials(const MatvecParams& p, u32 row, u32
 #pragma unroll
             for (int i = 0; i < MT; i++) {
                 if (i < (int)p.m) {
-                    const float4* xr = (const float4*)(x + (u64)i * k + (u64)g * 32);
+                    const float4* xr = vec_at<const float4>(x + (u64)i * k + (u64)g * 32);
                     float s = acc[i];
 #pragma unroll
                     for (int q = 0; q < 8; q++) {
@@ -256,7 +256,7 @@ __device__ __forceinline__ void tc_load_x(const GemmParams& p, u16 (*a)[TC_LD], 
     const u32 t = threadIdx.x, row = t >> 1, c0 = (t & 1) * 16, gr = m0 + row, kc = k0 + c0;
     float v[16];
     if (gr < p.m && kc + 16 <= p.k && (p.k & 3) == 0) {
-        const float4* src = (const float4*)(x + (u64)gr * p.k + kc);
+        const float4* src = vec_at<const float4>(x + (u64)gr * p.k + kc);
 #pragma unroll
         for (int q = 0; q < 4; q++) {
             float4 f = src[q];
@@ -269,7 +269,7 @@ __device__ __forceinline__ void tc_load_x(const GemmParams& p, u16 (*a)[TC_LD], 
 #pragma unroll
         for (int i = 0; i < 16; i++) v[i] = (gr < p.m && kc + i < p.k) ? x[(u64)gr * p.k + kc + i] : 0.0f;
     }
-    uint4* dst = (uint4*)&a[row][c0];
+    uint4* dst = vec_at<uint4>(&a[row][c0]);
     dst[0] = uint4{pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7])};
     dst[1] = uint4{pack_bf16(v[8], v[9]), pack_bf16(v[10], v[11]), pack_bf16(v[12], v[13]),
                    pack_bf16(v[14], v[15])};
@@ -299,7 +299,7 @@ __device__ __forceinline__ void tc_load_w(const GemmParams& p, u16 (*b)[TC_LD], 
                 u32 hi = (gr < p.n && kc + 2 * i + 1 < p.k) ? wh[(u64)gr * p.k + kc + 2 * i + 1] : 0u;
                 r[i] = lo | hi << 16;
             }
-            uint4* dst = (uint4*)&b[row][c0];
+            uint4* dst = vec_at<uint4>(&b[row][c0]);
             dst[0] = uint4{r[0], r[1], r[2], r[3]};
             dst[1] = uint4{r[4], r[5], r[6], r[7]};
         }
@@ -319,7 +319,7 @@ __device__ __forceinline__ void tc_load_w(const GemmParams& p, u16 (*b)[TC_LD], 
 #pragma unroll
             for (int i = 0; i < 16; i++) v[i] = 0.0f;
         }
-        uint4* dst = (uint4*)&b[row][c0];
+        uint4* dst = vec_at<uint4>(&b[row][c0]);
         dst[0] = uint4{pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7])};
         dst[1] = uint4{pack_bf16(v[8], v[9]), pack_bf16(v[10], v[11]), pack_bf16(v[12], v[13]),
                        pack_bf16(v[14], v[15])};

@@ -21,7 +21,7 @@ __device__ __forceinline__ float row_scale(const float* x, u32 dim, float eps) {
     __shared__ float scratch[32];
     float s = 0.0f;
     if ((dim & 3) == 0 && ((u64)x & 15) == 0) {
-        const float4* x4 = (const float4*)x;
+        const float4* x4 = vec_at<const float4>(x);
         for (u32 i = threadIdx.x; i < dim / 4; i += blockDim.x) {
             float4 v = x4[i];
             s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;

@@ -1,7 +1,8 @@
 //! The CUDA emulator checks itself (kernels `kernels/cuda/emu/selftest.cpp`): the ldmatrix + mma
 //! fragments, used as the PTX ISA documents them, give the plain product; the faults a GPU
 //! would hang on or silently get wrong are reported as errors naming the fault; writes past the
-//! end of a buffer are caught by its guard bytes, and reads there give NaN.
+//! end of a buffer are caught by its guard bytes, and reads there give NaN; misaligned vector
+//! accesses are errors.
 #![cfg(garnet_cuda_emu)]
 
 use garnet_kernels::cuda::device::{Device, Dims, Params};
@@ -128,4 +129,10 @@ fn a_read_past_the_end_gives_nan() {
     let (r, out) = fault(5, 32);
     r.unwrap();
     assert!(out[0].is_nan(), "{}", out[0]);
+}
+
+#[test]
+fn a_misaligned_vector_access_is_an_error() {
+    let m = message(fault(6, 32).0);
+    assert!(m.contains("vector access not aligned to its size"), "{m}");
 }

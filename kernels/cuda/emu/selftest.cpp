@@ -47,6 +47,7 @@ struct FaultParams {
 // branch only half the warp takes. 2: a cp.async destination read before its wait (out[0] gets
 // the stale value) and after it (out[1]). 3: nothing wrong (the control case). 4: a write one
 // element past the end of the 16-float buffer. 5: a read there (out[0] gets the guard bytes).
+// 6: a float4 load from an address 4 bytes past a 16-byte boundary.
 static void selftest_fault(FaultParams p) {
     __shared__ __attribute__((aligned(16))) float s[4];
     float* out = (float*)p.out;
@@ -68,6 +69,8 @@ static void selftest_fault(FaultParams p) {
         if (threadIdx.x == 0) out[16] = 1.0f;
     } else if (p.which == 5) {
         if (threadIdx.x == 0) out[0] = out[16];
+    } else if (p.which == 6) {
+        if (threadIdx.x == 0) out[0] = vec_at<const float4>(out + 1)->x;
     } else {
         __syncthreads();
         float v = warp_sum(1.0f);
