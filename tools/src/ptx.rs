@@ -5,7 +5,9 @@
 //! `--check` it writes nothing: it fails when a committed PTX differs from what the sources give
 //! (stale), when an entry point the backend launches is missing from its module, when `ptxas`
 //! rejects a module for sm_80, sm_86, sm_89, sm_90 or sm_120, or when any kernel spills
-//! registers. Either way it prints registers, shared memory and spills per kernel and target.
+//! registers. Either way it prints registers, shared memory and spills per kernel and target,
+//! and writes (or checks) them as `kernels/cuda/ptx/usage.tsv`, which the crate embeds for its
+//! occupancy model (`cuda::occupancy`).
 //!
 //! The toolkit pieces come from PyPI (`scripts/fetch-cuda.sh`): `--cuda DIR`, else
 //! `$GARNET_CUDA_DIR`, else the script's cache directory. No GPU or driver is involved.
@@ -115,6 +117,17 @@ pub fn main(a: Args) -> garnet::Result<()> {
         let _ = std::fs::remove_file(&tmp);
     }
     print_table(&table)?;
+    let usage = usage_tsv(&table);
+    let out = src.join("ptx/usage.tsv");
+    if a.check {
+        if std::fs::read_to_string(&out).unwrap_or_default() != usage {
+            failures.push(format!("{}: stale (run `garnet ptx` and commit it)", out.display()));
+        }
+    } else {
+        let io = |source| Error::Io { path: out.clone(), source };
+        garnet::files::write_atomic(&out, |w| w.write_all(usage.as_bytes()).map_err(io))?;
+        outln!("wrote {}", out.display())?;
+    }
     if !failures.is_empty() {
         for f in &failures {
             eprintln!("ptx: {f}");
@@ -210,6 +223,18 @@ fn parse_ptxas(text: &str) -> Vec<(String, Usage)> {
         }
     }
     out
+}
+
+/// The table as tab-separated lines: kernel, target, registers, static shared bytes, stack bytes.
+fn usage_tsv(table: &BTreeMap<(String, String), Vec<(&str, Usage)>>) -> String {
+    let mut s =
+        String::from("# kernel\ttarget\tregisters\tshared_bytes\tstack_bytes (ptxas -v; written by `garnet ptx`)\n");
+    for ((_, kernel), per) in table {
+        for (t, u) in per {
+            s += &format!("{kernel}\t{t}\t{}\t{}\t{}\n", u.registers, u.smem, u.stack);
+        }
+    }
+    s
 }
 
 fn print_table(table: &BTreeMap<(String, String), Vec<(&str, Usage)>>) -> garnet::Result<()> {

@@ -27,6 +27,7 @@ pub mod kernels;
 mod matmul;
 mod moe;
 mod norm;
+pub mod occupancy;
 mod rope;
 mod sample;
 pub mod weights;
