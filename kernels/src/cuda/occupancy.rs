@@ -58,7 +58,7 @@ pub fn occupancy(arch: &Arch, u: Usage, threads: u32) -> Occupancy {
     let warps = threads.div_ceil(32).max(1);
     let by_warps = arch.max_warps / warps;
     let per_warp = (u.registers * 32).div_ceil(REG_UNIT) * REG_UNIT;
-    let by_regs = if per_warp == 0 { u32::MAX } else { REGS / per_warp / warps };
+    let by_regs = REGS.checked_div(per_warp).map_or(u32::MAX, |w| w / warps);
     let per_block = (u.smem + SMEM_RESERVED).div_ceil(SMEM_UNIT) * SMEM_UNIT;
     let by_smem = arch.smem / per_block;
     let blocks = arch.max_blocks.min(by_warps).min(by_regs).min(by_smem);
