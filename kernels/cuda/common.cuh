@@ -58,6 +58,37 @@ __device__ __forceinline__ float f16_to_f32(u16 h) {
 #endif
 }
 
+// Loads and stores that the emulator's memory-transaction model sees (`emu::note`; plain
+// accesses on the device): global (gld / gst) and shared (sld / sst).
+template <class T>
+__device__ __forceinline__ T gld(const T* p) {
+#ifdef GARNET_CUDA_EMU
+    emu::note(p, sizeof(T), false);
+#endif
+    return *p;
+}
+template <class T>
+__device__ __forceinline__ void gst(T* p, T v) {
+#ifdef GARNET_CUDA_EMU
+    emu::note(p, sizeof(T), false);
+#endif
+    *p = v;
+}
+template <class T>
+__device__ __forceinline__ T sld(const T* p) {
+#ifdef GARNET_CUDA_EMU
+    emu::note(p, sizeof(T), true);
+#endif
+    return *p;
+}
+template <class T>
+__device__ __forceinline__ void sst(T* p, T v) {
+#ifdef GARNET_CUDA_EMU
+    emu::note(p, sizeof(T), true);
+#endif
+    *p = v;
+}
+
 // `p` as a pointer to the vector type `V` (float4, uint4): the device faults on a vector access
 // not aligned to its size, the host would not, so the emulator checks here.
 template <typename V, typename T>

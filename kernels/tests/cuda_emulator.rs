@@ -14,11 +14,13 @@ use std::ffi::{c_char, c_void};
 extern "C" {
     fn garnet_emu_selftest_mma(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
     fn garnet_emu_selftest_fault(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_selftest_mem(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
 }
 
 // Host-only kernels: the module is never looked up (the emulator runs `emu`).
 const MMA: Kernel = Kernel { module: Module::Matmul, entry: "selftest_mma", emu: Some(garnet_emu_selftest_mma) };
 const FAULT: Kernel = Kernel { module: Module::Matmul, entry: "selftest_fault", emu: Some(garnet_emu_selftest_fault) };
+const MEM: Kernel = Kernel { module: Module::Matmul, entry: "selftest_mem", emu: Some(garnet_emu_selftest_mem) };
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -135,4 +137,49 @@ fn a_read_past_the_end_gives_nan() {
 fn a_misaligned_vector_access_is_an_error() {
     let m = message(fault(6, 32).0);
     assert!(m.contains("vector access not aligned to its size"), "{m}");
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+struct MemParams {
+    input: u64,
+    which: u32,
+    pad: u32,
+}
+// SAFETY: repr(C), plain numbers, mirrors `MemParams` in selftest.cpp.
+unsafe impl Params for MemParams {}
+
+/// The memory model on hand-made one-warp kernels whose answers are known: (requests, bytes,
+/// sectors, lines) for global accesses, (requests, wavefronts) for shared ones.
+#[test]
+fn the_memory_model_gives_the_known_answers() {
+    let run = |which: u32| {
+        let dev = Emulator::new().unwrap();
+        dev.model_memory();
+        let input = dev.alloc(4096 * 4).unwrap();
+        dev.launch(MEM, Dims::linear(1, 32), &MemParams { input: dev.ptr(&input), which, pad: 0 }).unwrap();
+        let stats = dev.memory_stats();
+        assert_eq!(stats.len(), 1);
+        stats[0].1
+    };
+    let global = |which| {
+        let m = run(which);
+        (m.global_requests, m.global_bytes, m.global_sectors, m.global_lines)
+    };
+    assert_eq!(global(0), (1, 128, 4, 1), "coalesced floats");
+    assert_eq!(global(1), (1, 128, 32, 8), "floats 32 bytes apart");
+    assert_eq!(global(2), (1, 4, 1, 1), "one float for every lane");
+    assert_eq!(global(3), (1, 512, 16, 4), "coalesced float4");
+    assert_eq!(run(0).sector_efficiency(), 1.0);
+    assert_eq!(run(1).sector_efficiency(), 0.125);
+    let shared = |which| {
+        let m = run(which);
+        (m.shared_requests, m.shared_wavefronts)
+    };
+    assert_eq!(shared(4), (1, 1), "consecutive floats");
+    assert_eq!(shared(5), (1, 32), "one bank, 32 words");
+    assert_eq!(shared(6), (1, 2), "two-way conflict");
+    assert_eq!(shared(7), (1, 1), "broadcast");
+    assert_eq!(shared(8), (1, 4), "float4: four phases of 8 lanes");
+    assert_eq!(run(5).bank_conflicts_per_request(), 31.0);
 }

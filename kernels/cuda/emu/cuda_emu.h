@@ -23,8 +23,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <tuple>
+#include <unordered_map>
 #include <vector>
 #include <ucontext.h>
 
@@ -96,6 +100,25 @@ struct Thread {
     };
     std::vector<Copy> open;
     std::vector<std::vector<Copy>> groups;
+    // Memory model: accesses made at each source site since the last barrier.
+    std::unordered_map<uintptr_t, unsigned> occurrences;
+};
+
+// The memory-transaction model's totals for one launch (Rust: `cuda::emulator::MemStats`).
+// A request is one warp-level access: the lanes of a warp at the same source site, the same
+// occurrence of it since the last barrier. Global: the distinct bytes the lanes use, the 32-byte
+// sectors and 128-byte lines those bytes touch. Shared: the wavefronts a request takes (per
+// phase of lanes, 32 lanes for accesses up to 4 bytes, 16 for 8, 8 for 16: the most distinct
+// 4-byte words any of the 32 banks serves; equal words broadcast).
+struct MemStats {
+    unsigned long long global_requests = 0, global_bytes = 0, global_sectors = 0, global_lines = 0;
+    unsigned long long shared_requests = 0, shared_wavefronts = 0;
+};
+
+struct Access {
+    uintptr_t addr;
+    unsigned bytes;
+    unsigned lane;
 };
 
 struct Warp {
@@ -116,6 +139,9 @@ struct Block {
     Coro sched;
     Thread* cur = nullptr;
     std::string fault;
+    MemStats* mem = nullptr;  // the memory model, when the launch asks for it
+    // (warp, shared, site, occurrence) -> the lanes' accesses, until the next barrier.
+    std::map<std::tuple<unsigned, bool, uintptr_t, unsigned>, std::vector<Access>> pending;
 };
 
 inline thread_local Block* g_block = nullptr;
@@ -124,6 +150,55 @@ inline Block& blk() { return *g_block; }
 inline Thread& cur() { return *g_block->cur; }
 
 [[noreturn]] inline void fail(const std::string& why) { throw Fault{why}; }
+
+// Records one lane's access for the memory model (never inlined: its return address names the
+// source site, the same for every lane).
+__attribute__((noinline)) inline void note(const void* p, unsigned bytes, bool shared) {
+    Block& b = *g_block;
+    if (!b.mem) return;
+    Thread& t = *b.cur;
+    uintptr_t site = (uintptr_t)__builtin_return_address(0);
+    unsigned occ = t.occurrences[site]++;
+    b.pending[{t.linear / 32, shared, site, occ}].push_back({(uintptr_t)p, bytes, t.linear % 32});
+}
+
+// Adds the pending requests to the totals and starts a new barrier interval.
+inline void flush_mem(Block& b) {
+    if (!b.mem) return;
+    for (auto& [key, acc] : b.pending) {
+        if (!std::get<1>(key)) {
+            std::set<uintptr_t> bytes, sectors, lines;
+            for (auto& a : acc)
+                for (unsigned i = 0; i < a.bytes; i++) {
+                    bytes.insert(a.addr + i);
+                    sectors.insert((a.addr + i) / 32);
+                    lines.insert((a.addr + i) / 128);
+                }
+            b.mem->global_requests++;
+            b.mem->global_bytes += bytes.size();
+            b.mem->global_sectors += sectors.size();
+            b.mem->global_lines += lines.size();
+        } else {
+            unsigned size = 4;
+            for (auto& a : acc) size = a.bytes > size ? a.bytes : size;
+            unsigned lanes_per_phase = size <= 4 ? 32 : size <= 8 ? 16 : 8;
+            std::map<unsigned, std::map<unsigned, std::set<uintptr_t>>> phases;  // phase -> bank -> words
+            for (auto& a : acc)
+                for (unsigned i = 0; i < a.bytes; i += 4) {
+                    uintptr_t word = (a.addr + i) / 4;
+                    phases[a.lane / lanes_per_phase][word % 32].insert(word);
+                }
+            b.mem->shared_requests++;
+            for (auto& [ph, banks] : phases) {
+                size_t most = 1;
+                for (auto& [bank, words] : banks) most = words.size() > most ? words.size() : most;
+                b.mem->shared_wavefronts += most;
+            }
+        }
+    }
+    b.pending.clear();
+    for (auto& t : b.threads) t.occurrences.clear();
+}
 
 // Gives the OS thread back to the scheduler until it resumes this thread.
 inline void yield() {
@@ -194,6 +269,7 @@ inline void syncthreads() {
     if (++b.bar_arrived == b.live) {
         b.bar_arrived = 0;
         b.bar_gen++;
+        flush_mem(b);
         return;
     }
     while (b.bar_gen == gen) yield();
@@ -201,6 +277,7 @@ inline void syncthreads() {
 
 struct Launch {
     dim3 grid, block;
+    MemStats* mem;  // null: no memory model
 };
 
 constexpr size_t kStack = 256 * 1024;
@@ -265,6 +342,7 @@ int run(const Launch& l, void (*kernel)(P), const void* params, char* err, size_
     b.grid = l.grid;
     b.threads.resize(n);
     b.warps.resize((n + 31) / 32);
+    b.mem = l.mem;
     Block* saved = g_block;
     g_block = &b;
     for (unsigned bz = 0; bz < l.grid.z && b.fault.empty(); bz++)
@@ -296,6 +374,7 @@ int run(const Launch& l, void (*kernel)(P), const void* params, char* err, size_
                     if (b.live > 0 && b.progress == before && b.fault.empty())
                         b.fault = "deadlock: every live thread waits for one that never arrives";
                 }
+                flush_mem(b);
                 if (!b.fault.empty()) {
                     char where[64];
                     snprintf(where, sizeof where, " (block %u,%u,%u)", bx, by, bz);

@@ -78,5 +78,35 @@ static void selftest_fault(FaultParams p) {
     }
 }
 
+struct MemParams {
+    u64 in;
+    u32 which;
+    u32 pad;
+};
+
+// Known answers for the memory model, one warp each. Global (in: 4096 floats, 256-byte aligned):
+// 0 coalesced floats, 1 floats 32 bytes apart, 2 one float for all lanes, 3 coalesced float4.
+// Shared: 4 consecutive floats, 5 floats 128 bytes apart (one bank), 6 floats 8 bytes apart
+// (two-way), 7 one float for all lanes, 8 consecutive float4.
+static void selftest_mem(MemParams p) {
+    __shared__ __attribute__((aligned(128))) float s[32 * 32];
+    const float* in = (const float*)p.in;
+    const u32 l = threadIdx.x;
+    float v = 0.0f;
+    switch (p.which) {
+        case 0: v = gld(in + l); break;
+        case 1: v = gld(in + 8 * l); break;
+        case 2: v = gld(in); break;
+        case 3: v = gld(vec_at<const float4>(in + 4 * l)).x; break;
+        case 4: sst(s + l, 1.0f); break;
+        case 5: sst(s + 32 * l, 1.0f); break;
+        case 6: sst(s + 2 * l, 1.0f); break;
+        case 7: v = sld(s); break;
+        default: sst(vec_at<float4>(s + 4 * l), float4{1.0f, 2.0f, 3.0f, 4.0f}); break;
+    }
+    if (v == 12345.0f) s[0] = v;  // keeps the loads
+}
+
 ENTRY(selftest_mma)
 ENTRY(selftest_fault)
+ENTRY(selftest_mem)

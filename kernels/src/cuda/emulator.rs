@@ -4,7 +4,7 @@
 //! models (see `cuda_emu.h`), and the way every CUDA kernel is tested where there is no GPU.
 
 use super::device::{device_error, unavailable, Device, Dims, KernelTimes, Params};
-use super::kernels::{EmuLaunch, Kernel};
+use super::kernels::{EmuLaunch, Kernel, MemStats};
 use crate::backend::{DeviceStats, OpTimes};
 use crate::error::Result;
 use std::collections::BTreeMap;
@@ -46,6 +46,8 @@ pub struct Emulator {
     stats: Mutex<DeviceStats>,
     times: KernelTimes,
     live: Arc<Live>,
+    /// The memory model's totals per kernel entry, once [`Emulator::model_memory`] is called.
+    mem: Mutex<Option<BTreeMap<&'static str, MemStats>>>,
 }
 
 impl Emulator {
@@ -56,6 +58,7 @@ impl Emulator {
                 stats: Mutex::new(DeviceStats::default()),
                 times: KernelTimes::default(),
                 live: Arc::default(),
+                mem: Mutex::new(None),
             })
         } else {
             Err(unavailable(
@@ -63,6 +66,19 @@ impl Emulator {
                 "this build has no CUDA emulator (kernels/build.rs found no C++ compiler)",
             ))
         }
+    }
+
+    /// Turns on the memory-transaction model (`cuda_emu.h`): from now on every launch adds the
+    /// warp-level requests of its recorded accesses (`gld`/`gst`/`sld`/`sst` in the kernels) to
+    /// its kernel's totals. Slower.
+    pub fn model_memory(&self) {
+        self.mem.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(BTreeMap::new);
+    }
+
+    /// The memory model's totals per kernel entry since [`Emulator::model_memory`].
+    pub fn memory_stats(&self) -> Vec<(&'static str, MemStats)> {
+        let mem = self.mem.lock().unwrap_or_else(|e| e.into_inner());
+        mem.iter().flat_map(|m| m.iter().map(|(k, v)| (*k, *v))).collect()
     }
 
     fn count(&self, f: impl FnOnce(&mut DeviceStats)) {
@@ -164,7 +180,10 @@ impl Device for Emulator {
             return Ok(()); // an empty grid launches nothing, as on the device
         }
         dims.check(kernel.entry)?;
-        let launch = EmuLaunch { grid: dims.grid, block: dims.block };
+        let modelled = self.mem.lock().unwrap_or_else(|e| e.into_inner()).is_some();
+        let mut totals = MemStats::default();
+        let mem = if modelled { &mut totals as *mut MemStats } else { std::ptr::null_mut() };
+        let launch = EmuLaunch { grid: dims.grid, block: dims.block, mem };
         let mut err = [0 as std::ffi::c_char; 512];
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let start = std::time::Instant::now();
@@ -176,6 +195,9 @@ impl Device for Emulator {
         s.dispatches += 1;
         let guards = if rc == 0 { self.check_guards(kernel.entry) } else { Ok(()) };
         drop(s);
+        if let Some(m) = self.mem.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            m.entry(kernel.entry).or_default().add(&totals);
+        }
         self.times.add(kernel.entry, elapsed);
         if rc != 0 {
             // SAFETY: the entry wrote a NUL-terminated message (snprintf) into `err`.

@@ -75,13 +75,58 @@ impl Module {
 /// the whole grid and returns 0, or 1 with a message in the buffer.
 pub type EmuFn = unsafe extern "C" fn(*const EmuLaunch, *const std::ffi::c_void, *mut std::ffi::c_char, usize) -> i32;
 
-/// `emu::Launch`: grid and block sizes.
+/// `emu::Launch`: grid and block sizes, and where to add the memory model's totals (null: off).
 #[repr(C)]
 pub struct EmuLaunch {
     /// Blocks (x, y, z).
     pub grid: [u32; 3],
     /// Threads per block (x, y, z).
     pub block: [u32; 3],
+    /// The launch's memory-model totals, or null.
+    pub mem: *mut MemStats,
+}
+
+/// `emu::MemStats`: the memory-transaction model's totals (see `cuda_emu.h`): warp-level global
+/// requests, the distinct bytes their lanes use, the 32-byte sectors and 128-byte lines those
+/// touch; shared-memory requests and the wavefronts they take (bank conflicts add wavefronts).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct MemStats {
+    /// Warp-level global loads and stores.
+    pub global_requests: u64,
+    /// Distinct bytes the lanes of those requests use.
+    pub global_bytes: u64,
+    /// 32-byte sectors they touch.
+    pub global_sectors: u64,
+    /// 128-byte lines they touch.
+    pub global_lines: u64,
+    /// Warp-level shared-memory loads and stores.
+    pub shared_requests: u64,
+    /// Wavefronts those take (one each without bank conflicts).
+    pub shared_wavefronts: u64,
+}
+
+impl MemStats {
+    /// Bytes used over bytes fetched in whole sectors (1 when every fetched byte is used).
+    pub fn sector_efficiency(&self) -> f64 {
+        self.global_bytes as f64 / (32 * self.global_sectors).max(1) as f64
+    }
+
+    /// Extra wavefronts per shared request (0 without bank conflicts).
+    pub fn bank_conflicts_per_request(&self) -> f64 {
+        (self.shared_wavefronts - self.shared_requests.min(self.shared_wavefronts)) as f64
+            / self.shared_requests.max(1) as f64
+    }
+
+    /// Adds `o` into `self`.
+    pub fn add(&mut self, o: &MemStats) {
+        self.global_requests += o.global_requests;
+        self.global_bytes += o.global_bytes;
+        self.global_sectors += o.global_sectors;
+        self.global_lines += o.global_lines;
+        self.shared_requests += o.shared_requests;
+        self.shared_wavefronts += o.shared_wavefronts;
+    }
 }
 
 /// A kernel entry point.
