@@ -64,19 +64,19 @@ __device__ __forceinline__ void row_partials(const MatvecParams& p, u32 row, u32
             const uint4* wr = vec_at<const uint4>(w + rbase * (DT == DT_F32 ? 4 : 2));
             for (u32 u = u0; u < units; u += stride) {
                 float v[8];
-                w_unpack16<DT>(wr[u], v);
+                w_unpack16<DT>(gld(wr + u), v);
 #pragma unroll
                 for (int i = 0; i < MT; i++) {
                     if (i < (int)p.m) {
                         const float4* xr = vec_at<const float4>(x + (u64)i * k + (u64)u * per);
-                        float4 a = xr[0];
+                        float4 a = gld(xr);
                         float s = acc[i];
                         s = fmaf(a.x, v[0], s);
                         s = fmaf(a.y, v[1], s);
                         s = fmaf(a.z, v[2], s);
                         s = fmaf(a.w, v[3], s);
                         if (per == 8) {
-                            float4 b = xr[1];
+                            float4 b = gld(xr + 1);
                             s = fmaf(b.x, v[4], s);
                             s = fmaf(b.y, v[5], s);
                             s = fmaf(b.z, v[6], s);
@@ -91,7 +91,7 @@ __device__ __forceinline__ void row_partials(const MatvecParams& p, u32 row, u32
                 float v = w_at<DT>(w, rbase + e);
 #pragma unroll
                 for (int i = 0; i < MT; i++)
-                    if (i < (int)p.m) acc[i] = fmaf(x[(u64)i * k + e], v, acc[i]);
+                    if (i < (int)p.m) acc[i] = fmaf(gld(x + (u64)i * k + e), v, acc[i]);
             }
         }
     } else {
@@ -106,7 +106,7 @@ __device__ __forceinline__ void row_partials(const MatvecParams& p, u32 row, u32
                     float s = acc[i];
 #pragma unroll
                     for (int q = 0; q < 8; q++) {
-                        float4 a = xr[q];
+                        float4 a = gld(xr + q);
                         s = fmaf(a.x, v[4 * q], s);
                         s = fmaf(a.y, v[4 * q + 1], s);
                         s = fmaf(a.z, v[4 * q + 2], s);
@@ -139,7 +139,7 @@ __device__ __forceinline__ void matvec_impl(const MatvecParams& p) {
         }
 #pragma unroll
         for (int i = 0; i < MT; i++)
-            if (i < (int)p.m) part[warp][r * p.m + i][lane] = acc[i];
+            if (i < (int)p.m) sst(&part[warp][r * p.m + i][lane], acc[i]);
     }
     __syncthreads();
     float* out = (float*)p.out;
@@ -148,19 +148,19 @@ __device__ __forceinline__ void matvec_impl(const MatvecParams& p) {
         if (lane < slots) {
             float s = 0.0f;
 #pragma unroll 8
-            for (int j = 0; j < 32; j++) s += part[warp][lane][j];
+            for (int j = 0; j < 32; j++) s += sld(&part[warp][lane][j]);
             const u32 row = row0 + lane / p.m, i = lane % p.m;
-            if (row < p.n) out[(u64)i * p.n + row] = s;
+            if (row < p.n) gst(out + (u64)i * p.n + row, s);
         }
     } else if (threadIdx.x < slots) {
         const u32 t = threadIdx.x;
         float s = 0.0f;
         for (int w = 0; w < 4; w++) {
 #pragma unroll 8
-            for (int j = 0; j < 32; j++) s += part[w][t][j];
+            for (int j = 0; j < 32; j++) s += sld(&part[w][t][j]);
         }
         const u32 row = row0 + t / p.m, i = t % p.m;
-        if (row < p.n) out[(u64)i * p.n + row] = s;
+        if (row < p.n) gst(out + (u64)i * p.n + row, s);
     }
 }
 

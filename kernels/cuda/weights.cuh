@@ -8,6 +8,7 @@
 // multiple of 32 for the block dtypes, any e0 for the float ones).
 // Values are bit-exact with kernels/src/quant: `scale * q - min` in f32 in that order, with
 // `scale = d * sc` first for the K-quants.
+// Every load goes through gld (common.cuh), so the emulator's memory model sees it.
 // Versions: v1.
 #pragma once
 #include "common.cuh"
@@ -22,57 +23,57 @@ enum DType : int { DT_F32 = 0, DT_F16 = 1, DT_BF16 = 2, DT_Q8_0 = 3, DT_Q4_0 = 4
     X(f16, DT_F16) X(bf16, DT_BF16) X(q8_0, DT_Q8_0) X(q4_0, DT_Q4_0) X(q5_0, DT_Q5_0) X(q4_k, DT_Q4_K) X(q6_k, DT_Q6_K)
 #define FOR_EACH_DTYPE(X) X(f32, DT_F32) FOR_EACH_DTYPE_BUT_F32(X)
 
-__device__ __forceinline__ float w_f16(const u8* p) { return f16_to_f32((u16)(p[0] | p[1] << 8)); }
+__device__ __forceinline__ float w_f16(const u8* p) { return f16_to_f32((u16)(gld(p + 0) | gld(p + 1) << 8)); }
 
 // Q4_K sub-block j (< 8) of the block at b: (d * scale, dmin * min), ggml's get_scale_min_k4.
 __device__ __forceinline__ float2 q4k_scale_min(const u8* b, int j) {
     const u8* s = b + 4;
     int sc, m;
     if (j < 4) {
-        sc = s[j] & 63;
-        m = s[j + 4] & 63;
+        sc = gld(s + j) & 63;
+        m = gld(s + (j + 4)) & 63;
     } else {
-        sc = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-        m = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+        sc = (gld(s + (j + 4)) & 15) | ((gld(s + (j - 4)) >> 6) << 4);
+        m = (gld(s + (j + 4)) >> 4) | ((gld(s + j) >> 6) << 4);
     }
     return float2{w_f16(b) * (float)sc, w_f16(b + 2) * (float)m};
 }
 
 template <int DT>
 __device__ __forceinline__ float w_at(const u8* w, u64 e) {
-    if (DT == DT_F32) return ((const float*)w)[e];
-    if (DT == DT_F16) return f16_to_f32(((const u16*)w)[e]);
-    if (DT == DT_BF16) return bf16_to_f32(((const u16*)w)[e]);
+    if (DT == DT_F32) return gld((const float*)w + e);
+    if (DT == DT_F16) return f16_to_f32(gld((const u16*)w + e));
+    if (DT == DT_BF16) return bf16_to_f32(gld((const u16*)w + e));
     if (DT == DT_Q8_0) {
         const u8* b = w + (e >> 5) * 34;
-        return w_f16(b) * (float)(i8)b[2 + (e & 31)];
+        return w_f16(b) * (float)(i8)gld(b + (2 + (e & 31)));
     }
     if (DT == DT_Q4_0) {
         const u8* b = w + (e >> 5) * 18;
         int j = e & 31;
-        int q = (b[2 + (j & 15)] >> ((j >> 4) * 4)) & 15;
+        int q = (gld(b + (2 + (j & 15))) >> ((j >> 4) * 4)) & 15;
         return w_f16(b) * (float)(q - 8);
     }
     if (DT == DT_Q5_0) {
         const u8* b = w + (e >> 5) * 22;
         int j = e & 31;
-        u32 qh = b[2] | b[3] << 8 | b[4] << 16 | (u32)b[5] << 24;
-        int q = ((b[6 + (j & 15)] >> ((j >> 4) * 4)) & 15) | ((qh >> j) & 1) << 4;
+        u32 qh = gld(b + 2) | gld(b + 3) << 8 | gld(b + 4) << 16 | (u32)gld(b + 5) << 24;
+        int q = ((gld(b + (6 + (j & 15))) >> ((j >> 4) * 4)) & 15) | ((qh >> j) & 1) << 4;
         return w_f16(b) * (float)(q - 16);
     }
     if (DT == DT_Q4_K) {
         const u8* b = w + (e >> 8) * 144;
         int i = e & 255;
-        int q = (b[16 + 32 * (i >> 6) + (i & 31)] >> (4 * ((i >> 5) & 1))) & 15;
+        int q = (gld(b + (16 + 32 * (i >> 6) + (i & 31))) >> (4 * ((i >> 5) & 1))) & 15;
         float2 sm = q4k_scale_min(b, i >> 5);
         return sm.x * (float)q - sm.y;
     }
     if (DT == DT_Q6_K) {
         const u8* b = w + (e >> 8) * 210;
         int i = e & 255, n = i >> 7, k = (i >> 5) & 3, l = i & 31;
-        int low = (b[64 * n + 32 * (k & 1) + l] >> (4 * (k >> 1))) & 15;
-        int high = (b[128 + 32 * n + l] >> (2 * k)) & 3;
-        float sc = w_f16(b + 208) * (float)(i8)b[192 + (i >> 4)];
+        int low = (gld(b + (64 * n + 32 * (k & 1) + l)) >> (4 * (k >> 1))) & 15;
+        int high = (gld(b + (128 + 32 * n + l)) >> (2 * k)) & 3;
+        float sc = w_f16(b + 208) * (float)(i8)gld(b + (192 + (i >> 4)));
         return sc * (float)((low | high << 4) - 32);
     }
     return 0.0f;
@@ -88,23 +89,23 @@ __device__ __forceinline__ void w_load32(const u8* w, u64 e0, float v[32]) {
         const u8* b = w + (e0 >> 5) * 34;
         float d = w_f16(b);
 #pragma unroll
-        for (int i = 0; i < 32; i++) v[i] = d * (float)(i8)b[2 + i];
+        for (int i = 0; i < 32; i++) v[i] = d * (float)(i8)gld(b + (2 + i));
     } else if (DT == DT_Q4_0) {
         const u8* b = w + (e0 >> 5) * 18;
         float d = w_f16(b);
 #pragma unroll
         for (int j = 0; j < 16; j++) {
-            v[j] = d * (float)((b[2 + j] & 15) - 8);
-            v[j + 16] = d * (float)((b[2 + j] >> 4) - 8);
+            v[j] = d * (float)((gld(b + (2 + j)) & 15) - 8);
+            v[j + 16] = d * (float)((gld(b + (2 + j)) >> 4) - 8);
         }
     } else if (DT == DT_Q5_0) {
         const u8* b = w + (e0 >> 5) * 22;
         float d = w_f16(b);
-        u32 qh = b[2] | b[3] << 8 | b[4] << 16 | (u32)b[5] << 24;
+        u32 qh = gld(b + 2) | gld(b + 3) << 8 | gld(b + 4) << 16 | (u32)gld(b + 5) << 24;
 #pragma unroll
         for (int j = 0; j < 16; j++) {
-            int lo = (b[6 + j] & 15) | ((qh >> j) & 1) << 4;
-            int hi = (b[6 + j] >> 4) | ((qh >> (j + 16)) & 1) << 4;
+            int lo = (gld(b + (6 + j)) & 15) | ((qh >> j) & 1) << 4;
+            int hi = (gld(b + (6 + j)) >> 4) | ((qh >> (j + 16)) & 1) << 4;
             v[j] = d * (float)(lo - 16);
             v[j + 16] = d * (float)(hi - 16);
         }
@@ -115,17 +116,17 @@ __device__ __forceinline__ void w_load32(const u8* w, u64 e0, float v[32]) {
         const u8* q = b + 16 + 32 * (j >> 1);
         int shift = 4 * (j & 1);
 #pragma unroll
-        for (int i = 0; i < 32; i++) v[i] = sm.x * (float)((q[i] >> shift) & 15) - sm.y;
+        for (int i = 0; i < 32; i++) v[i] = sm.x * (float)((gld(q + i) >> shift) & 15) - sm.y;
     } else if (DT == DT_Q6_K) {
         const u8* b = w + (e0 >> 8) * 210;
         int i0 = e0 & 255, n = i0 >> 7, k = (i0 >> 5) & 3;
         const u8* ql = b + 64 * n + 32 * (k & 1);
         const u8* qh = b + 128 + 32 * n;
         float d = w_f16(b + 208);
-        float sc0 = d * (float)(i8)b[192 + (i0 >> 4)], sc1 = d * (float)(i8)b[193 + (i0 >> 4)];
+        float sc0 = d * (float)(i8)gld(b + (192 + (i0 >> 4))), sc1 = d * (float)(i8)gld(b + (193 + (i0 >> 4)));
 #pragma unroll
         for (int l = 0; l < 32; l++) {
-            int q = ((ql[l] >> (4 * (k >> 1))) & 15) | ((qh[l] >> (2 * k)) & 3) << 4;
+            int q = ((gld(ql + l) >> (4 * (k >> 1))) & 15) | ((gld(qh + l) >> (2 * k)) & 3) << 4;
             v[l] = (l < 16 ? sc0 : sc1) * (float)(q - 32);
         }
     }

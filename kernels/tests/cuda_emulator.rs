@@ -160,6 +160,7 @@ fn the_memory_model_gives_the_known_answers() {
         dev.launch(MEM, Dims::linear(1, 32), &MemParams { input: dev.ptr(&input), which, pad: 0 }).unwrap();
         let stats = dev.memory_stats();
         assert_eq!(stats.len(), 1);
+        assert_eq!(stats[0].2, 32);
         stats[0].1
     };
     let global = |which| {

@@ -29,6 +29,14 @@ pub struct Args {
     /// Print the selected cases' names and exit.
     #[arg(long)]
     list: bool,
+    /// On cuda-emulated: the memory-transaction model per kernel and case (global requests,
+    /// 32-byte sectors, sector efficiency, shared-memory bank conflicts per request, occupancy
+    /// on sm_80 / 86 / 89 / 90) instead of timings.
+    #[arg(long)]
+    memory_model: bool,
+    /// With --memory-model: one JSON array of objects instead of the table.
+    #[arg(long, requires = "memory_model")]
+    json: bool,
 }
 
 /// One case's line: backend, verdict, time and rates with `--perf`, the case, what went wrong.
@@ -54,6 +62,9 @@ pub fn main(a: Args) -> garnet::Result<()> {
     }
     if a.list {
         return cases.iter().try_for_each(|c| outln!("{}", c.name()));
+    }
+    if a.memory_model {
+        return memory_model(&a, &cases);
     }
     let explicit = !a.backend.is_empty();
     let backends = if explicit { a.backend.clone() } else { opstest::DEFAULT_BACKENDS.to_vec() };
@@ -132,4 +143,75 @@ pub fn selftest(kind: BackendKind) -> garnet::Result<usize> {
             Ok(0)
         }
     }
+}
+
+/// `--memory-model`: the emulator's memory-transaction model over the cases.
+fn memory_model(a: &Args, cases: &[Case]) -> garnet::Result<()> {
+    use garnet_kernels::cuda::occupancy::{occupancy, usage, ARCHS};
+    if a.backend.iter().any(|b| *b != BackendKind::CudaEmulated) {
+        return Err(Error::Invalid("--memory-model runs on --backend cuda-emulated only".into()));
+    }
+    let mut rows = Vec::new();
+    let mut failed = 0;
+    opstest::memory_model(cases, &mut |case, o, kernels| {
+        failed += usize::from(!o.passed);
+        for (kernel, m, threads) in kernels {
+            let occ: serde_json::Map<String, serde_json::Value> = ARCHS
+                .iter()
+                .filter_map(|arch| {
+                    let u = usage(kernel, arch)?;
+                    Some((arch.name.to_string(), serde_json::json!(occupancy(arch, u, *threads).fraction)))
+                })
+                .collect();
+            rows.push(serde_json::json!({
+                "kernel": kernel,
+                "case": case.name(),
+                "passed": o.passed,
+                "threads": threads,
+                "global_requests": m.global_requests,
+                "global_bytes": m.global_bytes,
+                "global_sectors": m.global_sectors,
+                "global_lines": m.global_lines,
+                "sector_efficiency": m.sector_efficiency(),
+                "shared_requests": m.shared_requests,
+                "shared_wavefronts": m.shared_wavefronts,
+                "bank_conflicts_per_request": m.bank_conflicts_per_request(),
+                "occupancy": occ,
+            }));
+        }
+    })
+    .map_err(|why| Error::Invalid(format!("--memory-model: {why}")))?;
+    if a.json {
+        outln!("{}", serde_json::Value::Array(rows))?;
+    } else {
+        outln!(
+            "{:<22} {:>9} {:>10} {:>11} {:>15} {:<28} case",
+            "kernel",
+            "requests",
+            "sectors",
+            "efficiency",
+            "conflicts/req",
+            "occupancy sm_80/86/89/90"
+        )?;
+        for r in &rows {
+            let occ: Vec<String> = ["sm_80", "sm_86", "sm_89", "sm_90"]
+                .iter()
+                .map(|t| r["occupancy"][t].as_f64().map_or("-".into(), |f| format!("{:.0}%", 100.0 * f)))
+                .collect();
+            outln!(
+                "{:<22} {:>9} {:>10} {:>10.1}% {:>15.2} {:<28} {}",
+                r["kernel"].as_str().unwrap_or(""),
+                r["global_requests"],
+                r["global_sectors"],
+                100.0 * r["sector_efficiency"].as_f64().unwrap_or(0.0),
+                r["bank_conflicts_per_request"].as_f64().unwrap_or(0.0),
+                occ.join(" "),
+                r["case"].as_str().unwrap_or("")
+            )?;
+        }
+    }
+    if failed > 0 {
+        return Err(Error::Invalid(format!("--memory-model: {failed} case(s) failed their check")));
+    }
+    Ok(())
 }

@@ -94,3 +94,40 @@ fn ops_test_passes_every_case_on_cuda_emulated() {
     assert!(summary.contains(" 0 failed"), "{summary}");
     println!("{summary}");
 }
+
+/// `--memory-model --json`: one object per kernel and case with the fields the issue names, the
+/// decode matvec's figures from the emulator, and occupancy on the four architectures.
+#[test]
+fn memory_model_reports_json_per_kernel_and_case() {
+    let o = garnet(
+        &[
+            "ops-test",
+            "--backend",
+            "cuda-emulated",
+            "--op",
+            "matmul",
+            "--case",
+            "n=2048 k=1536",
+            "--memory-model",
+            "--json",
+        ],
+        None,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let rows: serde_json::Value = serde_json::from_slice(&o.stdout).expect("one JSON array");
+    let rows = rows.as_array().expect("an array");
+    let f32_row = rows.iter().find(|r| r["kernel"] == "matvec_f32").expect("matvec_f32 reported");
+    // Contiguous f32 rows read by 128-bit loads: every fetched sector byte used (the partial
+    // sums' stores leave it just under 1).
+    assert!(f32_row["sector_efficiency"].as_f64().unwrap() > 0.95, "{f32_row}");
+    for r in rows {
+        for key in ["kernel", "case", "sector_efficiency", "bank_conflicts_per_request", "occupancy"] {
+            assert!(!r[key].is_null(), "{key} missing in {r}");
+        }
+        for arch in ["sm_80", "sm_86", "sm_89", "sm_90"] {
+            assert!(r["occupancy"][arch].as_f64().is_some_and(|f| f > 0.0 && f <= 1.0), "{r}");
+        }
+    }
+    let o = garnet(&["ops-test", "--backend", "cpu", "--memory-model"], None);
+    assert!(!o.status.success() && text(&o).contains("cuda-emulated only"), "{}", text(&o));
+}

@@ -46,8 +46,9 @@ pub struct Emulator {
     stats: Mutex<DeviceStats>,
     times: KernelTimes,
     live: Arc<Live>,
-    /// The memory model's totals per kernel entry, once [`Emulator::model_memory`] is called.
-    mem: Mutex<Option<BTreeMap<&'static str, MemStats>>>,
+    /// The memory model's totals and last block size per kernel entry, once
+    /// [`Emulator::model_memory`] is called.
+    mem: Mutex<Option<BTreeMap<&'static str, (MemStats, u32)>>>,
 }
 
 impl Emulator {
@@ -75,10 +76,11 @@ impl Emulator {
         self.mem.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(BTreeMap::new);
     }
 
-    /// The memory model's totals per kernel entry since [`Emulator::model_memory`].
-    pub fn memory_stats(&self) -> Vec<(&'static str, MemStats)> {
+    /// The memory model's totals per kernel entry since [`Emulator::model_memory`], with the
+    /// threads per block of the kernel's last launch.
+    pub fn memory_stats(&self) -> Vec<(&'static str, MemStats, u32)> {
         let mem = self.mem.lock().unwrap_or_else(|e| e.into_inner());
-        mem.iter().flat_map(|m| m.iter().map(|(k, v)| (*k, *v))).collect()
+        mem.iter().flat_map(|m| m.iter().map(|(k, (v, t))| (*k, *v, *t))).collect()
     }
 
     fn count(&self, f: impl FnOnce(&mut DeviceStats)) {
@@ -196,7 +198,9 @@ impl Device for Emulator {
         let guards = if rc == 0 { self.check_guards(kernel.entry) } else { Ok(()) };
         drop(s);
         if let Some(m) = self.mem.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
-            m.entry(kernel.entry).or_default().add(&totals);
+            let e = m.entry(kernel.entry).or_default();
+            e.0.add(&totals);
+            e.1 = dims.block.iter().product();
         }
         self.times.add(kernel.entry, elapsed);
         if rc != 0 {

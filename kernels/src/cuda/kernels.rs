@@ -118,6 +118,18 @@ impl MemStats {
             / self.shared_requests.max(1) as f64
     }
 
+    /// `self - o`, field by field (`o` an earlier snapshot of the same totals).
+    pub fn minus(&self, o: &MemStats) -> MemStats {
+        MemStats {
+            global_requests: self.global_requests.saturating_sub(o.global_requests),
+            global_bytes: self.global_bytes.saturating_sub(o.global_bytes),
+            global_sectors: self.global_sectors.saturating_sub(o.global_sectors),
+            global_lines: self.global_lines.saturating_sub(o.global_lines),
+            shared_requests: self.shared_requests.saturating_sub(o.shared_requests),
+            shared_wavefronts: self.shared_wavefronts.saturating_sub(o.shared_wavefronts),
+        }
+    }
+
     /// Adds `o` into `self`.
     pub fn add(&mut self, o: &MemStats) {
         self.global_requests += o.global_requests;

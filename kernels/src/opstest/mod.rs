@@ -243,6 +243,35 @@ pub fn run_backend(
     })
 }
 
+/// One kernel's memory-model totals in a case, and its threads per block.
+pub type KernelMemory = (&'static str, crate::cuda::kernels::MemStats, u32);
+
+/// `garnet ops-test --memory-model`: runs `cases` on the emulated CUDA device with its
+/// memory-transaction model on (`Emulator::model_memory`) and calls `each` with every case's
+/// outcome and the totals of each kernel it launched (with its threads per block). Only the
+/// accesses the kernels make through `gld` / `gst` / `sld` / `sst` are modelled. `Err(why)` when
+/// this build has no emulator.
+pub fn memory_model(cases: &[Case], each: &mut dyn FnMut(&Case, &Outcome, &[KernelMemory])) -> Result<(), String> {
+    let be = HostFallback::new(crate::cuda::Cuda::emulated(Precision::Native).map_err(|e| e.to_string())?, OpSet::NONE);
+    let dev = be.inner().device();
+    dev.model_memory();
+    for case in cases {
+        let before = dev.memory_stats();
+        let outcome = run(&be, case.as_ref(), false);
+        let delta: Vec<_> = dev
+            .memory_stats()
+            .into_iter()
+            .filter_map(|(kernel, after, threads)| {
+                let old = before.iter().find(|(k, ..)| *k == kernel).map(|(_, m, _)| *m).unwrap_or_default();
+                let d = after.minus(&old);
+                (d != Default::default()).then_some((kernel, d, threads))
+            })
+            .collect();
+        each(case, &outcome, &delta);
+    }
+    Ok(())
+}
+
 /// Runs every case on a backend from `make`, and on a fresh one after a case panicked (a panic
 /// may leave a device backend's recording state broken for the cases after it).
 fn run_cases<B: Backend>(
