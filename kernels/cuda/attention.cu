@@ -30,6 +30,7 @@
 //   M = max_s m_s,   out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s.
 //
 // Params: AttentionParams / CombineParams (kernels/src/cuda/attention.rs).
+// Global and shared accesses go through gld / gst / sld / sst (the emulator's memory model).
 // Versions: v1.
 #pragma once
 #include "common.cuh"
@@ -83,9 +84,9 @@ __device__ __forceinline__ void att_load_tile(const AttentionParams& p, float* b
         if (kp < k_end) {
             const float* src = kp < p.pos0 ? cache + ((kp % p.capacity) * p.n_kv_heads + kvh) * hd
                                             : fresh + ((kp - p.pos0) * p.n_kv_heads + kvh) * hd;
-            for (u32 d = lane; d < hd; d += 32) dst[d] = src[d];
+            for (u32 d = lane; d < hd; d += 32) sst(dst + d, gld(src + d));
         } else {
-            for (u32 d = lane; d < hd; d += 32) dst[d] = 0.0f;
+            for (u32 d = lane; d < hd; d += 32) sst(dst + d, 0.0f);
         }
     }
 }
@@ -143,9 +144,9 @@ __device__ __forceinline__ void attention_body(const AttentionParams& p) {
                 if (rs.valid && j < nk) {
                     const float* qr = q + rs.idx * hd;
                     const float* kr = kv + j * KS;
-                    for (u32 d = 0; d < hd; d++) s += qr[d] * kr[d];
+                    for (u32 d = 0; d < hd; d++) s += gld(qr + d) * sld(kr + d);
                 }
-                sc[r * PS + j] = p.scale * s;
+                sst(sc + r * PS + j, p.scale * s);
             }
         }
         __syncthreads();
@@ -157,34 +158,34 @@ __device__ __forceinline__ void attention_body(const AttentionParams& p) {
             float mx = m_run;
             for (u32 j = 0; j < nk; j++) {
                 u32 kp = k0 + j;
-                if (me.valid && kp >= me.first && kp <= me.pos) mx = fmaxf(mx, srow[j]);
+                if (me.valid && kp >= me.first && kp <= me.pos) mx = fmaxf(mx, sld(srow + j));
             }
             float sum = 0.0f;
             for (u32 j = 0; j < (u32)BK; j++) {
                 u32 kp = k0 + j;
                 float e = 0.0f;
-                if (me.valid && j < nk && kp >= me.first && kp <= me.pos) e = expf(srow[j] - mx);
-                srow[j] = e;
+                if (me.valid && j < nk && kp >= me.first && kp <= me.pos) e = expf(sld(srow + j) - mx);
+                sst(srow + j, e);
                 sum += e;
             }
             float a = m_run == ATT_NEG ? 0.0f : expf(m_run - mx);
-            alpha[tid] = a;
+            sst(alpha + tid, a);
             l_run = l_run * a + sum;
             m_run = mx;
         }
         __syncthreads();
         {
-            float a = alpha[ro_r];
+            float a = sld(alpha + ro_r);
 #pragma unroll
             for (int c = 0; c < NC; c++) acc[c] *= a;
             const float* prow = sc + ro_r * PS;
             for (u32 j = 0; j < nk; j++) {
-                float pj = prow[j];
+                float pj = sld(prow + j);
                 const float* vr = kv + j * KS;
 #pragma unroll
                 for (int c = 0; c < NC; c++) {
                     u32 d = col0 + (u32)(TPR * c);
-                    if (d < hd) acc[c] += pj * vr[d];
+                    if (d < hd) acc[c] += pj * sld(vr + d);
                 }
             }
         }
@@ -194,29 +195,29 @@ __device__ __forceinline__ void attention_body(const AttentionParams& p) {
     float* scratch = (float*)p.scratch;
     u32 out_rows = p.tokens * p.n_heads;
     if (tid < (u32)R) {
-        lsum[tid] = l_run;
+        sst(lsum + tid, l_run);
         if (me.valid && p.splits > 1u) {
             u32 ml = out_rows * p.splits * hd + (me.idx * p.splits + split) * 2u;
-            scratch[ml] = m_run;
-            scratch[ml + 1u] = l_run;
+            gst(scratch + ml, m_run);
+            gst(scratch + ml + 1u, l_run);
         }
     }
     __syncthreads();
     if (ro.valid) {
         if (p.splits == 1u) {
-            float inv = 1.0f / lsum[ro_r];  // >= 1 term: the row sees itself
+            float inv = 1.0f / sld(lsum + ro_r);  // >= 1 term: the row sees itself
             float* out = (float*)p.out + ro.idx * hd;
 #pragma unroll
             for (int c = 0; c < NC; c++) {
                 u32 d = col0 + (u32)(TPR * c);
-                if (d < hd) out[d] = acc[c] * inv;
+                if (d < hd) gst(out + d, acc[c] * inv);
             }
         } else {
             float* part = scratch + (ro.idx * p.splits + split) * hd;
 #pragma unroll
             for (int c = 0; c < NC; c++) {
                 u32 d = col0 + (u32)(TPR * c);
-                if (d < hd) part[d] = acc[c];
+                if (d < hd) gst(part + d, acc[c]);
             }
         }
     }
@@ -247,11 +248,11 @@ KERNEL void attention_combine(CombineParams p) {
         const float* scratch = (const float*)p.scratch;
         const float* ml = scratch + (u64)p.rows * p.splits * p.head_dim + (u64)row * p.splits * 2u;
         float mx = ATT_NEG;
-        for (u32 s = 0; s < p.splits; s++) mx = fmaxf(mx, ml[2u * s]);
+        for (u32 s = 0; s < p.splits; s++) mx = fmaxf(mx, gld(ml + 2u * s));
         float den = 0.0f;
         for (u32 s = 0; s < p.splits; s++) {
-            float m = ml[2u * s];
-            den += (m == ATT_NEG ? 0.0f : expf(m - mx)) * ml[2u * s + 1u];
+            float m = gld(ml + 2u * s);
+            den += (m == ATT_NEG ? 0.0f : expf(m - mx)) * gld(ml + 2u * s + 1u);
         }
         float inv = 1.0f / den;
         const float* part = scratch + (u64)row * p.splits * p.head_dim;
@@ -259,10 +260,10 @@ KERNEL void attention_combine(CombineParams p) {
         for (u32 d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
             float o = 0.0f;
             for (u32 s = 0; s < p.splits; s++) {
-                float m = ml[2u * s];
-                o += (m == ATT_NEG ? 0.0f : expf(m - mx)) * part[s * p.head_dim + d];
+                float m = gld(ml + 2u * s);
+                o += (m == ATT_NEG ? 0.0f : expf(m - mx)) * gld(part + s * p.head_dim + d);
             }
-            out[d] = o * inv;
+            gst(out + d, o * inv);
         }
     }
 }
@@ -285,7 +286,7 @@ KERNEL void kv_write(KvWriteParams p) {
         u64 r = i / p.kv_dim, c = i % p.kv_dim;
         u64 room = p.capacity - p.slot0;
         u64 slot = r < room ? p.slot0 + r : r - room;
-        ck[slot * p.kv_dim + c] = k[(p.t0 + r) * p.kv_dim + c];
-        cv[slot * p.kv_dim + c] = v[(p.t0 + r) * p.kv_dim + c];
+        gst(ck + slot * p.kv_dim + c, gld(k + (p.t0 + r) * p.kv_dim + c));
+        gst(cv + slot * p.kv_dim + c, gld(v + (p.t0 + r) * p.kv_dim + c));
     }
 }
