@@ -151,8 +151,9 @@ inline Thread& cur() { return *g_block->cur; }
 
 [[noreturn]] inline void fail(const std::string& why) { throw Fault{why}; }
 
-// Records one lane's access for the memory model (never inlined: its return address names the
-// source site, the same for every lane).
+// Records one lane's access for the memory model (never inlined: its return address, inside
+// the kernel since `gld` & co. are always inlined, names the source site, the same for every
+// lane).
 __attribute__((noinline)) inline void note(const void* p, unsigned bytes, bool shared) {
     Block& b = *g_block;
     if (!b.mem) return;
@@ -403,7 +404,9 @@ inline T shfl(unsigned mask, T v, int src_lane) {
 // ---- the CUDA names the kernels use ----
 #define __global__
 #define __device__
-#define __forceinline__ inline
+// Always inlined, as on the device: the memory model names an access's source site by the
+// return address of `note`, which must be the call site in the kernel, not inside `gld`.
+#define __forceinline__ inline __attribute__((always_inline))
 #define __launch_bounds__(...)
 #define __shared__ static thread_local
 #define __restrict__ __restrict
