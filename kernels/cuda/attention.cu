@@ -14,7 +14,9 @@
 // the tile sees. It streams BK keys at a time through one shared buffer (rows hd + 1 apart, so
 // lanes reading different keys hit different banks):
 //   1. the K tile goes in;
-//   2. each (row, key) score is one thread's dot product (q read through L1, broadcast);
+//   2. scores: a warp per row, lanes over the head dimension (q read once per row and tile,
+//      coalesced; K from shared memory without conflicts), then a transposing warp reduction
+//      that leaves key j's score on lane j (att_transpose_sum);
 //   3. the V tile replaces the K tile while one thread per row runs the online softmax (running
 //      max and sum, causal and window masks) and publishes its probabilities and rescale factor;
 //   4. each row's 128 / R threads rescale and accumulate their columns of the output (registers).
@@ -27,11 +29,12 @@
 // smallest covering the rows of a KV head) and the splits.
 //
 // attention_combine: one block per output row, threads over hd:
-//   M = max_s m_s,   out = sum_s exp(m_s - M) acc_s / sum_s exp(m_s - M) l_s.
+//   M = max_s m_s,   out = sum_s (exp(m_s - M) / sum_s' exp(m_s' - M) l_s') acc_s.
 //
 // Params: AttentionParams / CombineParams (kernels/src/cuda/attention.rs).
 // Global and shared accesses go through gld / gst / sld / sst (the emulator's memory model).
-// Versions: v1.
+// Versions: v1 (a thread per score, reading q[d] through L1 as a broadcast: 30-57% of the fetched
+// sectors used at hd 256 / 512); v2 (scores by warps, step 2).
 #pragma once
 #include "common.cuh"
 
@@ -91,19 +94,39 @@ __device__ __forceinline__ void att_load_tile(const AttentionParams& p, float* b
     }
 }
 
+// part[j] (j < BK, BK 16 or 32) summed over the warp, key j's sum landing on lanes j and j + BK:
+// log2(32) halving steps in which each lane keeps the half of its keys selected by its lane bit
+// and adds its partner's copy of that half (BK - 1 shuffles for BK = 32; 16 + 15 for BK = 16).
+template <int BK>
+__device__ __forceinline__ float att_transpose_sum(float part[BK], u32 lane) {
+    if (BK == 16) {
+#pragma unroll
+        for (int j = 0; j < 16; j++) part[j] += __shfl_xor_sync(FULL_MASK, part[j], 16);
+    }
+#pragma unroll
+    for (int s = BK / 2; s >= 1; s >>= 1) {
+        const bool upper = (lane & (u32)s) != 0;
+#pragma unroll
+        for (int j = 0; j < s; j++) {
+            const float send = upper ? part[j] : part[j + s], keep = upper ? part[j + s] : part[j];
+            part[j] = keep + __shfl_xor_sync(FULL_MASK, send, s);
+        }
+    }
+    return part[0];
+}
+
 template <int MAXD, int R, int BK>
 __device__ __forceinline__ void attention_body(const AttentionParams& p) {
     constexpr int T = ATT_THREADS;
     constexpr int TPR = T / R;                  // threads per output row
     constexpr int NC = (MAXD + TPR - 1) / TPR;  // output columns per thread
-    constexpr int SPT = (R * BK + T - 1) / T;   // scores per thread
     constexpr int PS = BK + 1;                  // score row stride
     __shared__ float kv[BK * (MAXD + 1)];
     __shared__ float sc[R * PS];  // scores, then probabilities
     __shared__ float alpha[R];    // per tile: rescale of the running output
     __shared__ float lsum[R];     // at the end: the running sums
 
-    const u32 tid = threadIdx.x;
+    const u32 tid = threadIdx.x, lane = tid & 31u, warp = tid >> 5;
     const u32 hd = p.head_dim, KS = hd + 1u;
     const float* q = (const float*)p.q;
 
@@ -134,20 +157,28 @@ __device__ __forceinline__ void attention_body(const AttentionParams& p) {
         u32 nk = min((u32)BK, k_end - k0);
         att_load_tile<BK>(p, kv, KS, k0, k_end, kvh, false);
         __syncthreads();
-#pragma unroll 1
-        for (int i = 0; i < SPT; i++) {
-            u32 pi = tid + (u32)(T * i);
-            if (pi < (u32)(R * BK)) {
-                u32 r = pi / BK, j = pi % BK;
-                AttRow rs = att_row(p, row0, kvh, r);
-                float s = 0.0f;
-                if (rs.valid && j < nk) {
-                    const float* qr = q + rs.idx * hd;
-                    const float* kr = kv + j * KS;
-                    for (u32 d = 0; d < hd; d++) s += gld(qr + d) * sld(kr + d);
+        // Scores: warp w takes rows w, w + 4, ...; lane l multiplies q[d] (read once per row,
+        // coalesced) with column d = l + 32 i of every key, then a transposing reduction leaves
+        // key j's score on lane j (mod BK).
+        for (u32 r = warp; r < (u32)R; r += T / 32) {
+            const AttRow rs = att_row(p, row0, kvh, r);
+            float part[BK];
+#pragma unroll
+            for (int j = 0; j < BK; j++) part[j] = 0.0f;
+            if (rs.valid) {
+                const float* qr = q + rs.idx * hd;
+#pragma unroll
+                for (int i = 0; i < (MAXD + 31) / 32; i++) {
+                    const u32 d = lane + 32u * i;
+                    if (d < hd) {
+                        const float qd = gld(qr + d);
+#pragma unroll
+                        for (int j = 0; j < BK; j++) part[j] = fmaf(qd, sld(kv + j * KS + d), part[j]);
+                    }
                 }
-                sst(sc + r * PS + j, p.scale * s);
             }
+            const float s = att_transpose_sum<BK>(part, lane);
+            if (lane < (u32)BK) sst(sc + r * PS + lane, lane < nk ? p.scale * s : 0.0f);
         }
         __syncthreads();
         // Every read of the K tile is behind us: the V tile takes its place while the row
@@ -241,30 +272,40 @@ struct CombineParams {
     u32 rows, head_dim, splits, pad;
 };
 
-// Blocks over rows (x + y * gridDim.x), threads over columns; no barriers.
+// Blocks over rows (x + y * gridDim.x), threads over columns. The (max, sum) pairs come in once,
+// coalesced, into shared memory; warp 0 turns them into the splits' weights exp(m_s - M) / den.
+#define ATT_MAX_SPLITS 128  // MAX_SPLITS in kernels/src/cuda/attention.rs
 KERNEL void attention_combine(CombineParams p) {
-    u32 row = blockIdx.x + blockIdx.y * gridDim.x;
-    if (row < p.rows) {
-        const float* scratch = (const float*)p.scratch;
-        const float* ml = scratch + (u64)p.rows * p.splits * p.head_dim + (u64)row * p.splits * 2u;
+    __shared__ float ml[2 * ATT_MAX_SPLITS];  // (m_s, l_s), then (weight_s, -)
+    const u32 row = blockIdx.x + blockIdx.y * gridDim.x, n = p.splits;
+    if (row >= p.rows) return;  // block-uniform: no thread of this block reaches a barrier
+    const float* scratch = (const float*)p.scratch;
+    const float* src = scratch + (u64)p.rows * n * p.head_dim + (u64)row * n * 2u;
+    for (u32 i = threadIdx.x; i < 2u * n; i += blockDim.x) sst(ml + i, gld(src + i));
+    __syncthreads();
+    if (threadIdx.x < 32) {
+        const u32 lane = threadIdx.x;
         float mx = ATT_NEG;
-        for (u32 s = 0; s < p.splits; s++) mx = fmaxf(mx, gld(ml + 2u * s));
+        for (u32 s = lane; s < n; s += 32) mx = fmaxf(mx, sld(ml + 2u * s));
+        mx = warp_max(mx);
         float den = 0.0f;
-        for (u32 s = 0; s < p.splits; s++) {
-            float m = gld(ml + 2u * s);
-            den += (m == ATT_NEG ? 0.0f : expf(m - mx)) * gld(ml + 2u * s + 1u);
+        for (u32 s = lane; s < n; s += 32) {
+            const float m = sld(ml + 2u * s);
+            den += (m == ATT_NEG ? 0.0f : expf(m - mx)) * sld(ml + 2u * s + 1u);
         }
-        float inv = 1.0f / den;
-        const float* part = scratch + (u64)row * p.splits * p.head_dim;
-        float* out = (float*)p.out + (u64)row * p.head_dim;
-        for (u32 d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
-            float o = 0.0f;
-            for (u32 s = 0; s < p.splits; s++) {
-                float m = gld(ml + 2u * s);
-                o += (m == ATT_NEG ? 0.0f : expf(m - mx)) * gld(part + s * p.head_dim + d);
-            }
-            gst(out + d, o * inv);
+        const float inv = 1.0f / warp_sum(den);
+        for (u32 s = lane; s < n; s += 32) {
+            const float m = sld(ml + 2u * s);
+            sst(ml + 2u * s, (m == ATT_NEG ? 0.0f : expf(m - mx)) * inv);
         }
+    }
+    __syncthreads();
+    const float* part = scratch + (u64)row * n * p.head_dim;
+    float* out = (float*)p.out + (u64)row * p.head_dim;
+    for (u32 d = threadIdx.x; d < p.head_dim; d += blockDim.x) {
+        float o = 0.0f;
+        for (u32 s = 0; s < n; s++) o += sld(ml + 2u * s) * gld(part + s * p.head_dim + d);
+        gst(out + d, o);
     }
 }
 

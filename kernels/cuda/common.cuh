@@ -145,8 +145,10 @@ __device__ __forceinline__ void mma_bf16_16816(float d[4], const u32 a[4], const
 }
 
 // ---- ldmatrix: 8x8 b16 matrices from shared memory; lanes 8j..8j+7 give matrix j's row addresses ----
+// (the memory model sees each lane's 16-byte row read; cp.async its global read and shared write)
 __device__ __forceinline__ void ldmatrix_x4(u32 r[4], const void* row) {
 #ifdef GARNET_CUDA_EMU
+    emu::note(row, 16, true);
     emu::ldmatrix(r, 4, row, false);
 #else
     u32 s = (u32)__cvta_generic_to_shared(row);
@@ -158,6 +160,7 @@ __device__ __forceinline__ void ldmatrix_x4(u32 r[4], const void* row) {
 
 __device__ __forceinline__ void ldmatrix_x2(u32 r[2], const void* row) {
 #ifdef GARNET_CUDA_EMU
+    if ((threadIdx.x & 31) < 16) emu::note(row, 16, true);  // lanes 16..31 give no address
     emu::ldmatrix(r, 2, row, false);
 #else
     u32 s = (u32)__cvta_generic_to_shared(row);
@@ -167,6 +170,7 @@ __device__ __forceinline__ void ldmatrix_x2(u32 r[2], const void* row) {
 
 __device__ __forceinline__ void ldmatrix_x2_trans(u32 r[2], const void* row) {
 #ifdef GARNET_CUDA_EMU
+    if ((threadIdx.x & 31) < 16) emu::note(row, 16, true);
     emu::ldmatrix(r, 2, row, true);
 #else
     u32 s = (u32)__cvta_generic_to_shared(row);
@@ -179,6 +183,8 @@ __device__ __forceinline__ void ldmatrix_x2_trans(u32 r[2], const void* row) {
 // ---- cp.async: 16 bytes global -> shared, zero-filled when !valid ----
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
 #ifdef GARNET_CUDA_EMU
+    if (valid) emu::note(gmem, 16, false);
+    emu::note(smem, 16, true);
     emu::cp_async16(smem, gmem, valid);
 #else
     u32 s = (u32)__cvta_generic_to_shared(smem);

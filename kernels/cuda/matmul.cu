@@ -10,133 +10,41 @@
 // once and dotted with each of the m rows of x.
 //
 // One block = 4 warps (128 threads). Two shapes of work (MatvecParams.split):
-// - split == 1: each warp owns `rows` consecutive weight rows; its 32 lanes stride over k.
+// - split == 1: each warp owns `rows` consecutive weight rows, one at a time.
 // - split == 4 (split-K, when n is small and k large: few rows would leave most SMs idle): the
 //   4 warps of a block share its `rows` rows, warp w taking every 4th unit of k.
-// A unit of k is one 128-bit load of a float row (4 f32 or 8 f16/bf16 elements) when every row
-// starts 16-byte aligned (k * size % 16 == 0, MatvecParams.vec), else one element; for the
-// block formats it is one 32-element group (a Q8_0/Q4_0/Q5_0 block, a K-quant sub-block).
-// Each lane keeps one partial sum per (row, token) and writes it to shared memory; after a
-// single barrier, one thread per (row, token) adds the 32 (or 128) partials: one sync point per
-// block instead of a warp_sum per row (rows * m <= 32 per warp).
+// A row is one wrow_dot (weights.cuh): coalesced weight and x loads, block formats staged
+// through the warp's shared buffer. Each lane keeps one partial sum per (row, token) and writes
+// it to shared memory; after a single barrier, one thread per (row, token) adds the 32 (or 128)
+// partials: one sync point per block instead of a warp_sum per row (rows * m <= 32 per warp).
 // Entries: matvec_<dt> (m == 1) and matvec8_<dt> (m in 2..=8, x rows unrolled by 8 with guards)
-// for every device dtype. Params: MatvecParams (kernels/src/cuda/matmul.rs). Versions: v1.
+// for every device dtype. Params: MatvecParams (kernels/src/cuda/matmul.rs).
+// Versions: v1 (a lane per 32-element group, its bytes read one by one at the block stride: 12-19%
+// of the fetched sectors used for the block formats, 60% for f16); v2 (wrow_dot).
 struct MatvecParams {
     u64 x, w, out;
     u32 m, n, k;
     u32 rows;   // weight rows per warp (split 1) or per block (split 4); rows * m <= 32
     u32 split;  // 1 or 4 (see above)
-    u32 vec;    // float dtypes: rows start 16-byte aligned, use 128-bit loads
+    u32 vec;    // float dtypes: k % 4 == 0 and w, x 16-byte aligned (wrow_dot's vector loads)
 };
-
-// The 8 (or 4 f32) weights of one 128-bit load.
-template <int DT>
-__device__ __forceinline__ void w_unpack16(uint4 q, float v[8]) {
-    u32 r[4] = {q.x, q.y, q.z, q.w};
-#pragma unroll
-    for (int i = 0; i < 4; i++) {
-        if (DT == DT_F32) {
-            v[i] = __uint_as_float(r[i]);
-        } else if (DT == DT_BF16) {
-            v[2 * i] = __uint_as_float(r[i] << 16);
-            v[2 * i + 1] = __uint_as_float(r[i] & 0xffff0000u);
-        } else {
-            v[2 * i] = f16_to_f32((u16)(r[i] & 0xffffu));
-            v[2 * i + 1] = f16_to_f32((u16)(r[i] >> 16));
-        }
-    }
-}
-
-// The partial sums of this lane (units u0, u0 + stride, ...) of weight row `row` against the
-// first m (<= MT) rows of x.
-template <int DT, int MT>
-__device__ __forceinline__ void row_partials(const MatvecParams& p, u32 row, u32 u0, u32 stride, float acc[MT]) {
-    const float* x = (const float*)p.x;
-    const u8* w = (const u8*)p.w;
-    const u64 k = p.k;
-    const u64 rbase = (u64)row * k;  // element index of the row's start
-#pragma unroll
-    for (int i = 0; i < MT; i++) acc[i] = 0.0f;
-    if (DT == DT_F32 || DT == DT_F16 || DT == DT_BF16) {
-        if (p.vec) {
-            const int per = DT == DT_F32 ? 4 : 8;  // elements per 16 bytes
-            const u32 units = p.k / per;
-            const uint4* wr = vec_at<const uint4>(w + rbase * (DT == DT_F32 ? 4 : 2));
-            for (u32 u = u0; u < units; u += stride) {
-                float v[8];
-                w_unpack16<DT>(gld(wr + u), v);
-#pragma unroll
-                for (int i = 0; i < MT; i++) {
-                    if (i < (int)p.m) {
-                        const float4* xr = vec_at<const float4>(x + (u64)i * k + (u64)u * per);
-                        float4 a = gld(xr);
-                        float s = acc[i];
-                        s = fmaf(a.x, v[0], s);
-                        s = fmaf(a.y, v[1], s);
-                        s = fmaf(a.z, v[2], s);
-                        s = fmaf(a.w, v[3], s);
-                        if (per == 8) {
-                            float4 b = gld(xr + 1);
-                            s = fmaf(b.x, v[4], s);
-                            s = fmaf(b.y, v[5], s);
-                            s = fmaf(b.z, v[6], s);
-                            s = fmaf(b.w, v[7], s);
-                        }
-                        acc[i] = s;
-                    }
-                }
-            }
-        } else {
-            for (u32 e = u0; e < p.k; e += stride) {
-                float v = w_at<DT>(w, rbase + e);
-#pragma unroll
-                for (int i = 0; i < MT; i++)
-                    if (i < (int)p.m) acc[i] = fmaf(gld(x + (u64)i * k + e), v, acc[i]);
-            }
-        }
-    } else {
-        const u32 groups = p.k / 32;
-        for (u32 g = u0; g < groups; g += stride) {
-            float v[32];
-            w_load32<DT>(w, rbase + (u64)g * 32, v);
-#pragma unroll
-            for (int i = 0; i < MT; i++) {
-                if (i < (int)p.m) {
-                    const float4* xr = vec_at<const float4>(x + (u64)i * k + (u64)g * 32);
-                    float s = acc[i];
-#pragma unroll
-                    for (int q = 0; q < 8; q++) {
-                        float4 a = gld(xr + q);
-                        s = fmaf(a.x, v[4 * q], s);
-                        s = fmaf(a.y, v[4 * q + 1], s);
-                        s = fmaf(a.z, v[4 * q + 2], s);
-                        s = fmaf(a.w, v[4 * q + 3], s);
-                    }
-                    acc[i] = s;
-                }
-            }
-        }
-    }
-}
 
 template <int DT, int MT>
 __device__ __forceinline__ void matvec_impl(const MatvecParams& p) {
     __shared__ float part[4][32][33];  // [warp][row * m + token][lane], padded against bank conflicts
+    __shared__ uint4 stage[4][WROW_STAGE / 16];
     const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const bool split = p.split == 4;
     // First row of this warp (split 1) or of the block (split 4).
     const u32 row0 = split ? blockIdx.x * p.rows : (blockIdx.x * 4 + warp) * p.rows;
-    const u32 u0 = split ? warp * 32 + lane : lane;
-    const u32 stride = split ? 128 : 32;
     for (u32 r = 0; r < p.rows; r++) {
         float acc[MT];
-        const u32 row = row0 + r;
-        if (row < p.n) {
-            row_partials<DT, MT>(p, row, u0, stride, acc);
-        } else {
 #pragma unroll
-            for (int i = 0; i < MT; i++) acc[i] = 0.0f;
-        }
+        for (int i = 0; i < MT; i++) acc[i] = 0.0f;
+        const u32 row = row0 + r;
+        if (row < p.n)
+            wrow_dot<DT, MT>((const u8*)p.w, (u64)row * p.k, p.k, (const float*)p.x, p.k, p.m, p.vec,
+                             split ? warp : 0, split ? 4 : 1, (u8*)stage[warp], acc);
 #pragma unroll
         for (int i = 0; i < MT; i++)
             if (i < (int)p.m) sst(&part[warp][r * p.m + i][lane], acc[i]);
@@ -174,7 +82,7 @@ FOR_EACH_DTYPE(MATVEC_ENTRIES)
 // Prefill (gemm_tc_<dt>, gemm_f32_<dt>): the matmul for more token rows.
 // Grid: x over 64-wide tiles of n, y over 64-high tiles of m. Edges are zero-filled.
 //
-// gemm_tc_<dt> (v1), tensor cores, for every device dtype but f32:
+// gemm_tc_<dt> (v2), tensor cores, for every device dtype but f32:
 //   block tile 64 (m) x 64 (n), k step 32, 4 warps as 2 x 2, each warp 32 x 32 = 2 x 4
 //   mma.m16n8k16 tiles with f32 accumulators. x is rounded to bf16 on its way into shared
 //   memory (never to f16: Gemma's activations exceed f16's 65504); bf16 weights come in by
@@ -182,62 +90,18 @@ FOR_EACH_DTYPE(MATVEC_ENTRIES)
 //   formats are decoded in registers into the shared bf16 tile (as the CPU's native GEMM rounds
 //   f16 weights to bf16). Two shared buffers: tile s + 1 loads while tile s is multiplied. Shared rows are
 //   40 halves (80 bytes): 16-byte aligned for ldmatrix and cp.async, and the 8 row addresses of
-//   an ldmatrix fall in 8 distinct 4-bank groups.
-// gemm_f32_<dt> (v1), exact f32 SIMT for every dtype (Precision::Exact, and f32 weights whose
+//   an ldmatrix fall in 8 distinct 4-bank groups; the stores give each quarter-warp 8
+//   consecutive rows for the same reason (v1 gave it 4 rows x 2 chunks: 2-way conflicts).
+// gemm_f32_<dt> (v2), exact f32 SIMT for every dtype (Precision::Exact, and f32 weights whose
 //   bound bf16 activations cannot meet): 64 x 64 tile, k step 16, 256 threads of 4 x 4 outputs,
-//   each output summed over k in order with f32 fma.
+//   each output summed over k in order with f32 fma (v1: 2-way bank conflicts on the tile
+//   loads and stores; v2 pads rows to 66 and spreads a thread's columns 16 apart).
 // Params: GemmParams (kernels/src/cuda/matmul.rs).
 struct GemmParams {
     u64 x, w, out;
     u32 m, n, k;
     u32 w_async;  // bf16 weights: k * 2 % 16 == 0 and the base 16-byte aligned (cp.async)
 };
-
-// 16 elements of a block-format weight from e0 (e0 % 16 == 0): the first or second half of a
-// 32-element group, decoded like w_load32.
-template <int DT>
-__device__ __forceinline__ void w_load16(const u8* w, u64 e0, float v[16]) {
-    const int h = (int)(e0 >> 4) & 1;
-    if (DT == DT_Q8_0) {
-        const u8* b = w + (e0 >> 5) * 34;
-        float d = w_f16(b);
-#pragma unroll
-        for (int i = 0; i < 16; i++) v[i] = d * (float)(i8)b[2 + 16 * h + i];
-    } else if (DT == DT_Q4_0) {
-        const u8* b = w + (e0 >> 5) * 18;
-        float d = w_f16(b);
-#pragma unroll
-        for (int i = 0; i < 16; i++) v[i] = d * (float)(((b[2 + i] >> (4 * h)) & 15) - 8);
-    } else if (DT == DT_Q5_0) {
-        const u8* b = w + (e0 >> 5) * 22;
-        float d = w_f16(b);
-        u32 qh = (b[2] | b[3] << 8 | b[4] << 16 | (u32)b[5] << 24) >> (16 * h);
-#pragma unroll
-        for (int i = 0; i < 16; i++) {
-            int q = ((b[6 + i] >> (4 * h)) & 15) | ((qh >> i) & 1) << 4;
-            v[i] = d * (float)(q - 16);
-        }
-    } else if (DT == DT_Q4_K) {
-        const u8* b = w + (e0 >> 8) * 144;
-        int j = (e0 >> 5) & 7;
-        float2 sm = q4k_scale_min(b, j);
-        const u8* q = b + 16 + 32 * (j >> 1) + 16 * h;
-        int shift = 4 * (j & 1);
-#pragma unroll
-        for (int i = 0; i < 16; i++) v[i] = sm.x * (float)((q[i] >> shift) & 15) - sm.y;
-    } else if (DT == DT_Q6_K) {
-        const u8* b = w + (e0 >> 8) * 210;
-        int i0 = e0 & 255, n = i0 >> 7, k = (i0 >> 5) & 3;
-        const u8* ql = b + 64 * n + 32 * (k & 1) + 16 * h;
-        const u8* qh = b + 128 + 32 * n + 16 * h;
-        float sc = w_f16(b + 208) * (float)(i8)b[192 + (i0 >> 4)];
-#pragma unroll
-        for (int l = 0; l < 16; l++) {
-            int q = ((ql[l] >> (4 * (k >> 1))) & 15) | ((qh[l] >> (2 * k)) & 3) << 4;
-            v[l] = sc * (float)(q - 32);
-        }
-    }
-}
 
 // ---------------------------------------------------------------- tensor cores
 #define TC_BM 64
@@ -250,16 +114,29 @@ struct alignas(16) TcSmem {
     u16 b[2][TC_BN][TC_LD];  // w tile, [row][k]
 };
 
-// x tile of step k0 into a: thread t converts 16 elements of row t / 2.
+// The 16 columns of a 64 x 32 tile that thread t (< 128) converts: row (t % 8) + 8 (t / 16),
+// columns from 16 ((t / 8) % 2). The 8 lanes of a quarter-warp then store to 8 consecutive
+// rows, whose 80-byte starts fall in 8 distinct 4-bank groups: conflict-free 16-byte stores.
+__device__ __forceinline__ u32 tc_row(u32 t) { return (t & 7) + 8 * (t >> 4); }
+__device__ __forceinline__ u32 tc_col(u32 t) { return ((t >> 3) & 1) * 16; }
+
+// 16 values as bf16 into the shared tile row at dst (two 16-byte stores).
+__device__ __forceinline__ void tc_store16(u16* dst, const float v[16]) {
+    uint4* d = vec_at<uint4>(dst);
+    sst(d, uint4{pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7])});
+    sst(d + 1, uint4{pack_bf16(v[8], v[9]), pack_bf16(v[10], v[11]), pack_bf16(v[12], v[13]), pack_bf16(v[14], v[15])});
+}
+
+// x tile of step k0 into a: thread t converts 16 elements of row tc_row(t).
 __device__ __forceinline__ void tc_load_x(const GemmParams& p, u16 (*a)[TC_LD], u32 m0, u32 k0) {
     const float* x = (const float*)p.x;
-    const u32 t = threadIdx.x, row = t >> 1, c0 = (t & 1) * 16, gr = m0 + row, kc = k0 + c0;
+    const u32 t = threadIdx.x, row = tc_row(t), c0 = tc_col(t), gr = m0 + row, kc = k0 + c0;
     float v[16];
     if (gr < p.m && kc + 16 <= p.k && (p.k & 3) == 0) {
         const float4* src = vec_at<const float4>(x + (u64)gr * p.k + kc);
 #pragma unroll
         for (int q = 0; q < 4; q++) {
-            float4 f = src[q];
+            float4 f = gld(src + q);
             v[4 * q] = f.x;
             v[4 * q + 1] = f.y;
             v[4 * q + 2] = f.z;
@@ -267,12 +144,9 @@ __device__ __forceinline__ void tc_load_x(const GemmParams& p, u16 (*a)[TC_LD], 
         }
     } else {
 #pragma unroll
-        for (int i = 0; i < 16; i++) v[i] = (gr < p.m && kc + i < p.k) ? x[(u64)gr * p.k + kc + i] : 0.0f;
+        for (int i = 0; i < 16; i++) v[i] = (gr < p.m && kc + i < p.k) ? gld(x + (u64)gr * p.k + kc + i) : 0.0f;
     }
-    uint4* dst = vec_at<uint4>(&a[row][c0]);
-    dst[0] = uint4{pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7])};
-    dst[1] = uint4{pack_bf16(v[8], v[9]), pack_bf16(v[10], v[11]), pack_bf16(v[12], v[13]),
-                   pack_bf16(v[14], v[15])};
+    tc_store16(&a[row][c0], v);
 }
 
 // w tile of step k0 into b (see the file comment for the three ways).
@@ -284,45 +158,46 @@ __device__ __forceinline__ void tc_load_w(const GemmParams& p, u16 (*b)[TC_LD], 
         if (p.w_async) {
 #pragma unroll
             for (int c = 0; c < 2; c++) {
-                const u32 id = t + 128 * c, row = id >> 2, kc = k0 + (id & 3) * 8, gr = n0 + row;
+                // Lanes 8j..8j+7 take 16-byte chunk j % 4 of 8 consecutive rows: distinct bank
+                // groups in shared memory, and each row's 64 bytes whole in one warp request.
+                const u32 id = t + 128 * c, row = (id & 7) + 8 * (id >> 5), ch = (id >> 3) & 3;
+                const u32 kc = k0 + ch * 8, gr = n0 + row;
                 const bool valid = gr < p.n && kc < p.k;
                 const u8* src = valid ? w + ((u64)gr * p.k + kc) * 2 : w;
-                cp_async16(&b[row][(id & 3) * 8], src, valid);
+                cp_async16(&b[row][ch * 8], src, valid);
             }
         } else {
             const u16* wh = (const u16*)w;
-            const u32 row = t >> 1, c0 = (t & 1) * 16, gr = n0 + row, kc = k0 + c0;
+            const u32 row = tc_row(t), c0 = tc_col(t), gr = n0 + row, kc = k0 + c0;
             u32 r[8];
 #pragma unroll
             for (int i = 0; i < 8; i++) {
-                u32 lo = (gr < p.n && kc + 2 * i < p.k) ? wh[(u64)gr * p.k + kc + 2 * i] : 0u;
-                u32 hi = (gr < p.n && kc + 2 * i + 1 < p.k) ? wh[(u64)gr * p.k + kc + 2 * i + 1] : 0u;
+                u32 lo = (gr < p.n && kc + 2 * i < p.k) ? gld(wh + (u64)gr * p.k + kc + 2 * i) : 0u;
+                u32 hi = (gr < p.n && kc + 2 * i + 1 < p.k) ? gld(wh + (u64)gr * p.k + kc + 2 * i + 1) : 0u;
                 r[i] = lo | hi << 16;
             }
             uint4* dst = vec_at<uint4>(&b[row][c0]);
-            dst[0] = uint4{r[0], r[1], r[2], r[3]};
-            dst[1] = uint4{r[4], r[5], r[6], r[7]};
+            sst(dst, uint4{r[0], r[1], r[2], r[3]});
+            sst(dst + 1, uint4{r[4], r[5], r[6], r[7]});
         }
     } else {
         // f16 widened, or a block format (k % 32 == 0, so the 32 columns of a step are one group
         // of each row), rounded to bf16.
-        const u32 row = t >> 1, c0 = (t & 1) * 16, gr = n0 + row;
+        const u32 row = tc_row(t), c0 = tc_col(t), gr = n0 + row;
         float v[16];
         if (DT == DT_F16) {
             const u16* wh = (const u16*)w;
 #pragma unroll
             for (int i = 0; i < 16; i++)
-                v[i] = (gr < p.n && k0 + c0 + i < p.k) ? f16_to_f32(wh[(u64)gr * p.k + k0 + c0 + i]) : 0.0f;
+                v[i] = (gr < p.n && k0 + c0 + i < p.k) ? f16_to_f32(gld(wh + (u64)gr * p.k + k0 + c0 + i)) : 0.0f;
         } else if (gr < p.n) {
-            w_load16<DT>(w, (u64)gr * p.k + k0 + c0, v);
+            const u64 e = (u64)gr * p.k + k0 + c0;
+            w_dec<DT, GMem, 16>(w + e / w_block(DT) * w_bytes(DT), (int)(e % w_block(DT)), v);
         } else {
 #pragma unroll
             for (int i = 0; i < 16; i++) v[i] = 0.0f;
         }
-        uint4* dst = vec_at<uint4>(&b[row][c0]);
-        dst[0] = uint4{pack_bf16(v[0], v[1]), pack_bf16(v[2], v[3]), pack_bf16(v[4], v[5]), pack_bf16(v[6], v[7])};
-        dst[1] = uint4{pack_bf16(v[8], v[9]), pack_bf16(v[10], v[11]), pack_bf16(v[12], v[13]),
-                       pack_bf16(v[14], v[15])};
+        tc_store16(&b[row][c0], v);
     }
 }
 
@@ -391,7 +266,7 @@ __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
             for (int e = 0; e < 4; e++) {
                 const u32 row = m0 + wm * 32 + i * 16 + g + (e >> 1) * 8;
                 const u32 col = n0 + wn * 32 + j * 8 + tig * 2 + (e & 1);
-                if (row < p.m && col < p.n) out[(u64)row * p.n + col] = acc[i][j][e];
+                if (row < p.m && col < p.n) gst(out + (u64)row * p.n + col, acc[i][j][e]);
             }
 }
 
@@ -402,8 +277,10 @@ __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
 
 template <int DT>
 __device__ __forceinline__ void gemm_f32_impl(const GemmParams& p) {
-    __shared__ float xs[SG_BK][SG_BM + 4];  // [k][token]
-    __shared__ float ws[SG_BK][SG_BN + 4];  // [k][row]
+    // Rows of 66 floats: the stores (16 k by 2 rows per warp) and the loads (16 columns a lane
+    // apart) meet 32 distinct banks; a thread's 4 columns are 16 apart for the same reason.
+    __shared__ float xs[SG_BK][SG_BM + 2];  // [k][token]
+    __shared__ float ws[SG_BK][SG_BN + 2];  // [k][row]
     const float* x = (const float*)p.x;
     const u8* w = (const u8*)p.w;
     const u32 t = threadIdx.x, tx = t & 15, ty = t >> 4;
@@ -417,10 +294,26 @@ __device__ __forceinline__ void gemm_f32_impl(const GemmParams& p) {
         __syncthreads();  // everyone is done with the previous tile
 #pragma unroll 1
         for (int q = 0; q < 4; q++) {
-            const u32 id = t + 256 * q, r = id >> 4, kk = id & 15, kc = k0 + kk;
-            const u32 gm = m0 + r, gn = n0 + r;
-            xs[kk][r] = (gm < p.m && kc < p.k) ? x[(u64)gm * p.k + kc] : 0.0f;
-            ws[kk][r] = (gn < p.n && kc < p.k) ? w_at<DT>(w, (u64)gn * p.k + kc) : 0.0f;
+            const u32 id = t + 256 * q, r = id >> 4, kk = id & 15, kc = k0 + kk, gm = m0 + r;
+            sst(&xs[kk][r], (gm < p.m && kc < p.k) ? gld(x + (u64)gm * p.k + kc) : 0.0f);
+        }
+        {
+            // Thread t: elements kk .. kk + 4 of row t / 4; one scale serves a block format's
+            // four (k0 and kk are multiples of 4, k of 32).
+            const u32 r = t >> 2, kk = (t & 3) * 4, kc = k0 + kk, gn = n0 + r;
+            float v[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            if (DT == DT_F32 || DT == DT_F16 || DT == DT_BF16) {
+                const u64 e = (u64)gn * p.k + kc;
+                if (gn < p.n && kc < p.k) v[0] = w_at<DT>(w, e);
+                if (gn < p.n && kc + 1 < p.k) v[1] = w_at<DT>(w, e + 1);
+                if (gn < p.n && kc + 2 < p.k) v[2] = w_at<DT>(w, e + 2);
+                if (gn < p.n && kc + 3 < p.k) v[3] = w_at<DT>(w, e + 3);
+            } else if (gn < p.n && kc < p.k) {
+                const u64 e = (u64)gn * p.k + kc;
+                w_dec<DT, GMem, 4>(w + e / w_block(DT) * w_bytes(DT), (int)(e % w_block(DT)), v);
+            }
+#pragma unroll
+            for (int i = 0; i < 4; i++) sst(&ws[kk + i][r], v[i]);
         }
         __syncthreads();
 #pragma unroll 4
@@ -428,8 +321,8 @@ __device__ __forceinline__ void gemm_f32_impl(const GemmParams& p) {
             float a[4], b[4];
 #pragma unroll
             for (int i = 0; i < 4; i++) {
-                a[i] = xs[kk][ty * 4 + i];
-                b[i] = ws[kk][tx * 4 + i];
+                a[i] = sld(&xs[kk][ty * 4 + i]);
+                b[i] = sld(&ws[kk][tx + 16 * i]);
             }
 #pragma unroll
             for (int i = 0; i < 4; i++)
@@ -442,15 +335,15 @@ __device__ __forceinline__ void gemm_f32_impl(const GemmParams& p) {
     for (int i = 0; i < 4; i++)
 #pragma unroll
         for (int j = 0; j < 4; j++) {
-            const u32 row = m0 + ty * 4 + i, col = n0 + tx * 4 + j;
-            if (row < p.m && col < p.n) out[(u64)row * p.n + col] = acc[i][j];
+            const u32 row = m0 + ty * 4 + i, col = n0 + tx + 16 * j;
+            if (row < p.m && col < p.n) gst(out + (u64)row * p.n + col, acc[i][j]);
         }
 }
 
 #define GEMM_TC_ENTRY(name, DT) \
     KERNEL void __launch_bounds__(128) gemm_tc_##name(GemmParams p) { gemm_tc_impl<DT>(p); }
 #define GEMM_F32_ENTRY(name, DT) \
-    KERNEL void __launch_bounds__(256) gemm_f32_##name(GemmParams p) { gemm_f32_impl<DT>(p); }
+    KERNEL void __launch_bounds__(256, 2) gemm_f32_##name(GemmParams p) { gemm_f32_impl<DT>(p); }
 
 // f32 weights have no tensor-core entry: they take the exact GEMM.
 FOR_EACH_DTYPE_BUT_F32(GEMM_TC_ENTRY)

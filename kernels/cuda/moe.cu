@@ -17,16 +17,13 @@
 // [g | u] = gate_up[e] x[t]; only the selected experts' rows are read. Two kernels, each
 // templated on its weight's dtype (weights.cuh codes; entries moe_gate_up_<dt>, moe_down_<dt>):
 // - moe_gate_up: h[r, i] = gelu_tanh(gate_up[e][i] . x[t]) * (gate_up[e][inter + i] . x[t]) for
-//   routed pair r = t * top_k + j; one group of GROUP = 8 lanes per (r, i), 4 per warp.
-// - moe_down: out[t, c] = sum_j weights[t, j] * (down[e][c] . h[t * top_k + j]); one group of 8
-//   lanes per (t, c). Each lane sums its segments of every slot j in j order, then a group sum: a
-//   fixed order, no atomics, so the result is deterministic.
+//   routed pair r = t * top_k + j; one warp per (r, i).
+// - moe_down: out[t, c] = sum_j weights[t, j] * (down[e][c] . h[t * top_k + j]); one warp per
+//   (t, c), slots summed in j order: a fixed order, no atomics, so the result is deterministic.
 //   Layout: x, out [tokens, hidden] f32; ids, weights [tokens, top_k]; h [tokens * top_k, inter]
 //   f32 scratch; gate_up [n_experts, 2 * inter, hidden] (first inter rows gate), down
 //   [n_experts, hidden, inter], in their storage dtypes.
-//   Dot products: each lane of a group takes whole 32-element segments (w_load32; w_at for a
-//   partial last one, only possible for F32/F16/BF16 rows), strided by 8 segments, then the
-//   group's sum (3 shuffles; a group reads 8 neighbouring segments of its row at a time).
+//   Dot products: one warp per output element, wrow_dot (weights.cuh) then a warp sum.
 //   Ids live on the device, so the host cannot check them (as in the WGSL backend): a pair whose
 //   id is >= n_experts reads nothing and contributes nothing (its h row is written as 0).
 // Params: RouteParams, MoeParams (kernels/src/cuda/moe.rs).
@@ -37,8 +34,10 @@
 // blocks then work on the same expert, so its rows come from DRAM about once per chunk (then
 // from L2) instead of once per (token, slot). The order within an expert does not change any
 // value: each pair is computed on its own.
-// Versions: route v1; experts v3 (v1: one warp per output element; v2: 8 lanes per output
-// element, 4 per warp: a quarter of the shuffles; v3: prefill grouped by expert).
+// Versions: route v1; experts v4 (v1: one warp per output element; v2: 8 lanes per output
+// element, 4 per warp: a quarter of the shuffles; v3: prefill grouped by expert; v4: a warp per
+// output element again, through wrow_dot: coalesced loads, where v3's lanes read their blocks
+// byte by byte at the block stride, 12-19% of the fetched sectors used).
 #pragma once
 #include "weights.cuh"
 
@@ -137,137 +136,86 @@ __device__ __forceinline__ float moe_gelu_tanh(float g) {
     return 0.5f * g * (1.0f + tanhf(fminf(fmaxf(inner, -10.0f), 10.0f)));
 }
 
-// Segment s (elements 32 s .. min(32 s + 32, len)) of the dot product of the weight row at flat
-// element `row` with x[0 .. len]. A block-format row is whole blocks, so its segments are whole
-// and start at multiples of 32; only F32/F16/BF16 rows can end in a partial segment.
+// Warps per block (THREADS in kernels/src/cuda/moe.rs): one staging buffer each.
+constexpr u32 MOE_WARPS = 8;
+
+// The dot product of the weight row at flat element `row` (len elements) with x[0 .. len], by
+// the whole warp (wrow_dot, then a warp sum: every lane gets it).
 template <int DT>
-__device__ __forceinline__ float seg_dot(const u8* w, u64 row, const float* x, u32 len, u32 s) {
-    u32 h0 = s * 32;
-    float acc = 0.0f;
-    if (h0 + 32 <= len) {
-        float v[32];
-        w_load32<DT>(w, row + h0, v);
-#pragma unroll
-        for (int k = 0; k < 32; k++) acc += v[k] * x[h0 + k];
-    } else {
-        for (u32 h = h0; h < len; h++) acc += w_at<DT>(w, row + h) * x[h];
-    }
-    return acc;
-}
-
-// Lanes per output row: a warp computes ROWS_PER_WARP rows at once, each by a group of GROUP
-// consecutive lanes (neighbouring segments of one row), reduced within the group by
-// log2(GROUP) shuffles.
-constexpr u32 GROUP = 8, ROWS_PER_WARP = 32 / GROUP;
-
-// Sum over this lane's group of GROUP lanes (every lane of the warp takes part).
-__device__ __forceinline__ float group_sum(float v) {
-#pragma unroll
-    for (u32 o = GROUP / 2; o > 0; o >>= 1) v += __shfl_xor_sync(FULL_MASK, v, o);
-    return v;
+__device__ __forceinline__ float row_dot(const u8* w, u64 row, const float* x, u32 len, u8* stage) {
+    float acc[1] = {0.0f};
+    const bool vec = (len & 3) == 0 && (((u64)w | (u64)x) & 15) == 0;
+    wrow_dot<DT, 1>(w, row, len, x, 0, 1, vec, 0, 1, stage, acc);
+    return warp_sum(acc[0]);
 }
 
 template <int DT>
 __device__ __forceinline__ void gate_up_impl(const MoeParams& p) {
+    __shared__ uint4 stage[MOE_WARPS][WROW_STAGE / 16];
     const float* x = (const float*)p.x;
     const u8* w = (const u8*)p.w;
     const u32* ids = (const u32*)p.ids;
     float* h = (float*)p.h;
-    const u32 lane = threadIdx.x & 31, sub = lane % GROUP, warps = blockDim.x >> 5;
-    const u32 nseg = (p.hidden + 31) / 32;
+    const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const u64 rows = (u64)p.tokens * p.top_k * p.inter;  // (pair, i)
-    const u64 warp_items = (rows + ROWS_PER_WARP - 1) / ROWS_PER_WARP;
-    // Warp-uniform loop: the warp's groups work on ROWS_PER_WARP consecutive (pair, i).
-    for (u64 wi = (u64)blockIdx.x * warps + (threadIdx.x >> 5); wi < warp_items; wi += (u64)gridDim.x * warps) {
-        u64 r = wi * ROWS_PER_WARP + lane / GROUP;
+    // Warp-uniform loop: the whole warp works on one (pair, i).
+    for (u64 r = (u64)blockIdx.x * warps + warp; r < rows; r += (u64)gridDim.x * warps) {
+        const u64 pair = p.order ? ((const u32*)p.order)[r / p.inter] : r / p.inter;
+        const u32 i = (u32)(r % p.inter), e = ids[pair];
         float g = 0.0f, u = 0.0f;
-        u64 pair = 0;
-        u32 i = 0;
-        if (r < rows) {
-            pair = p.order ? ((const u32*)p.order)[r / p.inter] : r / p.inter;
-            i = (u32)(r % p.inter);
-            u32 e = ids[pair];
-            if (e < p.n_experts) {
-                const float* xt = x + pair / p.top_k * p.hidden;
-                u64 gate = ((u64)e * 2 * p.inter + i) * p.hidden;
-                u64 up = gate + (u64)p.inter * p.hidden;
-                for (u32 s = sub; s < nseg; s += GROUP) {
-                    g += seg_dot<DT>(w, gate, xt, p.hidden, s);
-                    u += seg_dot<DT>(w, up, xt, p.hidden, s);
-                }
-            }
+        if (e < p.n_experts) {
+            const float* xt = x + pair / p.top_k * p.hidden;
+            const u64 gate = ((u64)e * 2 * p.inter + i) * p.hidden;
+            g = row_dot<DT>(w, gate, xt, p.hidden, (u8*)stage[warp]);
+            u = row_dot<DT>(w, gate + (u64)p.inter * p.hidden, xt, p.hidden, (u8*)stage[warp]);
         }
-        g = group_sum(g);
-        u = group_sum(u);
         // An out-of-range expert leaves g = u = 0: h = 0.
-        if (r < rows && sub == 0) h[pair * p.inter + i] = moe_gelu_tanh(g) * u;
+        if (lane == 0) h[pair * p.inter + i] = moe_gelu_tanh(g) * u;
     }
+}
+
+// down[e][c] . h[pair] for expert e = ids[pair] (0 for an id out of range).
+template <int DT>
+__device__ __forceinline__ float down_dot(const MoeParams& p, u64 pair, u32 c, u8* stage) {
+    const u32 e = ((const u32*)p.ids)[pair];
+    if (e >= p.n_experts) return 0.0f;
+    return row_dot<DT>((const u8*)p.w, ((u64)e * p.hidden + c) * p.inter, (const float*)p.h + pair * p.inter, p.inter,
+                       stage);
 }
 
 template <int DT>
 __device__ __forceinline__ void down_impl(const MoeParams& p) {
-    const u8* w = (const u8*)p.w;
-    const u32* ids = (const u32*)p.ids;
+    __shared__ uint4 stage[MOE_WARPS][WROW_STAGE / 16];
     const float* weights = (const float*)p.weights;
-    const float* h = (const float*)p.h;
     float* out = (float*)p.out;
-    const u32 lane = threadIdx.x & 31, sub = lane % GROUP, warps = blockDim.x >> 5;
-    const u32 nseg = (p.inter + 31) / 32;
+    const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const u64 rows = (u64)p.tokens * p.hidden;  // (t, c)
-    const u64 warp_items = (rows + ROWS_PER_WARP - 1) / ROWS_PER_WARP;
-    for (u64 wi = (u64)blockIdx.x * warps + (threadIdx.x >> 5); wi < warp_items; wi += (u64)gridDim.x * warps) {
-        u64 r = wi * ROWS_PER_WARP + lane / GROUP;
+    for (u64 r = (u64)blockIdx.x * warps + warp; r < rows; r += (u64)gridDim.x * warps) {
+        const u64 t = r / p.hidden;
+        const u32 c = (u32)(r % p.hidden);
+        // Slots in j order: a fixed summation order.
         float acc = 0.0f;
-        if (r < rows) {
-            u64 t = r / p.hidden;
-            u32 c = (u32)(r % p.hidden);
-            // Slots in j order, each lane its own segments: a fixed summation order.
-            for (u32 j = 0; j < p.top_k; j++) {
-                u64 pair = t * p.top_k + j;
-                u32 e = ids[pair];
-                if (e < p.n_experts) {
-                    u64 row = ((u64)e * p.hidden + c) * p.inter;
-                    const float* hp = h + pair * p.inter;
-                    float d = 0.0f;
-                    for (u32 s = sub; s < nseg; s += GROUP) d += seg_dot<DT>(w, row, hp, p.inter, s);
-                    acc += weights[pair] * d;
-                }
-            }
+        for (u32 j = 0; j < p.top_k; j++) {
+            const u64 pair = t * p.top_k + j;
+            acc += weights[pair] * down_dot<DT>(p, pair, c, (u8*)stage[warp]);
         }
-        acc = group_sum(acc);
-        if (r < rows && sub == 0) out[r] = acc;
+        if (lane == 0) out[r] = acc;
     }
 }
 
 // y[pair, c] = down[e][c] . h[pair] for the pairs in expert order (prefill).
 template <int DT>
 __device__ __forceinline__ void down_pairs_impl(const MoeParams& p) {
-    const u8* w = (const u8*)p.w;
-    const u32* ids = (const u32*)p.ids;
+    __shared__ uint4 stage[MOE_WARPS][WROW_STAGE / 16];
     const u32* order = (const u32*)p.order;
-    const float* h = (const float*)p.h;
     float* y = (float*)p.y;
-    const u32 lane = threadIdx.x & 31, sub = lane % GROUP, warps = blockDim.x >> 5;
-    const u32 nseg = (p.inter + 31) / 32;
+    const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const u64 rows = (u64)p.tokens * p.top_k * p.hidden;  // (sorted pair, c)
-    const u64 warp_items = (rows + ROWS_PER_WARP - 1) / ROWS_PER_WARP;
-    for (u64 wi = (u64)blockIdx.x * warps + (threadIdx.x >> 5); wi < warp_items; wi += (u64)gridDim.x * warps) {
-        u64 r = wi * ROWS_PER_WARP + lane / GROUP;
-        float d = 0.0f;
-        u64 pair = 0;
-        u32 c = 0;
-        if (r < rows) {
-            pair = order[r / p.hidden];
-            c = (u32)(r % p.hidden);
-            u32 e = ids[pair];
-            if (e < p.n_experts) {
-                u64 row = ((u64)e * p.hidden + c) * p.inter;
-                const float* hp = h + pair * p.inter;
-                for (u32 s = sub; s < nseg; s += GROUP) d += seg_dot<DT>(w, row, hp, p.inter, s);
-            }
-        }
-        d = group_sum(d);
-        if (r < rows && sub == 0) y[pair * p.hidden + c] = d;
+    for (u64 r = (u64)blockIdx.x * warps + warp; r < rows; r += (u64)gridDim.x * warps) {
+        const u64 pair = order[r / p.hidden];
+        const u32 c = (u32)(r % p.hidden);
+        const float d = down_dot<DT>(p, pair, c, (u8*)stage[warp]);
+        if (lane == 0) y[pair * p.hidden + c] = d;
     }
 }
 

@@ -183,4 +183,5 @@ fn the_memory_model_gives_the_known_answers() {
     assert_eq!(shared(7), (1, 1), "broadcast");
     assert_eq!(shared(8), (1, 4), "float4: four phases of 8 lanes");
     assert_eq!(run(5).bank_conflicts_per_request(), 31.0);
+    assert_eq!(run(8).bank_conflicts_per_request(), 0.0, "four phases are no conflict");
 }

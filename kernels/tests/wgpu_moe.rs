@@ -215,6 +215,10 @@ fn experts_match_reference() {
     for dtypes in [(F32, BF16), (BF16, F32)] {
         cases.push(Case { tokens: 7, hidden: 40, inter: 24, dtypes, ..base });
     }
+    // K-quant experts (rows of whole 256-element super-blocks), Q8_K among them.
+    for dtypes in [(Q4_K, Q6_K), (Q8_K, Q4_K)] {
+        cases.push(Case { tokens: 3, hidden: 256, inter: 256, dtypes, ..base });
+    }
     // Expert weights in several chunks (the down pass accumulates across them).
     for (dtypes, split) in [((Q4_0, BF16), 3), ((F32, Q8_0), 1)] {
         cases.push(Case { tokens: 7, top_k: 3, dtypes, split: Some(split), ..base });

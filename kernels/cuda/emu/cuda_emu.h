@@ -109,10 +109,11 @@ struct Thread {
 // occurrence of it since the last barrier. Global: the distinct bytes the lanes use, the 32-byte
 // sectors and 128-byte lines those bytes touch. Shared: the wavefronts a request takes (per
 // phase of lanes, 32 lanes for accesses up to 4 bytes, 16 for 8, 8 for 16: the most distinct
-// 4-byte words any of the 32 banks serves; equal words broadcast).
+// 4-byte words any of the 32 banks serves; equal words broadcast) and the phases it has (the
+// wavefronts it takes without conflicts).
 struct MemStats {
     unsigned long long global_requests = 0, global_bytes = 0, global_sectors = 0, global_lines = 0;
-    unsigned long long shared_requests = 0, shared_wavefronts = 0;
+    unsigned long long shared_requests = 0, shared_wavefronts = 0, shared_phases = 0;
 };
 
 struct Access {
@@ -190,6 +191,7 @@ inline void flush_mem(Block& b) {
                     phases[a.lane / lanes_per_phase][word % 32].insert(word);
                 }
             b.mem->shared_requests++;
+            b.mem->shared_phases += phases.size();
             for (auto& [ph, banks] : phases) {
                 size_t most = 1;
                 for (auto& [bank, words] : banks) most = words.size() > most ? words.size() : most;

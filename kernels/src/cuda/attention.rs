@@ -63,10 +63,11 @@ const MAXD: [usize; 3] = [128, 256, 512];
 const ROWS: [usize; 3] = [2, 8, 16];
 /// Calls with fewer blocks than this split their keys to fill the device.
 const TARGET_BLOCKS: usize = 256;
-/// Keys per split at least (fewer makes the combine pass dominate).
-const MIN_SPLIT_KEYS: usize = 128;
-/// Splits at most (bounds the position slack and the combine loop).
-const MAX_SPLITS: usize = 64;
+/// Keys per split at least: one or two key tiles, so that a decode step on a few KV heads still
+/// fills the SMs; the combine pass reads `head_dim + 2` floats per split, 1/32 or less of them.
+const MIN_SPLIT_KEYS: usize = 32;
+/// Splits at most (`ATT_MAX_SPLITS` in attention.cu: the combine kernel's shared weights).
+const MAX_SPLITS: usize = 128;
 /// Scratch for split partials at most, in floats (64 MiB).
 const MAX_SCRATCH: usize = 16 << 20;
 
@@ -258,7 +259,7 @@ mod tests {
     fn plans() {
         // Decode at head_dim 512, GQA 8:1: one 8-row tile per KV head, keys split.
         let p = Plan::new(&args(1, 32, 4, 512, 3000)).unwrap();
-        assert_eq!((MAXD[p.d], ROWS[p.r], p.splits), (512, 8, 24));
+        assert_eq!((MAXD[p.d], ROWS[p.r], p.splits), (512, 8, 64));
         // GQA 2:1 decode uses 2-row tiles.
         let p = Plan::new(&args(1, 32, 16, 256, 993)).unwrap();
         assert_eq!((MAXD[p.d], ROWS[p.r]), (256, 2));

@@ -102,8 +102,11 @@ pub struct MemStats {
     pub global_lines: u64,
     /// Warp-level shared-memory loads and stores.
     pub shared_requests: u64,
-    /// Wavefronts those take (one each without bank conflicts).
+    /// Wavefronts those take.
     pub shared_wavefronts: u64,
+    /// Wavefronts they would take without bank conflicts: their phases (one per request of
+    /// 4-byte accesses, two of 8-byte, four of 16-byte).
+    pub shared_phases: u64,
 }
 
 impl MemStats {
@@ -114,8 +117,7 @@ impl MemStats {
 
     /// Extra wavefronts per shared request (0 without bank conflicts).
     pub fn bank_conflicts_per_request(&self) -> f64 {
-        (self.shared_wavefronts - self.shared_requests.min(self.shared_wavefronts)) as f64
-            / self.shared_requests.max(1) as f64
+        self.shared_wavefronts.saturating_sub(self.shared_phases) as f64 / self.shared_requests.max(1) as f64
     }
 
     /// `self - o`, field by field (`o` an earlier snapshot of the same totals).
@@ -127,6 +129,7 @@ impl MemStats {
             global_lines: self.global_lines.saturating_sub(o.global_lines),
             shared_requests: self.shared_requests.saturating_sub(o.shared_requests),
             shared_wavefronts: self.shared_wavefronts.saturating_sub(o.shared_wavefronts),
+            shared_phases: self.shared_phases.saturating_sub(o.shared_phases),
         }
     }
 
@@ -138,6 +141,7 @@ impl MemStats {
         self.global_lines += o.global_lines;
         self.shared_requests += o.shared_requests;
         self.shared_wavefronts += o.shared_wavefronts;
+        self.shared_phases += o.shared_phases;
     }
 }
 
@@ -206,9 +210,15 @@ macro_rules! for_device_dtypes {
             $m!($($args)* "bf16"),
             $m!($($args)* "q8_0"),
             $m!($($args)* "q4_0"),
+            $m!($($args)* "q4_1"),
             $m!($($args)* "q5_0"),
+            $m!($($args)* "q5_1"),
+            $m!($($args)* "q2_k"),
+            $m!($($args)* "q3_k"),
             $m!($($args)* "q4_k"),
+            $m!($($args)* "q5_k"),
             $m!($($args)* "q6_k"),
+            $m!($($args)* "q8_k"),
         ]
     };
 }

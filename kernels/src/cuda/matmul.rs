@@ -111,8 +111,7 @@ impl<D: Device> Cuda<D> {
         if a.m <= MATVEC_MAX_M {
             let split = a.n < MATVEC_SPLIT_N && a.k >= MATVEC_SPLIT_K;
             let rows = if split { 1 } else { (a.n / MATVEC_ROWS_AT).clamp(1, 32 / a.m) };
-            let vec = float_size
-                .is_some_and(|s| (a.k as u64 * s).is_multiple_of(16) && wp.is_multiple_of(16) && xp.is_multiple_of(16));
+            let vec = float_size.is_some() && a.k.is_multiple_of(4) && wp.is_multiple_of(16) && xp.is_multiple_of(16);
             let per_block = if split { rows } else { 4 * rows };
             let p = MatvecParams {
                 x: xp,

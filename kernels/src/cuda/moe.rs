@@ -51,7 +51,7 @@ pub(super) const KERNELS: &[Kernel] = &gather::<{ 3 + 3 * DEVICE_DTYPES }>(&[
     &some(DOWN_PAIRS),
 ]);
 
-/// Threads per block.
+/// Threads per block (`MOE_WARPS` warps in moe.cu, one staging buffer each).
 const THREADS: u32 = 256;
 /// Router threads per block: four tokens.
 const ROUTE_THREADS: u32 = 128;
@@ -120,13 +120,9 @@ fn scratch_layout(op: &'static str, a: &MoeArgs, routed: usize) -> Result<[usize
     Ok([h, y, order, slot, counts])
 }
 
-/// Output rows per warp in `moe_gate_up` and `moe_down` (`ROWS_PER_WARP` in moe.cu: a group of
-/// 8 lanes per row).
-const ROWS_PER_WARP: u64 = 4;
-
-/// A launch over `rows` output rows, [`ROWS_PER_WARP`] per warp (grid-stride past the block limit).
+/// A launch over `rows` output rows, one warp each (grid-stride past the block limit).
 fn row_groups(rows: u64) -> Dims {
-    Dims::linear(blocks(rows.div_ceil(ROWS_PER_WARP), THREADS / 32), THREADS)
+    Dims::linear(blocks(rows, THREADS / 32), THREADS)
 }
 
 impl<D: Device> Cuda<D> {

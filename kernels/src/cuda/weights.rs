@@ -1,9 +1,8 @@
-//! Weights resident on the CUDA device: uploaded once, in their storage dtype where a kernel
-//! decodes it (`kernels/cuda/weights.cuh`), as the file's bytes with rows contiguous.
-//! - The formats with a device code in the format table (`quant/format.rs`: F32, F16, BF16, Q8_0,
-//!   Q4_0, Q5_0, Q4_K, Q6_K): as stored.
-//! - The other block formats are widened to F32 at upload ([`HostTensor::gpu_dtype`];
-//!   [`CudaWeight::converted`] says so).
+//! Weights resident on the CUDA device: uploaded once, in their storage dtype, which a kernel
+//! decodes (`kernels/cuda/weights.cuh`), as the file's bytes with rows contiguous.
+//! - Every format has a device code in the format table (`quant/format.rs`): as stored, the
+//!   allocation padded with zeros to a multiple of 16 bytes (`wrow_dot` stages block rows with
+//!   16-byte loads that may end up to 15 bytes past a row).
 //! - One-dimensional tensors (norm weights, scales) are always widened to F32: tiny, and every
 //!   kernel then reads them the same way.
 
@@ -14,7 +13,7 @@ use crate::tensor::{DType, HostTensor};
 /// A weight on the device.
 pub struct CudaWeight<M> {
     pub(crate) mem: M,
-    /// The dtype of the device copy (the file's, or F32 when widened).
+    /// The dtype of the device copy (the file's, or F32 for a widened vector).
     pub dtype: DType,
     /// The file's dtype.
     pub source: DType,
@@ -51,7 +50,7 @@ pub fn upload<D: Device>(dev: &D, t: &HostTensor) -> Result<CudaWeight<D::Mem>> 
         widened = t.f32_le_bytes();
         &widened
     };
-    let mem = dev.alloc(bytes.len())?;
+    let mem = dev.alloc(bytes.len().next_multiple_of(16))?;
     dev.write(&mem, 0, bytes)?;
     Ok(CudaWeight { mem, dtype, source: t.dtype(), shape: t.shape().to_vec(), host: t.clone() })
 }

@@ -15,10 +15,23 @@ use super::Case;
 use crate::args::*;
 use crate::tensor::DType;
 
-/// Every dtype a matmul weight can have in garnet's checkpoints (Q5_K stands for the block formats
-/// a backend may widen at upload).
-const WEIGHT_DTYPES: [DType; 9] =
-    [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K, DType::Q5_K];
+/// Every dtype a matmul weight can have in garnet's checkpoints: every storage format.
+const WEIGHT_DTYPES: [DType; 14] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Q2_K,
+    DType::Q3_K,
+    DType::Q4_K,
+    DType::Q5_K,
+    DType::Q6_K,
+    DType::Q8_K,
+];
 
 fn matmul(m: usize, n: usize, k: usize, dtype: DType) -> Case {
     matmul_scaled(m, n, k, dtype, 1.0)
@@ -92,6 +105,7 @@ pub fn cases() -> Vec<Case> {
         embed(3, 512, 0, 1.0, [20, 512], Q6_K),
         embed(1, 64, 0, 3.0, [7, 64], Q8_0),
     ];
+    c.extend(WEIGHT_DTYPES.map(|dtype| embed(3, 256, 256, 2.0, [9, 512], dtype))); // every dtype
 
     // ---- matmul ----
     c.push(matmul(1, 262_144, 1536, Q6_K)); // E2B LM head, decode
@@ -125,6 +139,9 @@ pub fn cases() -> Vec<Case> {
         // rounds them to f16 returns inf / NaN.
         matmul_scaled(20, 96, 512, F16, 1e5),
     ]);
+    // Every dtype through the multi-row matvec and the GEMM.
+    c.extend(WEIGHT_DTYPES.map(|dtype| matmul(3, 40, 512, dtype)));
+    c.extend(WEIGHT_DTYPES.map(|dtype| matmul(20, 40, 512, dtype)));
 
     // ---- rms_norm, add_rms_norm ----
     c.extend([
@@ -224,19 +241,10 @@ pub fn cases() -> Vec<Case> {
         experts(5, 64, 32, 128, 8, Q4_0), // 128 experts, top-8
         experts(2, 512, 256, 4, 2, Q4_K),
         experts(7, 40, 24, 5, 2, F32), // odd widths
-        // Every dtype on the decode path (one token) and on the grouped prefill path.
-        experts(1, 64, 32, 8, 2, F32),
-        experts(1, 64, 32, 8, 2, F16),
-        experts(1, 64, 32, 8, 2, Q8_0),
-        experts(1, 64, 32, 8, 2, Q4_0),
-        experts(1, 64, 32, 8, 2, Q5_0),
-        experts(1, 256, 256, 4, 2, Q4_K),
-        experts(1, 256, 256, 4, 2, Q6_K),
-        experts(3, 64, 32, 8, 2, F16),
-        experts(3, 64, 32, 8, 2, BF16),
-        experts(4, 64, 32, 8, 2, Q5_0),
-        experts(3, 256, 256, 4, 2, Q6_K),
     ]);
+    // Every dtype on the decode path (one token) and on the grouped prefill path.
+    c.extend(WEIGHT_DTYPES.map(|dtype| experts(1, 256, 256, 4, 2, dtype)));
+    c.extend(WEIGHT_DTYPES.map(|dtype| experts(3, 256, 256, 4, 2, dtype)));
 
     // ---- argmax ----
     for (rows, len, special) in [(1, 262_144, false), (6, 1000, true), (3, 33, true), (2, 262_144, true)] {

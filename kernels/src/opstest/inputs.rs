@@ -65,8 +65,8 @@ impl Rng {
 
 /// A weight of `shape` in `dtype` with elements of magnitude about `scale`: float dtypes hold
 /// rounded uniform values; block formats hold random bytes (every quant and sub-scale bit
-/// pattern) with their f16 scale (and min) fields replaced by random values of either sign, so
-/// that no decoder sees an infinite, NaN or subnormal scale.
+/// pattern) with their f16 scale (and min) fields (Q8_K: its f32 d) replaced by random values of
+/// either sign, so that no decoder sees an infinite, NaN or subnormal scale.
 pub(super) fn weight(rng: &mut Rng, dtype: DType, shape: &[usize], scale: f32) -> Result<HostTensor> {
     let n: usize = shape.iter().product();
     if !dtype.is_quantized() {
@@ -91,6 +91,7 @@ pub(super) fn weight(rng: &mut Rng, dtype: DType, shape: &[usize], scale: f32) -
         DType::Q2_K => (&[80, 82], 15.0 * 3.0),
         DType::Q3_K => (&[108], 32.0 * 4.0),
         DType::Q6_K => (&[208], 128.0 * 32.0),
+        DType::Q8_K => (&[0], 128.0),
         _ => return Err(KernelError::DType { op: "ops-test weight", dtype: dtype.name() }),
     };
     for block in bytes.chunks_exact_mut(size) {
@@ -98,7 +99,11 @@ pub(super) fn weight(rng: &mut Rng, dtype: DType, shape: &[usize], scale: f32) -
             // |d| in [0.25, 1) * scale / reach, and at least 1e-4 (f16's normal range starts at 6.1e-5).
             let d = (rng.uniform(0.375) + 0.625 * if rng.next_u64() & 1 == 0 { 1.0 } else { -1.0 }) * scale / reach;
             let d = if d.abs() < 1e-4 { 1e-4f32.copysign(d) } else { d };
-            block[at..at + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+            if dtype == DType::Q8_K {
+                block[at..at + 4].copy_from_slice(&d.to_le_bytes()); // Q8_K's d is an f32
+            } else {
+                block[at..at + 2].copy_from_slice(&f16::from_f32(d).to_le_bytes());
+            }
         }
     }
     HostTensor::new(Arc::new(bytes), 0, dtype, shape.to_vec())

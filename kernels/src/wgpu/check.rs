@@ -4,19 +4,20 @@
 use super::device::{Gpu, PipelineKey};
 use super::shaders::Shader;
 use crate::error::Result;
+use crate::quant::FORMATS;
 use crate::tensor::DType;
-
-/// The dtypes the shaders decode in place (the rest are widened to F32 at upload).
-const DTYPES: [DType; 8] =
-    [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K];
 
 /// `(shader / entry [dtype], result)` for every pipeline garnet can build.
 pub fn compile_all(gpu: &Gpu) -> Vec<(String, Result<()>)> {
     let mut out = Vec::new();
     for shader in Shader::ALL {
         for &entry in shader.entries() {
-            let variants: Vec<Option<DType>> =
-                if shader.reads_weights() { DTYPES.iter().copied().map(Some).collect() } else { vec![None] };
+            // Every dtype with a device code (all of them: none is widened at upload).
+            let variants: Vec<Option<DType>> = if shader.reads_weights() {
+                FORMATS.iter().filter(|f| f.kernel_code.is_some()).map(|f| Some(f.dtype)).collect()
+            } else {
+                vec![None]
+            };
             for dtype in variants {
                 let constants = dtype.and_then(DType::kernel_code).map(|c| vec![("DTYPE", c)]).unwrap_or_default();
                 let key = PipelineKey { shader, entry, constants };

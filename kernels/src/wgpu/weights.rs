@@ -1,15 +1,14 @@
-//! Weights resident on the GPU: uploaded once, in their storage dtype where a shader decodes it,
+//! Weights resident on the GPU: uploaded once, in their storage dtype (the shaders decode it),
 //! split into chunks of whole leading-dimension rows (matrix rows, or whole experts) so no
 //! binding exceeds the adapter's `max_storage_buffer_binding_size`.
 //!
 //! Layout on the device, as `array<u32>` words (little-endian, the file's bytes):
 //! - F32: one word per element. F16 / BF16: two elements per word, the lower index in the low half.
-//! - The block formats with a device code in the format table (`quant/format.rs`: Q8_0, Q4_0,
-//!   Q5_0, Q4_K, Q6_K): ggml's blocks back to back, rows contiguous, read a byte at a time where
-//!   blocks are not word-aligned (`shaders/weights.wgsl`).
-//! - The other block formats (no device code) are widened to F32 at upload
-//!   ([`HostTensor::gpu_dtype`]): they have no shader yet, and the upload says so in
-//!   [`GpuWeight::converted`].
+//! - The block formats (every one has a device code in the format table, `quant/format.rs`):
+//!   ggml's blocks back to back, rows contiguous, read a byte or a funnel-shifted word at a time
+//!   where blocks are not word-aligned (`shaders/weights.wgsl`).
+//! - A dtype without a device code would be widened to F32 at upload ([`HostTensor::gpu_dtype`],
+//!   reported by [`GpuWeight::converted`]); none is today.
 //! - One-dimensional tensors (norm weights, scales) are always widened to F32: they are tiny and
 //!   every shader then reads them the same way.
 
