@@ -131,8 +131,8 @@ impl HostTensor {
     }
 
     /// The dtype a GPU backend (WGSL, CUDA) keeps this tensor in: its own for a matrix whose
-    /// dtype the kernels decode on the device ([`DType::kernel_code`]), else F32 (vectors, and
-    /// the block formats without a device decoder, are widened at upload).
+    /// dtype the kernels decode on the device ([`DType::kernel_code`]: every format today), else
+    /// F32 (vectors are widened at upload: tiny, and every kernel reads them the same way).
     pub fn gpu_dtype(&self) -> DType {
         if self.shape().len() < 2 || self.dtype.kernel_code().is_none() {
             DType::F32

@@ -12,9 +12,23 @@ use garnet_kernels::*;
 
 type Emu = Cuda<Emulator>;
 
-/// Every dtype the kernels decode, then one widened to F32 at upload.
-const DTYPES: [DType; 9] =
-    [DType::F32, DType::F16, DType::BF16, DType::Q8_0, DType::Q4_0, DType::Q5_0, DType::Q4_K, DType::Q6_K, DType::Q5_K];
+/// Every format: the device decodes them all.
+const DTYPES: [DType; 14] = [
+    DType::F32,
+    DType::F16,
+    DType::BF16,
+    DType::Q8_0,
+    DType::Q4_0,
+    DType::Q4_1,
+    DType::Q5_0,
+    DType::Q5_1,
+    DType::Q2_K,
+    DType::Q3_K,
+    DType::Q4_K,
+    DType::Q5_K,
+    DType::Q6_K,
+    DType::Q8_K,
+];
 
 /// The reference and the emulated `matmul` of an `[n, k]` weight of `dtype` on random `x`
 /// (`out` filled with garbage first, so every element must be written); the normalised error.

@@ -29,31 +29,6 @@ const DTYPES: [DType; 14] = [
     DType::Q8_K,
 ];
 
-/// `random_weight` with finite, modest scales in the formats whose scale fields it does not
-/// know (it sets an f16 at byte 0): Q4_1 / Q5_1's m, Q2_K's d and dmin, Q3_K's d, Q8_K's f32 d.
-fn weight(dtype: DType, n: usize, k: usize, rng: &mut Rng) -> HostTensor {
-    let w = random_weight(dtype, n, k, rng);
-    let fields: &[usize] = match dtype {
-        DType::Q4_1 | DType::Q5_1 => &[0, 2],
-        DType::Q2_K => &[80, 82],
-        DType::Q3_K => &[108],
-        DType::Q8_K => &[0],
-        _ => return w,
-    };
-    let mut bytes = w.bytes().to_vec();
-    for blk in bytes.chunks_exact_mut(dtype.block().1) {
-        for &at in fields {
-            let v = rng.uniform(0.05);
-            if dtype == DType::Q8_K {
-                blk[at..at + 4].copy_from_slice(&v.to_le_bytes());
-            } else {
-                blk[at..at + 2].copy_from_slice(&half::f16::from_f32(v).to_le_bytes());
-            }
-        }
-    }
-    HostTensor::new(Arc::new(bytes), 0, dtype, vec![n, k]).unwrap()
-}
-
 /// The backend shared by the tests (one device per reduction variant, so each pipeline compiles
 /// once: lavapipe takes a noticeable fraction of a second per pipeline), with the lock that
 /// runs the tests one at a time: a download submits whatever has been recorded on the device,
@@ -110,7 +85,7 @@ fn sweep(g: &Wgpu, dtype: DType, shapes: &[(usize, usize)], ms: &[usize], rng: &
     let mut worst = 0.0f64;
     for &(n, k) in shapes {
         let k = cols(dtype, k);
-        let w = weight(dtype, n, k, rng);
+        let w = random_weight(dtype, n, k, rng);
         let gw = g.weight(&w).unwrap();
         for &m in ms {
             let e = check_matmul(g, &w, &gw, m, rng);
@@ -211,7 +186,7 @@ fn decode_is_bit_exact() {
         let ks = if dtype.is_quantized() { vec![cols(dtype, 512)] } else { vec![301, 300] };
         for k in ks {
             let n = 37;
-            let w = weight(dtype, n, k, &mut rng);
+            let w = random_weight(dtype, n, k, &mut rng);
             let gw = g.weight(&w).unwrap();
             assert!(!gw.converted(), "{} is decoded on the device", dtype.name());
             let want = w.to_f32_vec();
@@ -254,7 +229,7 @@ fn check_vocab(dtype: DType, k: usize) {
     let Some(g) = gpu(true) else { return };
     let mut rng = Rng(14);
     let n = 262_144;
-    let w = if dtype == DType::BF16 { bf16_weight(n, k, &mut rng) } else { weight(dtype, n, k, &mut rng) };
+    let w = if dtype == DType::BF16 { bf16_weight(n, k, &mut rng) } else { random_weight(dtype, n, k, &mut rng) };
     let gw = g.weight(&w).unwrap();
     let e = check_matmul(&g, &w, &gw, 1, &mut rng);
     println!("{} {n}x{k} in {} chunks: nerr {e:.2e}", dtype.name(), gw.chunks.len());
@@ -286,7 +261,7 @@ fn chunked_weights_match() {
     let mut rng = Rng(15);
     for dtype in [DType::F16, DType::Q4_0, DType::Q6_K] {
         let (n, k) = (37, cols(dtype, 256));
-        let w = weight(dtype, n, k, &mut rng);
+        let w = random_weight(dtype, n, k, &mut rng);
         let row_bytes = dtype.bytes_for(k).unwrap() as u64;
         let gw = weights::upload_capped(g.gpu(), &w, 5 * row_bytes).unwrap();
         assert_eq!(gw.chunks.len(), 8);
@@ -323,7 +298,7 @@ fn embed_matches_reference_on_every_dtype() {
     let mut rng = Rng(16);
     for dtype in DTYPES {
         let (rows, row_len) = (50, cols(dtype, 512));
-        let table = weight(dtype, rows, row_len, &mut rng);
+        let table = random_weight(dtype, rows, row_len, &mut rng);
         let gt = g.weight(&table).unwrap();
         let ids: Vec<u32> = (0..9).map(|_| (rng.next_u64() % rows as u64) as u32).collect();
         // The token embedding (whole rows, scaled) and a PLE-like column window.

@@ -37,8 +37,8 @@ pub struct Format {
     pub bytes: usize,
     /// The code the GPU kernels switch on for the formats they decode on the device
     /// (`shaders/weights.wgsl`'s `DTYPE`, `kernels/cuda/weights.cuh`'s `enum DType`, and the
-    /// order of the CUDA per-dtype kernel tables); `None` for the formats the GPU backends widen
-    /// to f32 at upload.
+    /// order of the CUDA per-dtype kernel tables); `None` would make the GPU backends widen the
+    /// format to f32 at upload (every format has a code today).
     pub kernel_code: Option<u32>,
     /// The decoder.
     pub(crate) decode: Decode,

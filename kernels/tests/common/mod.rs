@@ -104,14 +104,16 @@ pub fn nerr(got: &[f32], want: &[f32]) -> f64 {
 /// Byte offsets of the f16 scales inside a block.
 fn scale_offsets(dtype: DType) -> &'static [usize] {
     match dtype {
-        DType::Q4_K | DType::Q5_K => &[0, 2],
+        DType::Q4_1 | DType::Q5_1 | DType::Q4_K | DType::Q5_K => &[0, 2],
+        DType::Q2_K => &[80, 82],
+        DType::Q3_K => &[108],
         DType::Q6_K => &[208],
         _ => &[0],
     }
 }
 
 /// An `[n, k]` weight of `dtype`: floats rounded from uniform values; blocks of random bytes
-/// whose f16 scales are finite and modest.
+/// whose scales (and mins) are finite and modest.
 pub fn random_weight(dtype: DType, n: usize, k: usize, rng: &mut Rng) -> HostTensor {
     if !dtype.is_quantized() {
         return HostTensor::from_f32_as(&rng.vec(n * k, 1.0), vec![n, k], dtype).unwrap();
@@ -121,7 +123,11 @@ pub fn random_weight(dtype: DType, n: usize, k: usize, rng: &mut Rng) -> HostTen
     for blk in b.chunks_exact_mut(size) {
         for &at in scale_offsets(dtype) {
             let v = rng.uniform(0.05);
-            blk[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            if dtype == DType::Q8_K {
+                blk[at..at + 4].copy_from_slice(&v.to_le_bytes()); // Q8_K's d is an f32
+            } else {
+                blk[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+            }
         }
     }
     HostTensor::new(Arc::new(b), 0, dtype, vec![n, k]).unwrap()
