@@ -104,10 +104,12 @@ __device__ __forceinline__ float att_transpose_sum(float part[BK], u32 lane) {
         for (int j = 0; j < 16; j++) part[j] += __shfl_xor_sync(FULL_MASK, part[j], 16);
     }
 #pragma unroll
-    for (int s = BK / 2; s >= 1; s >>= 1) {
+    for (int step = 0; step < (BK == 32 ? 5 : 4); step++) {  // a constant trip count: part stays in registers
+        const int s = BK >> (step + 1);
         const bool upper = (lane & (u32)s) != 0;
 #pragma unroll
-        for (int j = 0; j < s; j++) {
+        for (int j = 0; j < BK / 2; j++) {
+            if (j >= s) break;  // constant bounds, so that every index is a constant once unrolled
             const float send = upper ? part[j] : part[j + s], keep = upper ? part[j + s] : part[j];
             part[j] = keep + __shfl_xor_sync(FULL_MASK, send, s);
         }

@@ -58,33 +58,34 @@ __device__ __forceinline__ float f16_to_f32(u16 h) {
 #endif
 }
 
-// Loads and stores that the emulator's memory-transaction model sees (`emu::note`; plain
-// accesses on the device): global (gld / gst) and shared (sld / sst).
+// Loads and stores that the emulator's memory-transaction model and race detector see
+// (`emu::note`; plain accesses on the device): global (gld / gst) and shared (sld / sst). Every
+// global and shared access of a kernel goes through them (atomics excepted: they never race).
 template <class T>
 __device__ __forceinline__ T gld(const T* p) {
 #ifdef GARNET_CUDA_EMU
-    emu::note(p, sizeof(T), false);
+    emu::note(p, sizeof(T), false, false);
 #endif
     return *p;
 }
 template <class T>
 __device__ __forceinline__ void gst(T* p, T v) {
 #ifdef GARNET_CUDA_EMU
-    emu::note(p, sizeof(T), false);
+    emu::note(p, sizeof(T), false, true);
 #endif
     *p = v;
 }
 template <class T>
 __device__ __forceinline__ T sld(const T* p) {
 #ifdef GARNET_CUDA_EMU
-    emu::note(p, sizeof(T), true);
+    emu::note(p, sizeof(T), true, false);
 #endif
     return *p;
 }
 template <class T>
 __device__ __forceinline__ void sst(T* p, T v) {
 #ifdef GARNET_CUDA_EMU
-    emu::note(p, sizeof(T), true);
+    emu::note(p, sizeof(T), true, true);
 #endif
     *p = v;
 }
@@ -122,9 +123,9 @@ __device__ __forceinline__ float block_sum(float v, float* scratch) {
     v = warp_sum(v);
     unsigned lane = threadIdx.x & 31, w = threadIdx.x >> 5, warps = blockDim.x >> 5;
     __syncthreads();
-    if (lane == 0) scratch[w] = v;
+    if (lane == 0) sst(scratch + w, v);
     __syncthreads();
-    v = lane < warps ? scratch[lane] : 0.0f;
+    v = lane < warps ? sld(scratch + lane) : 0.0f;
     return warp_sum(v);
 }
 
@@ -148,7 +149,7 @@ __device__ __forceinline__ void mma_bf16_16816(float d[4], const u32 a[4], const
 // (the memory model sees each lane's 16-byte row read; cp.async its global read and shared write)
 __device__ __forceinline__ void ldmatrix_x4(u32 r[4], const void* row) {
 #ifdef GARNET_CUDA_EMU
-    emu::note(row, 16, true);
+    emu::note(row, 16, true, false);
     emu::ldmatrix(r, 4, row, false);
 #else
     u32 s = (u32)__cvta_generic_to_shared(row);
@@ -160,7 +161,7 @@ __device__ __forceinline__ void ldmatrix_x4(u32 r[4], const void* row) {
 
 __device__ __forceinline__ void ldmatrix_x2(u32 r[2], const void* row) {
 #ifdef GARNET_CUDA_EMU
-    if ((threadIdx.x & 31) < 16) emu::note(row, 16, true);  // lanes 16..31 give no address
+    if ((threadIdx.x & 31) < 16) emu::note(row, 16, true, false);  // lanes 16..31 give no address
     emu::ldmatrix(r, 2, row, false);
 #else
     u32 s = (u32)__cvta_generic_to_shared(row);
@@ -170,7 +171,7 @@ __device__ __forceinline__ void ldmatrix_x2(u32 r[2], const void* row) {
 
 __device__ __forceinline__ void ldmatrix_x2_trans(u32 r[2], const void* row) {
 #ifdef GARNET_CUDA_EMU
-    if ((threadIdx.x & 31) < 16) emu::note(row, 16, true);
+    if ((threadIdx.x & 31) < 16) emu::note(row, 16, true, false);
     emu::ldmatrix(r, 2, row, true);
 #else
     u32 s = (u32)__cvta_generic_to_shared(row);
@@ -183,8 +184,8 @@ __device__ __forceinline__ void ldmatrix_x2_trans(u32 r[2], const void* row) {
 // ---- cp.async: 16 bytes global -> shared, zero-filled when !valid ----
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
 #ifdef GARNET_CUDA_EMU
-    if (valid) emu::note(gmem, 16, false);
-    emu::note(smem, 16, true);
+    if (valid) emu::note(gmem, 16, false, false);
+    emu::note(smem, 16, true, true);
     emu::cp_async16(smem, gmem, valid);
 #else
     u32 s = (u32)__cvta_generic_to_shared(smem);

@@ -21,22 +21,22 @@ struct ElementwiseParams {
 
 KERNEL void scale(ElementwiseParams p) {
     float* x = (float*)p.x;
-    GRID_STRIDE(i, p.len) x[i] *= p.value;
+    GRID_STRIDE(i, p.len) gst(x + i, gld(x + i) * p.value);
 }
 
 KERNEL void add(ElementwiseParams p) {
     const float* x = (const float*)p.x;
     float* acc = (float*)p.y;
-    GRID_STRIDE(i, p.len) acc[i] = (acc[i] + x[i]) * p.value;
+    GRID_STRIDE(i, p.len) gst(acc + i, (gld(acc + i) + gld(x + i)) * p.value);
 }
 
 // A NaN passes through (fminf/fmaxf would turn it into -value): the engine must see broken logits.
 KERNEL void softcap(ElementwiseParams p) {
     float* x = (float*)p.x;
     GRID_STRIDE(i, p.len) {
-        float v = x[i] / p.value;
+        float v = gld(x + i) / p.value;
         bool nan = (__float_as_uint(v) & 0x7fffffffu) > 0x7f800000u;
-        x[i] = nan ? v : p.value * tanhf(fminf(fmaxf(v, -10.0f), 10.0f));
+        gst(x + i, nan ? v : p.value * tanhf(fminf(fmaxf(v, -10.0f), 10.0f)));
     }
 }
 
@@ -49,5 +49,5 @@ KERNEL void geglu(ElementwiseParams p) {
     const float* gate = (const float*)p.x;
     const float* up = (const float*)p.y;
     float* out = (float*)p.out;
-    GRID_STRIDE(i, p.len) out[i] = gelu_tanh(gate[i]) * up[i];
+    GRID_STRIDE(i, p.len) gst(out + i, gelu_tanh(gld(gate + i)) * gld(up + i));
 }

@@ -33,8 +33,8 @@ __device__ __forceinline__ void embed_impl(const EmbedParams& p) {
     u64 n = (u64)p.tokens * p.width;
     for (u64 i = (u64)blockIdx.x * blockDim.x + threadIdx.x; i < n; i += (u64)gridDim.x * blockDim.x) {
         u64 t = i / p.width, c = i % p.width;
-        u64 id = ids[t];
-        out[i] = id < p.rows ? w_at<DT>(table, id * p.row_len + p.col_offset + c) * p.scale : 0.0f;
+        u64 id = gld(ids + t);
+        gst(out + i, id < p.rows ? w_at<DT>(table, id * p.row_len + p.col_offset + c) * p.scale : 0.0f);
     }
 }
 

@@ -80,10 +80,10 @@ KERNEL void moe_route(RouteParams p) {
     for (u32 t = blockIdx.x * warps + (threadIdx.x >> 5); t < p.tokens; t += gridDim.x * warps) {
         const float* s = scores + (u64)t * n;
         float m = __int_as_float((int)0xff800000u);  // -inf, as the reference's fold
-        for (u32 e = lane; e < n; e += 32) m = fmaxf(m, s[e]);
+        for (u32 e = lane; e < n; e += 32) m = fmaxf(m, gld(s + e));
         m = warp_max(m);
         float sum = 0.0f;
-        for (u32 e = lane; e < n; e += 32) sum += expf(s[e] - m);
+        for (u32 e = lane; e < n; e += 32) sum += expf(gld(s + e) - m);
         sum = warp_sum(sum);
 
         u32* ids_t = ids + (u64)t * p.top_k;
@@ -92,7 +92,7 @@ KERNEL void moe_route(RouteParams p) {
         for (u32 j = 0; j < p.top_k; j++) {
             u64 best = 0;  // no candidate
             for (u32 e = lane; e < n; e += 32) {
-                u64 r = moe_rank(expf(s[e] - m) / sum, e);
+                u64 r = moe_rank(expf(gld(s + e) - m) / sum, e);
                 if ((j == 0 || r < prev) && r > best) best = r;
             }
             best = warp_max_u64(best);
@@ -101,14 +101,14 @@ KERNEL void moe_route(RouteParams p) {
             // always found; the clamp only keeps a broken invariant from reading out of bounds.
             u32 e = min(~(u32)best, n - 1);
             if (lane == 0) {
-                ids_t[j] = e;
-                w_t[j] = expf(s[e] - m) / sum;
+                gst(ids_t + j, e);
+                gst(w_t + j, expf(gld(s + e) - m) / sum);
             }
         }
         if (lane == 0) {
             float ksum = 0.0f;
-            for (u32 j = 0; j < p.top_k; j++) ksum += w_t[j];
-            for (u32 j = 0; j < p.top_k; j++) w_t[j] = w_t[j] / ksum * scale[ids_t[j]];
+            for (u32 j = 0; j < p.top_k; j++) ksum += gld(w_t + j);
+            for (u32 j = 0; j < p.top_k; j++) gst(w_t + j, gld(w_t + j) / ksum * gld(scale + gld(ids_t + j)));
         }
     }
 }
@@ -160,8 +160,8 @@ __device__ __forceinline__ void gate_up_impl(const MoeParams& p) {
     const u64 rows = (u64)p.tokens * p.top_k * p.inter;  // (pair, i)
     // Warp-uniform loop: the whole warp works on one (pair, i).
     for (u64 r = (u64)blockIdx.x * warps + warp; r < rows; r += (u64)gridDim.x * warps) {
-        const u64 pair = p.order ? ((const u32*)p.order)[r / p.inter] : r / p.inter;
-        const u32 i = (u32)(r % p.inter), e = ids[pair];
+        const u64 pair = p.order ? gld((const u32*)p.order + r / p.inter) : r / p.inter;
+        const u32 i = (u32)(r % p.inter), e = gld(ids + pair);
         float g = 0.0f, u = 0.0f;
         if (e < p.n_experts) {
             const float* xt = x + pair / p.top_k * p.hidden;
@@ -170,14 +170,14 @@ __device__ __forceinline__ void gate_up_impl(const MoeParams& p) {
             u = row_dot<DT>(w, gate + (u64)p.inter * p.hidden, xt, p.hidden, (u8*)stage[warp]);
         }
         // An out-of-range expert leaves g = u = 0: h = 0.
-        if (lane == 0) h[pair * p.inter + i] = moe_gelu_tanh(g) * u;
+        if (lane == 0) gst(h + pair * p.inter + i, moe_gelu_tanh(g) * u);
     }
 }
 
 // down[e][c] . h[pair] for expert e = ids[pair] (0 for an id out of range).
 template <int DT>
 __device__ __forceinline__ float down_dot(const MoeParams& p, u64 pair, u32 c, u8* stage) {
-    const u32 e = ((const u32*)p.ids)[pair];
+    const u32 e = gld((const u32*)p.ids + pair);
     if (e >= p.n_experts) return 0.0f;
     return row_dot<DT>((const u8*)p.w, ((u64)e * p.hidden + c) * p.inter, (const float*)p.h + pair * p.inter, p.inter,
                        stage);
@@ -197,9 +197,9 @@ __device__ __forceinline__ void down_impl(const MoeParams& p) {
         float acc = 0.0f;
         for (u32 j = 0; j < p.top_k; j++) {
             const u64 pair = t * p.top_k + j;
-            acc += weights[pair] * down_dot<DT>(p, pair, c, (u8*)stage[warp]);
+            acc += gld(weights + pair) * down_dot<DT>(p, pair, c, (u8*)stage[warp]);
         }
-        if (lane == 0) out[r] = acc;
+        if (lane == 0) gst(out + r, acc);
     }
 }
 
@@ -212,10 +212,10 @@ __device__ __forceinline__ void down_pairs_impl(const MoeParams& p) {
     const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5, warps = blockDim.x >> 5;
     const u64 rows = (u64)p.tokens * p.top_k * p.hidden;  // (sorted pair, c)
     for (u64 r = (u64)blockIdx.x * warps + warp; r < rows; r += (u64)gridDim.x * warps) {
-        const u64 pair = order[r / p.hidden];
+        const u64 pair = gld(order + r / p.hidden);
         const u32 c = (u32)(r % p.hidden);
         const float d = down_dot<DT>(p, pair, c, (u8*)stage[warp]);
-        if (lane == 0) y[pair * p.hidden + c] = d;
+        if (lane == 0) gst(y + pair * p.hidden + c, d);
     }
 }
 
@@ -230,9 +230,9 @@ KERNEL void moe_combine(MoeParams p) {
         float acc = 0.0f;
         for (u32 j = 0; j < p.top_k; j++) {
             u64 pair = t * p.top_k + j;
-            acc += weights[pair] * y[pair * p.hidden + c];
+            acc += gld(weights + pair) * gld(y + pair * p.hidden + c);
         }
-        out[r] = acc;
+        gst(out + r, acc);
     }
 }
 
@@ -253,20 +253,22 @@ KERNEL void moe_sort(SortParams p) {
     u32* slot = (u32*)p.slot;
     u32* counts = (u32*)p.counts;
     const u32 n = p.n_experts;
-    for (u32 e = threadIdx.x; e <= n; e += blockDim.x) counts[e] = 0;
+    for (u32 e = threadIdx.x; e <= n; e += blockDim.x) gst(counts + e, 0u);
     __syncthreads();
-    for (u32 r = threadIdx.x; r < p.pairs; r += blockDim.x) slot[r] = atomicAdd(&counts[min(ids[r], n)], 1u);
+    for (u32 r = threadIdx.x; r < p.pairs; r += blockDim.x)
+        gst(slot + r, atomicAdd(&counts[min(gld(ids + r), n)], 1u));  // atomics never race: not noted
     __syncthreads();
     if (threadIdx.x == 0) {
         u32 run = 0;
         for (u32 e = 0; e <= n; e++) {
-            u32 c = counts[e];
-            counts[e] = run;
+            u32 c = gld(counts + e);
+            gst(counts + e, run);
             run += c;
         }
     }
     __syncthreads();
-    for (u32 r = threadIdx.x; r < p.pairs; r += blockDim.x) order[counts[min(ids[r], n)] + slot[r]] = r;
+    for (u32 r = threadIdx.x; r < p.pairs; r += blockDim.x)
+        gst(order + gld(counts + min(gld(ids + r), n)) + gld(slot + r), r);
 }
 
 #define MOE_ENTRIES(name, DT)                                                \

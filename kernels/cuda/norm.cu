@@ -23,11 +23,14 @@ __device__ __forceinline__ float row_scale(const float* x, u32 dim, float eps) {
     if ((dim & 3) == 0 && ((u64)x & 15) == 0) {
         const float4* x4 = vec_at<const float4>(x);
         for (u32 i = threadIdx.x; i < dim / 4; i += blockDim.x) {
-            float4 v = x4[i];
+            float4 v = gld(x4 + i);
             s += v.x * v.x + v.y * v.y + v.z * v.z + v.w * v.w;
         }
     } else {
-        for (u32 i = threadIdx.x; i < dim; i += blockDim.x) s += x[i] * x[i];
+        for (u32 i = threadIdx.x; i < dim; i += blockDim.x) {
+            float v = gld(x + i);
+            s += v * v;
+        }
     }
     s = block_sum(s, scratch);
     return rsqrtf(s / (float)dim + eps);
@@ -41,11 +44,8 @@ __device__ __forceinline__ void rms_norm_row(RmsNormParams p) {
     float* out = (float*)p.out + base;
     float r = row_scale(x, p.dim, p.eps);
     for (u32 i = threadIdx.x; i < p.dim; i += blockDim.x) {
-        float y = x[i] * r * (p.has_weight ? w[i] : 1.0f);
-        if (ADD)
-            out[i] += y;
-        else
-            out[i] = y;
+        float y = gld(x + i) * r * (p.has_weight ? gld(w + i) : 1.0f);
+        gst(out + i, ADD ? gld(out + i) + y : y);
     }
 }
 

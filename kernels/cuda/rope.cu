@@ -25,8 +25,8 @@ KERNEL void rope(RopeParams p) {
         float s, c;
         sincosf((float)(p.pos0 + t) * inv_freq, &s, &c);
         u64 lo = row * p.head_dim + i, hi = lo + p.head_dim / 2;
-        float a = x[lo], b = x[hi];
-        x[lo] = a * c - b * s;
-        x[hi] = b * c + a * s;
+        float a = gld(x + lo), b = gld(x + hi);
+        gst(x + lo, a * c - b * s);
+        gst(x + hi, b * c + a * s);
     }
 }

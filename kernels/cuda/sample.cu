@@ -48,7 +48,7 @@ KERNEL void argmax(ArgmaxParams p) {
     const float* x = (const float*)p.x + (u64)blockIdx.x * p.len;
     Best b{NEG_INF, 0.0f, p.len, 0u};
     for (u32 i = threadIdx.x; i < p.len; i += blockDim.x) {
-        float v = x[i];
+        float v = gld(x + i);
         if (!(v <= 3.40282347e38f)) {  // NaN or +inf
             b.bad = 1;
         } else if (v > b.max) {
@@ -61,17 +61,17 @@ KERNEL void argmax(ArgmaxParams p) {
     }
     for (int o = 16; o > 0; o >>= 1) b = merge(b, shfl_best(b, o));
     u32 lane = threadIdx.x & 31, w = threadIdx.x >> 5;
-    if (lane == 0) warps[w] = b;
+    if (lane == 0) sst(warps + w, b);
     __syncthreads();
     if (w == 0) {
         Best none{NEG_INF, 0.0f, p.len, 0u};
-        b = lane < (blockDim.x >> 5) ? warps[lane] : none;
+        b = lane < (blockDim.x >> 5) ? sld(warps + lane) : none;
         for (int o = 16; o > 0; o >>= 1) b = merge(b, shfl_best(b, o));
         if (lane == 0) {
             bool none_left = b.bad || b.max == NEG_INF;
             float* out = (float*)p.out + 2 * (u64)blockIdx.x;
-            out[0] = (float)(none_left ? p.len : b.idx);
-            out[1] = none_left ? __int_as_float(0x7fc00000) : -logf(b.sum);
+            gst(out, (float)(none_left ? p.len : b.idx));
+            gst(out + 1, none_left ? __int_as_float(0x7fc00000) : -logf(b.sum));
         }
     }
 }

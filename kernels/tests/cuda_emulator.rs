@@ -2,7 +2,7 @@
 //! fragments, used as the PTX ISA documents them, give the plain product; the faults a GPU
 //! would hang on or silently get wrong are reported as errors naming the fault; writes past the
 //! end of a buffer are caught by its guard bytes, and reads there give NaN; misaligned vector
-//! accesses are errors.
+//! accesses are errors; the race detector catches unordered accesses and passes ordered ones.
 #![cfg(garnet_cuda_emu)]
 
 use garnet_kernels::cuda::device::{Device, Dims, Params};
@@ -15,12 +15,14 @@ extern "C" {
     fn garnet_emu_selftest_mma(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
     fn garnet_emu_selftest_fault(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
     fn garnet_emu_selftest_mem(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
+    fn garnet_emu_selftest_race(l: *const EmuLaunch, p: *const c_void, err: *mut c_char, n: usize) -> i32;
 }
 
 // Host-only kernels: the module is never looked up (the emulator runs `emu`).
 const MMA: Kernel = Kernel { module: Module::Matmul, entry: "selftest_mma", emu: Some(garnet_emu_selftest_mma) };
 const FAULT: Kernel = Kernel { module: Module::Matmul, entry: "selftest_fault", emu: Some(garnet_emu_selftest_fault) };
 const MEM: Kernel = Kernel { module: Module::Matmul, entry: "selftest_mem", emu: Some(garnet_emu_selftest_mem) };
+const RACE: Kernel = Kernel { module: Module::Matmul, entry: "selftest_race", emu: Some(garnet_emu_selftest_race) };
 
 #[repr(C)]
 #[derive(Clone, Copy)]
@@ -184,4 +186,77 @@ fn the_memory_model_gives_the_known_answers() {
     assert_eq!(shared(8), (1, 4), "float4: four phases of 8 lanes");
     assert_eq!(run(5).bank_conflicts_per_request(), 31.0);
     assert_eq!(run(8).bank_conflicts_per_request(), 0.0, "four phases are no conflict");
+}
+
+/// Runs race self-test `which` on `blocks` blocks of 64 threads with the detector on (`seed`),
+/// or off (`None`): the launch's result and `out`.
+fn race(which: u32, blocks: u32, seed: Option<u64>) -> (Result<(), KernelError>, Vec<f32>) {
+    let dev = Emulator::new().unwrap();
+    if let Some(seed) = seed {
+        dev.detect_races(seed);
+    }
+    let mem = dev.alloc(256).unwrap();
+    let init: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    dev.write(&mem, 0, &bytes(&init)).unwrap();
+    let r = dev.launch(RACE, Dims::linear(blocks, 64), &FaultParams { out: dev.ptr(&mem), which, pad: 0 });
+    let mut out = vec![0u8; 256];
+    dev.read(&mem, 0, &mut out).unwrap();
+    (r, out.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect())
+}
+
+#[test]
+fn a_shared_write_write_race_is_caught_and_a_barrier_orders_it() {
+    let m = message(race(0, 1, Some(1)).0);
+    assert!(m.contains("selftest_race: data race on shared memory at 0x"), "{m}");
+    assert!(m.contains("thread (0,0,0)") && m.contains("thread (32,0,0)"), "{m}");
+    assert!(m.contains("store by") && m.contains("(no __syncthreads between)"), "{m}");
+    race(1, 1, Some(1)).0.unwrap();
+}
+
+#[test]
+fn a_read_after_write_across_lanes_needs_a_syncwarp() {
+    let m = message(race(2, 1, Some(1)).0);
+    assert!(m.contains("data race on shared memory"), "{m}");
+    assert!(m.contains("thread (0,0,0)") && m.contains("thread (1,0,0)"), "{m}");
+    assert!(m.contains("(no __syncthreads or warp collective between)"), "{m}");
+    race(3, 1, Some(1)).0.unwrap();
+}
+
+#[test]
+fn two_blocks_storing_one_global_word_race() {
+    race(4, 1, Some(1)).0.unwrap();
+    let m = message(race(4, 2, Some(1)).0);
+    assert!(m.contains("data race on global memory at 0x") && m.contains("(byte 0 of a 256-byte buffer)"), "{m}");
+    assert!(m.contains("block (0,0,0) thread (0,0,0)") && m.contains("block (1,0,0) thread (0,0,0)"), "{m}");
+    assert!(m.contains("(different blocks)"), "{m}");
+}
+
+#[test]
+fn loads_of_one_word_by_every_thread_do_not_race() {
+    race(5, 2, Some(1)).0.unwrap();
+}
+
+#[test]
+fn a_neighbour_read_before_its_store_races() {
+    // Thread i loads out[i + 1], which thread i + 1 stores: caught whichever runs first.
+    for seed in 0..4 {
+        let m = message(race(6, 1, Some(seed)).0);
+        assert!(m.contains("data race on global memory") && m.contains("(byte "), "{m}");
+    }
+}
+
+#[test]
+fn race_mode_resumes_threads_in_a_random_order() {
+    let order = |seed| race(7, 1, seed).1;
+    let identity: Vec<f32> = (0..64).map(|i| i as f32).collect();
+    // Without race mode, thread order: the last to reach the barrier completes it and goes on.
+    let fixed: Vec<f32> = std::iter::once(63.0).chain((0..63).map(|i| i as f32)).collect();
+    assert_eq!(order(None), fixed, "thread order without race mode");
+    let (a, b) = (order(Some(1)), order(Some(2)));
+    assert_ne!(a, fixed);
+    assert_ne!(a, b, "two seeds, two orders");
+    assert_eq!(a, order(Some(1)), "one seed, one order");
+    let mut sorted = a.clone();
+    sorted.sort_by(f32::total_cmp);
+    assert_eq!(sorted, identity, "every thread once");
 }

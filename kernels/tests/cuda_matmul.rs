@@ -13,22 +13,7 @@ use garnet_kernels::*;
 type Emu = Cuda<Emulator>;
 
 /// Every format: the device decodes them all.
-const DTYPES: [DType; 14] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q5_0,
-    DType::Q5_1,
-    DType::Q2_K,
-    DType::Q3_K,
-    DType::Q4_K,
-    DType::Q5_K,
-    DType::Q6_K,
-    DType::Q8_K,
-];
+const DTYPES: [DType; 14] = DType::ALL;
 
 /// The reference and the emulated `matmul` of an `[n, k]` weight of `dtype` on random `x`
 /// (`out` filled with garbage first, so every element must be written); the normalised error.

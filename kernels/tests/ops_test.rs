@@ -46,6 +46,31 @@ fn ops_test_cuda() {
     check(BackendKind::Cuda, OpSet::NONE);
 }
 
+/// Every case on the emulated CUDA kernels with the race detector on (threads resumed in a random
+/// order; an unordered conflicting access fails the case): `garnet ops-test --backend
+/// cuda-emulated --races` as a test.
+#[test]
+fn ops_test_cuda_emulated_races() {
+    let start = Instant::now();
+    let mut report = |case: &Case, outcome: &garnet_kernels::opstest::Outcome| {
+        let message = outcome.message.as_ref().map_or(String::new(), |m| format!(": {m}"));
+        println!("races {:<30} {}{message}", outcome.status(), case.name());
+    };
+    let summary = match garnet_kernels::opstest::races(&cases(), 1, &mut report) {
+        Ok(s) => s,
+        Err(why) => {
+            println!("races: skipped: {why}");
+            return;
+        }
+    };
+    let failed = summary.failed.len();
+    println!("races: {} passed, {failed} failed in {:.1?}", summary.passed, start.elapsed());
+    for (case, outcome) in &summary.failed {
+        println!("races FAILED {case}: {}", outcome.describe());
+    }
+    assert!(failed == 0, "{failed} ops-test cases failed on cuda-emulated with the race detector (listed above)");
+}
+
 /// The host fallback of every op on a backend that implements only memory: each small case
 /// must equal the reference exactly (it is the reference), and every call must be counted.
 #[test]

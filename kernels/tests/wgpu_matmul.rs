@@ -12,22 +12,7 @@ use garnet_kernels::*;
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 /// Every dtype: the shaders decode them all.
-const DTYPES: [DType; 14] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q5_0,
-    DType::Q5_1,
-    DType::Q2_K,
-    DType::Q3_K,
-    DType::Q4_K,
-    DType::Q5_K,
-    DType::Q6_K,
-    DType::Q8_K,
-];
+const DTYPES: [DType; 14] = DType::ALL;
 
 /// The backend shared by the tests (one device per reduction variant, so each pipeline compiles
 /// once: lavapipe takes a noticeable fraction of a second per pipeline), with the lock that

@@ -34,6 +34,13 @@ pub struct Args {
     /// on sm_80 / 86 / 89 / 90) instead of timings.
     #[arg(long)]
     memory_model: bool,
+    /// On cuda-emulated: the race detector on every launch (threads resumed in a random order;
+    /// two unordered accesses to one word by different threads, one a store, fail the case).
+    #[arg(long, conflicts_with_all = ["memory_model", "perf"])]
+    races: bool,
+    /// With --races: the seed of the random thread order.
+    #[arg(long, default_value_t = 1, requires = "races")]
+    seed: u64,
     /// With --memory-model: one JSON array of objects instead of the table.
     #[arg(long, requires = "memory_model")]
     json: bool,
@@ -66,8 +73,17 @@ pub fn main(a: Args) -> garnet::Result<()> {
     if a.memory_model {
         return memory_model(&a, &cases);
     }
-    let explicit = !a.backend.is_empty();
-    let backends = if explicit { a.backend.clone() } else { opstest::DEFAULT_BACKENDS.to_vec() };
+    if a.races && a.backend.iter().any(|b| *b != BackendKind::CudaEmulated) {
+        return Err(Error::Invalid("--races runs on --backend cuda-emulated only".into()));
+    }
+    let explicit = !a.backend.is_empty() || a.races;
+    let backends = if a.races {
+        vec![BackendKind::CudaEmulated]
+    } else if explicit {
+        a.backend.clone()
+    } else {
+        opstest::DEFAULT_BACKENDS.to_vec()
+    };
 
     let mut summaries = Vec::new();
     for kind in backends {
@@ -79,7 +95,11 @@ pub fn main(a: Args) -> garnet::Result<()> {
                 written = outln!("{}", line(kind.name(), case, o));
             }
         };
-        let result = opstest::run_backend(kind, a.dev.host_fallback.0, a.dev.cpu_isa, &cases, a.perf, &mut print);
+        let result = if a.races {
+            opstest::races(&cases, a.seed, &mut print)
+        } else {
+            opstest::run_backend(kind, a.dev.host_fallback.0, a.dev.cpu_isa, &cases, a.perf, &mut print)
+        };
         written?;
         summaries.push((kind, result, start.elapsed()));
     }

@@ -15,8 +15,20 @@
 //   kernel that reads its destination before waiting reads stale data and fails.
 // - Errors (deadlock, barrier after exit, divergent collective) stop the launch and are returned
 //   to the caller as a message.
+// - Memory model (`Launch::mem`): the warp-level requests of the accesses through `note`
+//   (common.cuh's gld/gst/sld/sst, ldmatrix, cp.async), their sectors and bank conflicts.
+// - Race detector (`Launch::races`): threads resumed in a seeded random order each round, and
+//   shadow memory per 4-byte word (the last store, a summary of the loads since) that fails the
+//   launch on two accesses by different threads, one a store, not ordered: another block, or
+//   the same block with no __syncthreads between (within a warp: no collective over both lanes
+//   between). It sees only accesses through `note`; atomics never race. It does not catch: races
+//   through plain accesses; byte-granular false sharing (two threads storing different bytes of
+//   one word is reported as a race); a race with one of several same-interval readers of a word
+//   when partial-mask collectives order some of them (the readers' lanes are not all kept: with
+//   partial masks every lane of the warp counts as a reader); orderings that are only transitive
+//   through partial-mask collectives; cp.async copies, seen as issued rather than landed.
 //
-// Not modelled: memory-ordering between blocks (blocks never overlap), bank conflicts, timing.
+// Not modelled: memory ordering without a barrier (writes are visible at once), timing.
 #pragma once
 #include <cmath>
 #include <cstdint>
@@ -127,6 +139,10 @@ struct Warp {
     unsigned arrived = 0;            // lanes arrived at the current collective
     unsigned mask = 0;               // the current collective's mask
     unsigned gen = 0;                // completed collectives (phases)
+    // Race detector: the gen of the last collective whose mask held every lane of the warp, and
+    // (only once a partial mask is used) the last one holding both lanes b and a: pair[b][a].
+    unsigned full_gen = 0;
+    std::unique_ptr<unsigned[][32]> pair;
 };
 
 struct Block {
@@ -141,6 +157,9 @@ struct Block {
     Thread* cur = nullptr;
     std::string fault;
     MemStats* mem = nullptr;  // the memory model, when the launch asks for it
+    struct Races* races = nullptr;  // the race detector, when the launch asks for it
+    unsigned seq = 0;         // 1 + the block's linear index in the grid
+    unsigned lanes_last = 32; // threads in the last warp (a full mask covers the warp's lanes)
     // (warp, shared, site, occurrence) -> the lanes' accesses, until the next barrier.
     std::map<std::tuple<unsigned, bool, uintptr_t, unsigned>, std::vector<Access>> pending;
 };
@@ -152,11 +171,16 @@ inline Thread& cur() { return *g_block->cur; }
 
 [[noreturn]] inline void fail(const std::string& why) { throw Fault{why}; }
 
-// Records one lane's access for the memory model (never inlined: its return address, inside
-// the kernel since `gld` & co. are always inlined, names the source site, the same for every
-// lane).
-__attribute__((noinline)) inline void note(const void* p, unsigned bytes, bool shared) {
+}  // namespace emu
+#include "races.h"  // the race detector: shadow memory over Block and Warp
+namespace emu {
+
+// Records one lane's access for the memory model and the race detector (never inlined: its
+// return address, inside the kernel since `gld` & co. are always inlined, names the source
+// site, the same for every lane).
+__attribute__((noinline)) inline void note(const void* p, unsigned bytes, bool shared, bool store) {
     Block& b = *g_block;
+    if (b.races) race_note(b, p, bytes, shared, store);
     if (!b.mem) return;
     Thread& t = *b.cur;
     uintptr_t site = (uintptr_t)__builtin_return_address(0);
@@ -245,6 +269,17 @@ inline void warp_phase(unsigned mask) {
     if (++w.arrived == (unsigned)__builtin_popcount(mask)) {
         w.arrived = 0;
         w.gen++;
+        if (b.races) {
+            unsigned all = warp_lanes(b, cur().linear >> 5);
+            if ((mask & all) == all) {
+                w.full_gen = w.gen;
+            } else {
+                if (!w.pair) w.pair.reset(new unsigned[32][32]());
+                for (unsigned x = 0; x < 32; x++)
+                    for (unsigned y = 0; y < 32; y++)
+                        if ((mask >> x & 1u) && (mask >> y & 1u)) w.pair[x][y] = w.gen;
+            }
+        }
         return;
     }
     while (w.gen == gen) yield();
@@ -280,7 +315,9 @@ inline void syncthreads() {
 
 struct Launch {
     dim3 grid, block;
-    MemStats* mem;  // null: no memory model
+    MemStats* mem;            // null: no memory model
+    unsigned long long seed;  // races: the scheduling order's seed
+    unsigned races;           // nonzero: race detector, threads resumed in a random order
 };
 
 constexpr size_t kStack = 256 * 1024;
@@ -346,12 +383,22 @@ int run(const Launch& l, void (*kernel)(P), const void* params, char* err, size_
     b.threads.resize(n);
     b.warps.resize((n + 31) / 32);
     b.mem = l.mem;
+    b.lanes_last = n % 32 ? n % 32 : 32;
+    std::unique_ptr<Races> races;
+    if (l.races) {
+        races.reset(new Races);
+        races->rng = l.seed;
+        b.races = races.get();
+    }
+    std::vector<unsigned> order(n);
+    for (unsigned i = 0; i < n; i++) order[i] = i;
     Block* saved = g_block;
     g_block = &b;
     for (unsigned bz = 0; bz < l.grid.z && b.fault.empty(); bz++)
         for (unsigned by = 0; by < l.grid.y && b.fault.empty(); by++)
             for (unsigned bx = 0; bx < l.grid.x && b.fault.empty(); bx++) {
                 b.idx = dim3{bx, by, bz};
+                b.seq = 1 + bx + l.grid.x * (by + l.grid.y * bz);
                 b.live = n;
                 b.bar_arrived = 0;
                 for (auto& w : b.warps) w = Warp{};
@@ -364,11 +411,20 @@ int run(const Launch& l, void (*kernel)(P), const void* params, char* err, size_
                     t.groups.clear();
                     coro_start(t.coro, stacks.get() + (size_t)i * kStack, kStack, thread_main<P>, &entry);
                 }
-                // Round-robin until every thread has returned; a full round without progress is
-                // a deadlock.
+                // Rounds until every thread has returned, in thread order (race mode: a random
+                // order each round, so code relying on an order of its own is caught); a full
+                // round without progress is a deadlock.
                 while (b.live > 0 && b.fault.empty()) {
                     unsigned long long before = b.progress;
-                    for (auto& t : b.threads) {
+                    if (races)
+                        for (unsigned i = n - 1; i > 0; i--) {
+                            unsigned j = (unsigned)(splitmix64(races->rng) % (i + 1));
+                            unsigned x = order[i];
+                            order[i] = order[j];
+                            order[j] = x;
+                        }
+                    for (unsigned k = 0; k < n; k++) {
+                        Thread& t = b.threads[order[k]];
                         if (t.done) continue;
                         b.cur = &t;
                         coro_switch(b.sched, t.coro);

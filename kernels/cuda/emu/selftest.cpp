@@ -1,7 +1,8 @@
 // selftest.cpp: kernels that check the emulator itself (kernels/tests/cuda_emulator.rs): the
 // tensor-core fragments through the documented ldmatrix + mma usage against a plain product,
 // and the faults it must catch (an early return before a barrier, a divergent shuffle, a
-// cp.async destination read before its wait). Host-only: never compiled to PTX.
+// cp.async destination read before its wait), the race detector's known answers. Host-only:
+// never compiled to PTX.
 #include "entry.h"
 #include "../common.cuh"
 
@@ -107,6 +108,59 @@ static void selftest_mem(MemParams p) {
     if (v == 12345.0f) s[0] = v;  // keeps the loads
 }
 
+struct RaceParams {
+    u64 out;  // 64 floats
+    u32 which;
+    u32 pad;
+};
+
+// Known answers for the race detector (blocks of 64 threads; out: 64 floats):
+// 0 threads 0 and 32 store one shared word (race), 1 the same with __syncthreads between (clean);
+// 2 lane 0 stores a shared word lane 1 loads (race), 3 the same with __syncwarp between (clean);
+// 4 thread 0 of every block stores out[0] (race with two blocks), 5 every thread loads out[0]
+// (clean); 6 thread i stores out[i] after loading out[i + 1] (race between neighbours);
+// 7 each thread appends its index to a shared list through plain accesses the detector does
+// not see, then the list is copied to out: the order the threads were resumed in.
+static void selftest_race(RaceParams p) {
+    __shared__ float s[64];
+    __shared__ u32 n;
+    float* out = (float*)p.out;
+    const u32 t = threadIdx.x;
+    float v = 0.0f;
+    switch (p.which) {
+        case 0:
+        case 1:
+            if (t == 0) sst(s, 1.0f);
+            if (p.which == 1) __syncthreads();
+            if (t == 32) sst(s, 2.0f);
+            break;
+        case 2:
+        case 3:
+            if (t == 0) sst(s, 1.0f);
+            if (p.which == 3 && t < 32) __syncwarp();
+            if (t == 1) v = sld(s);
+            break;
+        case 4:
+            if (t == 0) gst(out, (float)blockIdx.x);
+            break;
+        case 5:
+            v = gld(out);
+            break;
+        case 6:
+            if (t < 63) gst(out + t, gld(out + t + 1));
+            break;
+        default:
+            if (t == 0) n = 0;
+            __syncthreads();
+            s[n++] = (float)t;
+            __syncthreads();
+            gst(out + t, s[t]);
+            break;
+    }
+    if (v == 12345.0f) out[0] = v;  // keeps the loads
+}
+
 ENTRY(selftest_mma)
 ENTRY(selftest_fault)
 ENTRY(selftest_mem)
+ENTRY(selftest_race)

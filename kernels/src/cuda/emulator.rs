@@ -49,6 +49,9 @@ pub struct Emulator {
     /// The memory model's totals and last block size per kernel entry, once
     /// [`Emulator::model_memory`] is called.
     mem: Mutex<Option<BTreeMap<&'static str, (MemStats, u32)>>>,
+    /// The race detector's seed and the launches since it was set, once
+    /// [`Emulator::detect_races`] is called.
+    races: Mutex<Option<(u64, u64)>>,
 }
 
 impl Emulator {
@@ -60,6 +63,7 @@ impl Emulator {
                 times: KernelTimes::default(),
                 live: Arc::default(),
                 mem: Mutex::new(None),
+                races: Mutex::new(None),
             })
         } else {
             Err(unavailable(
@@ -74,6 +78,15 @@ impl Emulator {
     /// its kernel's totals. Slower.
     pub fn model_memory(&self) {
         self.mem.lock().unwrap_or_else(|e| e.into_inner()).get_or_insert_with(BTreeMap::new);
+    }
+
+    /// Turns on the race detector (`cuda_emu.h`): from now on every launch resumes the threads of
+    /// a block in a random order each round (drawn from `seed` and the launch's number, so a run
+    /// is reproducible) and fails on two accesses to the same memory by different threads, one a
+    /// store, with no barrier (or, within a warp, no collective) between them, or from different
+    /// blocks. Only accesses through `gld`/`gst`/`sld`/`sst` are seen. Slower.
+    pub fn detect_races(&self, seed: u64) {
+        *self.races.lock().unwrap_or_else(|e| e.into_inner()) = Some((seed, 0));
     }
 
     /// The memory model's totals per kernel entry since [`Emulator::model_memory`], with the
@@ -102,6 +115,19 @@ impl Emulator {
             }
         }
         Ok(())
+    }
+
+    /// Names the buffer and byte offset of the global address in a race report
+    /// ("global memory at 0x..."), when it lies in a live allocation.
+    fn locate(&self, msg: &mut String) {
+        const AT: &str = "global memory at 0x";
+        let Some(start) = msg.find(AT).map(|i| i + AT.len()) else { return };
+        let hex: String = msg[start..].chars().take_while(char::is_ascii_hexdigit).collect();
+        let Ok(addr) = usize::from_str_radix(&hex, 16) else { return };
+        let live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((&base, &len)) = live.range(..=addr).next_back().filter(|(&b, &l)| addr < b + l) {
+            msg.insert_str(start + hex.len(), &format!(" (byte {} of a {len}-byte buffer)", addr - base));
+        }
     }
 
     fn range(mem: &EmuMem, offset: usize, len: usize) -> Result<*mut u8> {
@@ -185,7 +211,14 @@ impl Device for Emulator {
         let modelled = self.mem.lock().unwrap_or_else(|e| e.into_inner()).is_some();
         let mut totals = MemStats::default();
         let mem = if modelled { &mut totals as *mut MemStats } else { std::ptr::null_mut() };
-        let launch = EmuLaunch { grid: dims.grid, block: dims.block, mem };
+        let (races, seed) = match self.races.lock().unwrap_or_else(|e| e.into_inner()).as_mut() {
+            Some((seed, launches)) => {
+                *launches += 1;
+                (1, seed.wrapping_add(launches.wrapping_mul(0x9e37_79b9_7f4a_7c15)))
+            }
+            None => (0, 0),
+        };
+        let launch = EmuLaunch { grid: dims.grid, block: dims.block, mem, seed, races };
         let mut err = [0 as std::ffi::c_char; 512];
         let mut s = self.stats.lock().unwrap_or_else(|e| e.into_inner());
         let start = std::time::Instant::now();
@@ -205,7 +238,8 @@ impl Device for Emulator {
         self.times.add(kernel.entry, elapsed);
         if rc != 0 {
             // SAFETY: the entry wrote a NUL-terminated message (snprintf) into `err`.
-            let msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+            let mut msg = unsafe { std::ffi::CStr::from_ptr(err.as_ptr()) }.to_string_lossy().into_owned();
+            self.locate(&mut msg);
             return Err(device_error("cuda-emulated", format!("kernel {kernel:?}: {msg}")));
         }
         guards

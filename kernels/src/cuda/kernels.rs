@@ -75,7 +75,8 @@ impl Module {
 /// the whole grid and returns 0, or 1 with a message in the buffer.
 pub type EmuFn = unsafe extern "C" fn(*const EmuLaunch, *const std::ffi::c_void, *mut std::ffi::c_char, usize) -> i32;
 
-/// `emu::Launch`: grid and block sizes, and where to add the memory model's totals (null: off).
+/// `emu::Launch`: grid and block sizes, where to add the memory model's totals (null: off), and
+/// whether to run the race detector (threads resumed in an order drawn from `seed`).
 #[repr(C)]
 pub struct EmuLaunch {
     /// Blocks (x, y, z).
@@ -84,6 +85,10 @@ pub struct EmuLaunch {
     pub block: [u32; 3],
     /// The launch's memory-model totals, or null.
     pub mem: *mut MemStats,
+    /// The seed of the random scheduling order (with `races`).
+    pub seed: u64,
+    /// Nonzero: the race detector, and threads resumed in a random order.
+    pub races: u32,
 }
 
 /// `emu::MemStats`: the memory-transaction model's totals (see `cuda_emu.h`): warp-level global

@@ -16,22 +16,7 @@ use crate::args::*;
 use crate::tensor::DType;
 
 /// Every dtype a matmul weight can have in garnet's checkpoints: every storage format.
-const WEIGHT_DTYPES: [DType; 14] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q5_0,
-    DType::Q5_1,
-    DType::Q2_K,
-    DType::Q3_K,
-    DType::Q4_K,
-    DType::Q5_K,
-    DType::Q6_K,
-    DType::Q8_K,
-];
+const WEIGHT_DTYPES: [DType; 14] = DType::ALL;
 
 fn matmul(m: usize, n: usize, k: usize, dtype: DType) -> Case {
     matmul_scaled(m, n, k, dtype, 1.0)

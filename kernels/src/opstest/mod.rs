@@ -272,6 +272,19 @@ pub fn memory_model(cases: &[Case], each: &mut dyn FnMut(&Case, &Outcome, &[Kern
     Ok(())
 }
 
+/// `garnet ops-test --races`: runs `cases` on the emulated CUDA device with its race detector on
+/// (`Emulator::detect_races(seed)`: threads resumed in a random order, unordered conflicting
+/// accesses an error that fails the case), calling `each` after every case. `Err(why)` when this
+/// build has no emulator.
+pub fn races(cases: &[Case], seed: u64, each: &mut dyn FnMut(&Case, &Outcome)) -> Result<Summary, String> {
+    let make = || {
+        let be = HostFallback::new(crate::cuda::Cuda::emulated(Precision::Native)?, OpSet::NONE);
+        be.inner().device().detect_races(seed);
+        Ok(be)
+    };
+    run_cases(&make, cases, false, each)
+}
+
 /// Runs every case on a backend from `make`, and on a fresh one after a case panicked (a panic
 /// may leave a device backend's recording state broken for the cases after it).
 fn run_cases<B: Backend>(

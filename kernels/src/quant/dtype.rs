@@ -40,9 +40,19 @@ pub enum DType {
 }
 
 impl DType {
+    /// Every dtype, in declaration (and format-table) order.
+    pub const ALL: [DType; super::format::FORMATS.len()] = {
+        let mut all = [DType::F32; super::format::FORMATS.len()];
+        let mut i = 0;
+        while i < all.len() {
+            all[i] = super::format::FORMATS[i].dtype;
+            i += 1;
+        }
+        all
+    };
     /// The code the GPU kernels switch on for the dtypes they decode on the device
-    /// (`shaders/weights.wgsl`'s `DTYPE`, `kernels/cuda/weights.cuh`'s `enum DType`); `None` for
-    /// the block formats the GPU backends widen to f32 at upload. From [`DType::format`].
+    /// (`shaders/weights.wgsl`'s `DTYPE`, `kernels/cuda/weights.cuh`'s `enum DType`): every
+    /// format has one today. From [`DType::format`].
     pub fn kernel_code(self) -> Option<u32> {
         self.format().kernel_code
     }

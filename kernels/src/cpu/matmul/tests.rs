@@ -60,22 +60,7 @@ pub(super) fn random_blocks(dtype: DType, blocks: usize, seed: u64) -> Vec<u8> {
 }
 
 /// Every dtype the matmul reads.
-pub(super) const DTYPES: [DType; 14] = [
-    DType::F32,
-    DType::F16,
-    DType::BF16,
-    DType::Q8_0,
-    DType::Q4_0,
-    DType::Q4_1,
-    DType::Q5_0,
-    DType::Q5_1,
-    DType::Q2_K,
-    DType::Q3_K,
-    DType::Q4_K,
-    DType::Q5_K,
-    DType::Q6_K,
-    DType::Q8_K,
-];
+pub(super) const DTYPES: [DType; 14] = DType::ALL;
 
 #[test]
 fn linear_matches_reference_everywhere() {
