@@ -14,13 +14,14 @@
 // - split == 4 (split-K, when n is small and k large: few rows would leave most SMs idle): the
 //   4 warps of a block share its `rows` rows, warp w taking every 4th unit of k.
 // A row is one wrow_dot (weights.cuh): coalesced weight and x loads, block formats staged
-// through the warp's shared buffer. Each lane keeps one partial sum per (row, token) and writes
-// it to shared memory; after a single barrier, one thread per (row, token) adds the 32 (or 128)
-// partials: one sync point per block instead of a warp_sum per row (rows * m <= 32 per warp).
-// Entries: matvec_<dt> (m == 1) and matvec8_<dt> (m in 2..=8, x rows unrolled by 8 with guards)
-// for every device dtype. Params: MatvecParams (kernels/src/cuda/matmul.rs).
+// through the warp's shared buffer. m == 1 (matvec_<dt>): each row's lanes summed by warp_sum.
+// m in 2..=8 (matvec8_<dt>, x rows unrolled by 8 with guards): each lane keeps one partial sum
+// per (row, token) and writes it to shared memory; after a single barrier, one thread per (row,
+// token) adds the 32 (or 128) partials: one sync point per block instead of a warp_sum per
+// (row, token) (rows * m <= 32 per warp). Params: MatvecParams (kernels/src/cuda/matmul.rs).
 // Versions: v1 (a lane per 32-element group, its bytes read one by one at the block stride: 12-19%
-// of the fetched sectors used for the block formats, 60% for f16); v2 (wrow_dot).
+// of the fetched sectors used for the block formats, 60% for f16; 16.9 KB of shared partials
+// even at m == 1); v2 (wrow_dot; m == 1 without the shared partials).
 struct MatvecParams {
     u64 x, w, out;
     u32 m, n, k;
@@ -28,6 +29,38 @@ struct MatvecParams {
     u32 split;  // 1 or 4 (see above)
     u32 vec;    // float dtypes: k % 4 == 0 and w, x 16-byte aligned (wrow_dot's vector loads)
 };
+
+// m == 1: each row's lanes summed by warp_sum (split-K: the 4 warps' sums through 512 bytes of
+// shared memory), so the shared partials below are not reserved where they would go unused.
+template <int DT>
+__device__ __forceinline__ void matvec1_impl(const MatvecParams& p) {
+    __shared__ float sums[4][32];  // split-K: [warp][row]
+    __shared__ uint4 stage[4][WROW_STAGE / 16];
+    const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const bool split = p.split == 4;
+    const u32 row0 = split ? blockIdx.x * p.rows : (blockIdx.x * 4 + warp) * p.rows;
+    float* out = (float*)p.out;
+    for (u32 r = 0; r < p.rows; r++) {
+        float acc[1] = {0.0f};
+        const u32 row = row0 + r;
+        if (row < p.n)
+            wrow_dot<DT, 1>((const u8*)p.w, (u64)row * p.k, p.k, (const float*)p.x, p.k, 1, p.vec, split ? warp : 0,
+                            split ? 4 : 1, (u8*)stage[warp], acc);
+        const float s = warp_sum(acc[0]);
+        if (lane == 0) {
+            if (split)
+                sst(&sums[warp][r], s);
+            else if (row < p.n)
+                gst(out + row, s);
+        }
+    }
+    if (split) {
+        __syncthreads();
+        const u32 t = threadIdx.x, row = row0 + t;
+        if (t < p.rows && row < p.n)
+            gst(out + row, sld(&sums[0][t]) + sld(&sums[1][t]) + sld(&sums[2][t]) + sld(&sums[3][t]));
+    }
+}
 
 template <int DT, int MT>
 __device__ __forceinline__ void matvec_impl(const MatvecParams& p) {
@@ -73,7 +106,7 @@ __device__ __forceinline__ void matvec_impl(const MatvecParams& p) {
 }
 
 #define MATVEC_ENTRIES(name, DT)                                                       \
-    KERNEL void __launch_bounds__(128) matvec_##name(MatvecParams p) { matvec_impl<DT, 1>(p); } \
+    KERNEL void __launch_bounds__(128, 8) matvec_##name(MatvecParams p) { matvec1_impl<DT>(p); } \
     KERNEL void __launch_bounds__(128) matvec8_##name(MatvecParams p) { matvec_impl<DT, 8>(p); }
 
 FOR_EACH_DTYPE(MATVEC_ENTRIES)
