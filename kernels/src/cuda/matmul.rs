@@ -124,7 +124,10 @@ impl<D: Device> Cuda<D> {
                 split: if split { 4 } else { 1 },
                 vec: vec as u32,
             };
-            let kernel = if a.m == 1 { MATVEC[code] } else { MATVEC8[code] };
+            // `matvec_<dt>` sums a row with `warp_sum` (no shared partials) when a warp has one
+            // row; with many rows per warp (LM heads) `matvec8_<dt>` fills all 32 shared slots
+            // and reduces them after one barrier instead of 5 shuffles per row.
+            let kernel = if a.m == 1 && rows == 1 { MATVEC[code] } else { MATVEC8[code] };
             return self.dev.launch(kernel, Dims::linear(u32_arg(OP, "size", a.n.div_ceil(per_block))?, 128), &p);
         }
 
