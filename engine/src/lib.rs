@@ -25,6 +25,7 @@ pub mod files;
 pub mod footprint;
 pub mod gguf;
 pub mod kv;
+pub mod logits;
 pub mod model;
 pub mod sampling;
 pub mod spm;
