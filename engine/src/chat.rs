@@ -8,6 +8,7 @@
 
 /// Who wrote a message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Role {
     /// Instructions for the model (`system`).
     System,
@@ -15,32 +16,172 @@ pub enum Role {
     User,
     /// The model itself (`model`), e.g. earlier replies in a conversation.
     Model,
+    /// Results of tool calls the model made (`tool`), given back to it.
+    Tool,
 }
 
 impl Role {
-    /// The role's name in the turn header: `"system"`, `"user"` or `"model"`.
+    /// The role's name in Gemma's turn header: `"system"`, `"user"`, `"model"` or `"tool"`.
     pub fn as_str(self) -> &'static str {
         match self {
             Role::System => "system",
             Role::User => "user",
             Role::Model => "model",
+            Role::Tool => "tool",
+        }
+    }
+
+    /// The role's name in a Hugging Face chat dict: as [`Role::as_str`], but `"assistant"` for
+    /// the model (Gemma's chat templates map it to `model`).
+    pub fn hf_name(self) -> &'static str {
+        match self {
+            Role::Model => "assistant",
+            r => r.as_str(),
         }
     }
 }
 
-/// One message of a conversation.
-#[derive(Clone, Debug)]
+/// One piece of a message's content. Only text for now; images and audio are added later.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub enum Part {
+    /// Text, inserted verbatim.
+    Text(String),
+}
+
+/// A call of a tool (a function) the model made, as in a Hugging Face chat dict's `tool_calls`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolCall {
+    /// The function's name.
+    pub name: String,
+    /// Its arguments: usually a JSON object of argument names to values.
+    pub arguments: serde_json::Value,
+}
+
+impl ToolCall {
+    /// A call of `name` with `arguments`.
+    pub fn new(name: impl Into<String>, arguments: serde_json::Value) -> Self {
+        Self { name: name.into(), arguments }
+    }
+
+    /// `{"type": "function", "function": {"name": .., "arguments": ..}}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"type": "function", "function": {"name": self.name, "arguments": self.arguments}})
+    }
+}
+
+/// What a tool returned, as in a Gemma chat dict's `tool_responses`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolResponse {
+    /// The function that was called.
+    pub name: String,
+    /// What it returned: a JSON object, or a string.
+    pub response: serde_json::Value,
+}
+
+impl ToolResponse {
+    /// `name`'s result `response`.
+    pub fn new(name: impl Into<String>, response: serde_json::Value) -> Self {
+        Self { name: name.into(), response }
+    }
+
+    /// `{"name": .., "response": ..}`.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({"name": self.name, "response": self.response})
+    }
+}
+
+/// One message of a conversation: its author, its content parts, and the tool calls (model
+/// messages) or tool results (tool messages) it carries. Build one with [`Message::new`],
+/// [`Message::user`], [`Message::system`], [`Message::model`] or [`Message::tool`]; new fields
+/// (images, audio) may be added.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
 pub struct Message {
     /// Who wrote it.
     pub role: Role,
-    /// Its text, inserted verbatim.
-    pub content: String,
+    /// Its content, in order.
+    pub content: Vec<Part>,
+    /// Tools the model called in this message.
+    pub tool_calls: Vec<ToolCall>,
+    /// Results of tool calls, given back to the model.
+    pub tool_responses: Vec<ToolResponse>,
 }
 
 impl Message {
-    /// A message from `role` with `content`.
-    pub fn new(role: Role, content: impl Into<String>) -> Self {
-        Self { role, content: content.into() }
+    /// A message from `role` whose content is `text`.
+    pub fn new(role: Role, text: impl Into<String>) -> Self {
+        Self { role, content: vec![Part::Text(text.into())], tool_calls: Vec::new(), tool_responses: Vec::new() }
+    }
+
+    /// A user message.
+    pub fn user(text: impl Into<String>) -> Self {
+        Self::new(Role::User, text)
+    }
+
+    /// A system message.
+    pub fn system(text: impl Into<String>) -> Self {
+        Self::new(Role::System, text)
+    }
+
+    /// A message from the model (an earlier reply).
+    pub fn model(text: impl Into<String>) -> Self {
+        Self::new(Role::Model, text)
+    }
+
+    /// A tool message giving back `responses`, without text.
+    pub fn tool(responses: Vec<ToolResponse>) -> Self {
+        Self { role: Role::Tool, content: Vec::new(), tool_calls: Vec::new(), tool_responses: responses }
+    }
+
+    /// This message with `calls` as its tool calls.
+    pub fn with_tool_calls(mut self, calls: Vec<ToolCall>) -> Self {
+        self.tool_calls = calls;
+        self
+    }
+
+    /// This message with `part` appended to its content.
+    pub fn with_part(mut self, part: Part) -> Self {
+        self.content.push(part);
+        self
+    }
+
+    /// The text parts of the content, concatenated.
+    pub fn text(&self) -> String {
+        self.content.iter().map(|p| match p {
+            Part::Text(t) => t.as_str(),
+        }).collect()
+    }
+
+    /// The message as a Hugging Face chat dict, the input of a chat template:
+    /// `{"role": "user" | "system" | "assistant" | "tool", "content": ...}`, where the content
+    /// is a string when it is one text part (or none: `""`), else a list of
+    /// `{"type": "text", "text": ...}`; plus `"tool_calls": [{"type": "function", "function":
+    /// {"name", "arguments"}}]` and `"tool_responses": [{"name", "response"}]` when present.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::{json, Value};
+        let content = match self.content.as_slice() {
+            [] => Value::String(String::new()),
+            [Part::Text(t)] => Value::String(t.clone()),
+            parts => Value::Array(
+                parts
+                    .iter()
+                    .map(|p| match p {
+                        Part::Text(t) => json!({"type": "text", "text": t}),
+                    })
+                    .collect(),
+            ),
+        };
+        let mut m = serde_json::Map::new();
+        m.insert("role".into(), Value::String(self.role.hf_name().into()));
+        m.insert("content".into(), content);
+        if !self.tool_calls.is_empty() {
+            m.insert("tool_calls".into(), self.tool_calls.iter().map(ToolCall::to_json).collect());
+        }
+        if !self.tool_responses.is_empty() {
+            m.insert("tool_responses".into(), self.tool_responses.iter().map(ToolResponse::to_json).collect());
+        }
+        Value::Object(m)
     }
 }
 
@@ -81,7 +222,7 @@ impl ChatFormat {
         let mut system = String::new();
         for m in messages {
             if m.role == Role::System && !self.system_turns {
-                system.push_str(&m.content);
+                system.push_str(&m.text());
                 system.push_str("\n\n");
                 continue;
             }
@@ -91,7 +232,7 @@ impl ChatFormat {
             if m.role == Role::User {
                 out.push_str(&std::mem::take(&mut system));
             }
-            out.push_str(&m.content);
+            out.push_str(&m.text());
             out.push_str(self.end);
             out.push('\n');
         }
@@ -160,6 +301,30 @@ mod tests {
         assert_eq!(ids[..2], [2, 105]);
         let last_start = ids.iter().rposition(|&i| i == 105).unwrap();
         assert_eq!(tok.decode(&ids[last_start..]).unwrap(), "<|turn>model\n");
+    }
+
+    #[test]
+    fn messages_as_hf_chat_dicts() {
+        use serde_json::json;
+        assert_eq!(Message::user("Hi").to_json(), json!({"role": "user", "content": "Hi"}));
+        assert_eq!(Message::model("Yo").to_json(), json!({"role": "assistant", "content": "Yo"}));
+        let two = Message::system("a").with_part(Part::Text("b".into()));
+        assert_eq!(two.text(), "ab");
+        assert_eq!(
+            two.to_json(),
+            json!({"role": "system", "content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]})
+        );
+        let call = Message::model("").with_tool_calls(vec![ToolCall::new("get_weather", json!({"city": "Paris"}))]);
+        assert_eq!(
+            call.to_json(),
+            json!({"role": "assistant", "content": "", "tool_calls": [
+                {"type": "function", "function": {"name": "get_weather", "arguments": {"city": "Paris"}}}]})
+        );
+        let back = Message::tool(vec![ToolResponse::new("get_weather", json!({"temp": 21}))]);
+        assert_eq!(
+            back.to_json(),
+            json!({"role": "tool", "content": "", "tool_responses": [{"name": "get_weather", "response": {"temp": 21}}]})
+        );
     }
 
     #[test]

@@ -6,15 +6,20 @@ use std::path::{Path, PathBuf};
 /// Everything that can go wrong in garnet. The library returns these; it never panics on user
 /// input and never exits the process. Every string is escaped when displayed ([`escape`]): names
 /// and paths come from files, and an error stays one line that cannot drive the terminal.
+///
+/// The displayed message is complete: it includes the underlying cause (the OS error, the
+/// backend's error), and [`std::error::Error::source`] returns `None`, so a printer that walks
+/// the chain of causes prints each cause once. New variants may be added.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     /// A file could not be opened, mapped or read.
-    #[error("{}: {}", escape_path(path), escape(&source.to_string()))]
+    #[error("{}: {}", escape_path(path), escape(&err.to_string()))]
     Io {
-        /// The file.
+        /// The file, as the caller named it.
         path: PathBuf,
-        /// The OS error.
-        source: std::io::Error,
+        /// The OS error (part of the message, not a separate cause).
+        err: std::io::Error,
     },
     /// A weights file is malformed (header, offsets, sizes).
     #[error("{}: invalid weights file: {}", escape_path(path), escape(why))]
@@ -86,7 +91,14 @@ pub enum Error {
     NonFinite(String),
     /// A backend failed or was asked something it cannot do.
     #[error("backend: {}", escape(&.0.to_string()))]
-    Kernel(#[from] garnet_kernels::KernelError),
+    Kernel(garnet_kernels::KernelError),
+}
+
+impl From<garnet_kernels::KernelError> for Error {
+    /// Wraps a backend error as [`Error::Kernel`].
+    fn from(e: garnet_kernels::KernelError) -> Self {
+        Error::Kernel(e)
+    }
 }
 
 /// Result with [`Error`].
@@ -125,5 +137,15 @@ mod tests {
     fn escapes_control_characters_only() {
         assert_eq!(escape("blk.0 \"q\" é ▁"), "blk.0 \"q\" é ▁");
         assert_eq!(escape("a\u{1b}[31mb\nc\u{202e}"), "a\\u{1b}[31mb\\nc\\u{202e}");
+    }
+
+    #[test]
+    fn causes_print_once() {
+        use std::error::Error as _;
+        let e = Error::Io { path: "x".into(), err: std::io::ErrorKind::NotFound.into() };
+        assert!(e.to_string().contains("not found"), "{e}");
+        assert!(e.source().is_none());
+        let k = Error::from(garnet_kernels::KernelError::Invalid { what: "no such op".into() });
+        assert!(k.source().is_none(), "{k}");
     }
 }

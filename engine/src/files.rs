@@ -24,13 +24,13 @@ pub const MAX_TOKENIZER_BYTES: u64 = 256 << 20;
 pub const MAX_TEXT_BYTES: u64 = 256 << 20;
 
 fn io_error(path: &Path, kind: ErrorKind, why: String) -> Error {
-    Error::Io { path: path.to_path_buf(), source: std::io::Error::new(kind, why) }
+    Error::Io { path: path.to_path_buf(), err: std::io::Error::new(kind, why) }
 }
 
 /// The length of `path` if it is a regular file (symlinks followed), else a clear error: a
 /// directory, FIFO, socket or device is refused before it is opened (opening a FIFO blocks).
 pub fn regular_file(path: &Path) -> Result<u64> {
-    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), source })?;
+    let meta = std::fs::metadata(path).map_err(|source| Error::Io { path: path.to_path_buf(), err: source })?;
     if meta.is_dir() {
         return Err(io_error(path, ErrorKind::InvalidInput, "is a directory, not a file".into()));
     }
@@ -51,7 +51,7 @@ pub fn read_capped(path: &Path, cap: u64, what: &str) -> Result<Vec<u8>> {
     if len > cap {
         return Err(too_big(len));
     }
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io { path: path.to_path_buf(), err: source };
     let file = std::fs::File::open(path).map_err(io)?;
     // The file may have grown since the check: read at most one byte past the cap.
     let mut bytes = Vec::with_capacity(len as usize);
@@ -117,7 +117,7 @@ pub fn write_atomic<E: From<Error>>(
     path: &Path,
     write: impl FnOnce(&mut (dyn Write + Send)) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io { path: path.to_path_buf(), err: source };
     let (dir, prefix) = beside(path)?;
     let tmp = tempfile::Builder::new().prefix(&prefix).suffix(".tmp").tempfile_in(dir).map_err(io)?;
     register(tmp.path(), true);
@@ -143,7 +143,7 @@ pub fn create_dir_atomic<E: From<Error>>(
     path: &Path,
     fill: impl FnOnce(&Path) -> std::result::Result<(), E>,
 ) -> std::result::Result<(), E> {
-    let io = |source| Error::Io { path: path.to_path_buf(), source };
+    let io = |source| Error::Io { path: path.to_path_buf(), err: source };
     if std::fs::symlink_metadata(path).is_ok() && std::fs::remove_dir(path).is_err() {
         let why = "already exists and is not an empty directory (remove it or choose a new name)";
         return Err(io_error(path, ErrorKind::AlreadyExists, why.into()).into());
@@ -182,14 +182,14 @@ mod tests {
         let path = dir.path().join("out.bin");
         std::fs::write(&path, b"old").unwrap();
         let r: Result<()> = write_atomic(&path, |w| {
-            w.write_all(b"partial").map_err(|source| Error::Io { path: path.clone(), source })?;
+            w.write_all(b"partial").map_err(|source| Error::Io { path: path.clone(), err: source })?;
             Err(Error::Invalid("interrupted".into()))
         });
         assert!(r.is_err());
         assert_eq!(std::fs::read(&path).unwrap(), b"old");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         write_atomic::<Error>(&path, |w| {
-            w.write_all(b"new").map_err(|source| Error::Io { path: path.clone(), source })
+            w.write_all(b"new").map_err(|source| Error::Io { path: path.clone(), err: source })
         })
         .unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");

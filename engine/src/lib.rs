@@ -33,7 +33,13 @@ pub mod store;
 pub mod tokenizer;
 pub mod weights;
 
-pub use api::{BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions, Token};
-pub use chat::{Message, Role};
+pub use api::{
+    BackendKind, CancelHandle, DType, DeviceStats, Engine, FinishReason, GenerateOptions, Generation, KernelError,
+    LoadOptions, ModelInfo, OpSet, Precision, Progress, Session, SessionOptions, Token, Usage,
+};
+#[cfg(feature = "async")]
+pub use api::GenerationStream;
+pub use chat::{Message, Part, Role, ToolCall, ToolResponse};
 pub use error::{Error, Result};
+pub use logits::LogitsProcessor;
 pub use sampling::Sampling;

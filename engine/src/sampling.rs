@@ -27,13 +27,18 @@ pub struct Sampling {
     pub seed: u64,
     /// Maximum number of tokens to generate.
     pub max_new_tokens: usize,
-    /// Token ids that end generation; `None` uses the model's defaults.
+    /// Token ids that end generation; `None` uses the model's defaults
+    /// ([`crate::Engine::stop_tokens`]: extend those to add ids).
     pub stop_tokens: Option<Vec<u32>>,
+    /// How many of the most likely tokens each generated [`crate::Token`] lists with their
+    /// log-probabilities under the model's distribution; 0 lists none.
+    pub top_logprobs: usize,
 }
 
 impl Default for Sampling {
     /// Gemma's recommended settings: temperature 1.0, top-k 64, top-p 0.95, no min-p, no
-    /// repetition penalty; seed 0, at most 256 new tokens, the model's stop tokens.
+    /// repetition penalty; seed 0, at most 256 new tokens, the model's stop tokens, no top
+    /// log-probabilities.
     fn default() -> Self {
         Self {
             temperature: 1.0,
@@ -45,6 +50,7 @@ impl Default for Sampling {
             seed: 0,
             max_new_tokens: 256,
             stop_tokens: None,
+            top_logprobs: 0,
         }
     }
 }
@@ -132,9 +138,15 @@ impl Sampler {
     /// history ids outside the vocabulary are errors.
     pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> Result<(u32, f32)> {
         let max = raw_max(logits)?;
-        self.penalise(logits, history)?;
-        let id = if self.cfg.temperature == 0.0 { argmax(&self.work) } else { self.draw() };
+        let id = self.pick(logits, history)?;
         Ok((id, log_softmax_at(logits, max, id as usize)))
+    }
+
+    /// Chooses the next token like [`Sampler::sample`] without computing its log-probability.
+    pub fn pick(&mut self, logits: &[f32], history: &[u32]) -> Result<u32> {
+        raw_max(logits)?;
+        self.penalise(logits, history)?;
+        Ok(if self.cfg.temperature == 0.0 { argmax(&self.work) } else { self.draw() })
     }
 
     /// Copies `logits` into `work` and applies the repetition penalty once per distinct id.
@@ -266,6 +278,28 @@ pub fn argmax(values: &[f32]) -> u32 {
     best as u32
 }
 
+/// Log-probabilities under `logits` (the log-softmax): that of token `id`, and the `top` most
+/// likely tokens with theirs, most likely first (ties by ascending id). The logits must be
+/// finite or -inf with at least one finite value (the engine checks the model's output).
+pub fn logprobs(logits: &[f32], id: u32, top: usize) -> (f32, Vec<(u32, f32)>) {
+    let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+    let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
+    let lse = max as f64 + sum.ln();
+    let lp = |l: f32| (l as f64 - lse) as f32;
+    let chosen = logits.get(id as usize).map_or(f32::NEG_INFINITY, |&l| lp(l));
+    let top = top.min(logits.len());
+    if top == 0 {
+        return (chosen, Vec::new());
+    }
+    let mut cands: Vec<Cand> = logits.iter().enumerate().map(|(i, &v)| Cand { id: i as u32, v }).collect();
+    if top < cands.len() {
+        cands.select_nth_unstable_by(top - 1, by_value_desc);
+        cands.truncate(top);
+    }
+    cands.sort_unstable_by(by_value_desc);
+    (chosen, cands.iter().map(|c| (c.id, lp(c.v))).collect())
+}
+
 /// `log_softmax(logits)[i]`, given `max = max(logits)`; exponentials in f32, the sum in f64.
 fn log_softmax_at(logits: &[f32], max: f32, i: usize) -> f32 {
     let sum: f64 = logits.iter().map(|&l| (l - max).exp() as f64).sum();
@@ -390,6 +424,19 @@ mod tests {
                 assert!((lp as f64 - want).abs() < 1e-5, "{lp} vs {want}");
             }
         }
+    }
+
+    #[test]
+    fn top_logprobs_are_the_largest_log_softmax_values() {
+        let z: f64 = LOGITS.iter().map(|&l| (l as f64).exp()).sum();
+        let (lp, top) = logprobs(&LOGITS, 3, 3);
+        assert!((lp as f64 - (2.4 - z.ln())).abs() < 1e-5);
+        assert_eq!(top.iter().map(|t| t.0).collect::<Vec<_>>(), [1, 3, 0]);
+        for (id, l) in top {
+            assert!((l as f64 - (LOGITS[id as usize] as f64 - z.ln())).abs() < 1e-5);
+        }
+        assert_eq!(logprobs(&LOGITS, 0, 100).1.len(), LOGITS.len());
+        assert!(logprobs(&LOGITS, 0, 0).1.is_empty());
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn format_err(path: &Path, why: impl Into<String>) -> Error {
 }
 
 fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io { path: path.to_path_buf(), source }
+    move |source| Error::Io { path: path.to_path_buf(), err: source }
 }
 
 /// Bits per element of a safetensors dtype name (some dtypes are sub-byte), or `None` if

@@ -39,6 +39,11 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let v = engine.config().vocab_size;
     let p = a.prompt_ids.len();
     let context = p.checked_add(a.gen).ok_or_else(|| Error::Invalid(format!("--gen {} overflows", a.gen)))?.max(1);
+    let max = engine.config().max_position_embeddings;
+    if context > max {
+        let why = format!("prompt + --gen: {context} positions exceeds the model's maximum {max}");
+        return Err(Error::Invalid(why));
+    }
     // The session checks the context against the model and the machine; the step logits are
     // `gen x vocab` floats on top, reserved before any work.
     let mut session = engine.session(SessionOptions { context, prefill_chunk: p.max(1) })?;
@@ -68,6 +73,6 @@ pub fn main(a: Args) -> garnet::Result<()> {
     let file = safetensors::serialize(tensors, None).map_err(fmt)?;
     // A temporary beside --out, renamed when complete: an interrupted run leaves the old file.
     garnet::files::write_atomic(&a.out, |w| {
-        w.write_all(&file).map_err(|source| Error::Io { path: a.out.clone(), source })
+        w.write_all(&file).map_err(|source| Error::Io { path: a.out.clone(), err: source })
     })
 }

@@ -80,7 +80,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         // A closed stdout (`garnet ... | head`): the reader has what it wanted.
-        Err(garnet::Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(garnet::Error::Io { err, .. }) if err.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("garnet: error: {e}");
             ExitCode::FAILURE
@@ -97,7 +97,7 @@ pub(crate) fn out(args: std::fmt::Arguments) -> garnet::Result<()> {
 
 /// A failed write to stdout as an error naming it.
 pub(crate) fn stdout_error(source: std::io::Error) -> garnet::Error {
-    garnet::Error::Io { path: "stdout".into(), source }
+    garnet::Error::Io { path: "stdout".into(), err: source }
 }
 
 /// `--quant` values: the block formats garnet quantizes to at load.

@@ -80,7 +80,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
                 failures.push(format!("{}: stale (run `garnet ptx` and commit it)", out.display()));
             }
         } else {
-            let io = |source| Error::Io { path: out.clone(), source };
+            let io = |source| Error::Io { path: out.clone(), err: source };
             garnet::files::write_atomic(&out, |w| w.write_all(ptx.as_bytes()).map_err(io))?;
             outln!("wrote {}", out.display())?;
         }
@@ -124,7 +124,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
             failures.push(format!("{}: stale (run `garnet ptx` and commit it)", out.display()));
         }
     } else {
-        let io = |source| Error::Io { path: out.clone(), source };
+        let io = |source| Error::Io { path: out.clone(), err: source };
         garnet::files::write_atomic(&out, |w| w.write_all(usage.as_bytes()).map_err(io))?;
         outln!("wrote {}", out.display())?;
     }

@@ -82,6 +82,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         seed: a.seed,
         max_new_tokens: a.max_tokens,
         stop_tokens: None,
+        top_logprobs: 0,
     };
     let before = crate::profile::start(&engine, a.profile);
     if let Some(prompt) = &a.prompt {
@@ -96,7 +97,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let turn = [Message { role: Role::User, content: line }];
+        let turn = [Message::new(Role::User, line)];
         let n = stream(session.chat(&turn, &sampling)?)?;
         outln!()?;
         if a.profile {
@@ -113,7 +114,7 @@ const MAX_LINE_BYTES: usize = 4 << 20;
 /// The next line of `input` without its line ending, `None` at the end; an error if it is longer
 /// than `cap` bytes or not UTF-8.
 fn read_line(input: &mut impl BufRead, cap: usize) -> garnet::Result<Option<String>> {
-    let stdin_err = |e: std::io::Error| garnet::Error::Io { path: "stdin".into(), source: e };
+    let stdin_err = |e: std::io::Error| garnet::Error::Io { path: "stdin".into(), err: e };
     let mut line = Vec::new();
     // One byte more than a full line (cap bytes and '\n') tells a line that is too long.
     (&mut *input).take(cap as u64 + 2).read_until(b'\n', &mut line).map_err(stdin_err)?;
@@ -137,22 +138,20 @@ fn read_line(input: &mut impl BufRead, cap: usize) -> garnet::Result<Option<Stri
 fn stream(mut gen: Generation<'_>) -> garnet::Result<usize> {
     let start = Instant::now();
     let mut out = std::io::stdout().lock();
-    let mut n = 0usize;
     for tok in gen.by_ref() {
-        let tok = tok?;
-        n += 1;
         // A failed write ends generation: `main` is quiet about a closed pipe (`| head`), and
         // reports anything else (a full disk).
-        write!(out, "{}", tok.text).and_then(|_| out.flush()).map_err(crate::stdout_error)?;
+        write!(out, "{}", tok?.text).and_then(|_| out.flush()).map_err(crate::stdout_error)?;
     }
-    write!(out, "{}", gen.finish()?).and_then(|_| out.flush()).map_err(crate::stdout_error)?;
     let decode = start.elapsed().as_secs_f64();
-    let pre = gen.prefill_time.as_secs_f64();
+    let usage = gen.usage();
+    let pre = usage.prefill_time.as_secs_f64();
+    let n = usage.generated_tokens;
     eprintln!(
         "\nprompt: {} tokens in {:.2} s ({:.1} tok/s); generation: {} tokens in {:.2} s ({:.1} tok/s)",
-        gen.prompt_tokens,
+        usage.prompt_tokens,
         pre,
-        gen.prompt_tokens as f64 / pre.max(1e-9),
+        usage.prompt_tokens as f64 / pre.max(1e-9),
         n,
         decode,
         n as f64 / decode.max(1e-9)

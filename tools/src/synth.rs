@@ -109,7 +109,7 @@ pub fn main(a: Args) -> garnet::Result<()> {
         if !gguf {
             let config = tmp.join("config.json");
             let text = serde_json::to_string_pretty(&plan.config_json()).unwrap_or_default() + "\n";
-            std::fs::write(&config, text).map_err(|source| Error::Io { path: config, source })?;
+            std::fs::write(&config, text).map_err(|source| Error::Io { path: config, err: source })?;
         }
         Ok::<_, Error>(())
     })?;
@@ -204,7 +204,7 @@ fn write_file(path: &Path, header: &[u8], jobs: &[stream::Job]) -> garnet::Resul
     bar.set_style(style.unwrap_or_else(|_| ProgressStyle::default_bar()));
     let mut data = 0;
     let written = garnet::files::write_atomic(path, |out| {
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let io = |source| Error::Io { path: path.to_path_buf(), err: source };
         out.write_all(header).map_err(io)?;
         bar.inc(header.len() as u64);
         data = stream::write(&mut &mut *out, jobs, &bar).map_err(io)?;

@@ -172,8 +172,9 @@ fn command_line_sizes_are_checked() {
     let o = out.0.join("o.safetensors");
     let o = o.to_str().unwrap();
     let max = u64::MAX.to_string();
+    let long = "hi ".repeat(1000);
     let cases: [(&[&str], &str); 7] = [
-        (&["run", "--model", &model, "--prompt", "hi", "--max-tokens", &max], "context overflow"),
+        (&["run", "--model", &model, "--prompt", &long, "--max-tokens", &max], "context overflow"),
         (&["logits", "--model", &model, "--prompt-ids", "2", "--gen", &max, "--out", o], "--gen"),
         (&["logits", "--model", &model, "--prompt-ids", "2", "--gen", "100000000", "--out", o], "exceeds"),
         (&["bench", "--model", &model, "-r", &max], "--repetitions"),

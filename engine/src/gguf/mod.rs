@@ -313,7 +313,7 @@ impl GgufFile {
     /// Maps a `.gguf` file and validates its header and tensor table (no pass over tensor data).
     pub fn open(path: impl AsRef<Path>) -> Result<GgufFile> {
         let path = path.as_ref();
-        let io = |source| Error::Io { path: path.to_path_buf(), source };
+        let io = |source| Error::Io { path: path.to_path_buf(), err: source };
         crate::files::regular_file(path)?;
         let file = std::fs::File::open(path).map_err(io)?;
         // SAFETY: read-only mapping treated as immutable. As with safetensors (see store.rs), a

@@ -1,0 +1,379 @@
+//! [`Generation`]: the streaming iterator of generated tokens, with what ends it
+//! ([`FinishReason`]), what it cost ([`Usage`]) and what shapes it ([`GenerateOptions`]: stop
+//! strings, logits processors, a [`CancelHandle`], a prefill progress hook).
+
+use super::session::Session;
+use crate::error::{Error, Result};
+use crate::logits::LogitsProcessor;
+use crate::model::Logits;
+use crate::sampling::{Sampler, Sampling};
+use crate::tokenizer::StreamDecoder;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Stops a generation from anywhere: cloneable, `Send + Sync`. A cancel is seen between prefill
+/// chunks and before each token; the generation then ends with [`FinishReason::Cancelled`].
+#[derive(Clone, Debug, Default)]
+pub struct CancelHandle(Arc<AtomicBool>);
+
+impl CancelHandle {
+    /// A handle not cancelled yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Asks every generation holding this handle (or a clone) to stop.
+    pub fn cancel(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`CancelHandle::cancel`] was called.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// A prefill progress hook: called after each prompt chunk with (prompt tokens run, prompt tokens).
+pub type PrefillHook = Box<dyn FnMut(usize, usize) + Send>;
+
+/// What shapes a generation beyond its [`Sampling`]: build with [`GenerateOptions::default`] and
+/// the methods below, or set the fields.
+#[derive(Default)]
+pub struct GenerateOptions {
+    /// Strings that end the generation where they appear in its text, even across token
+    /// boundaries: the text before the stop string is delivered, the stop string is not.
+    pub stop_strings: Vec<String>,
+    /// Edit each step's logits before sampling, in order (grammar constraints, biases). With a
+    /// processor every step's logits are read back to the host.
+    pub processors: Vec<Box<dyn LogitsProcessor>>,
+    /// Cancels the generation, its prefill included.
+    pub cancel: Option<CancelHandle>,
+    /// Called after each prefill chunk.
+    pub on_prefill: Option<PrefillHook>,
+}
+
+impl GenerateOptions {
+    /// Adds a stop string.
+    pub fn stop_string(mut self, s: impl Into<String>) -> Self {
+        self.stop_strings.push(s.into());
+        self
+    }
+
+    /// Adds a logits processor (run after those added before).
+    pub fn processor(mut self, p: impl LogitsProcessor + 'static) -> Self {
+        self.processors.push(Box::new(p));
+        self
+    }
+
+    /// Sets the cancel handle (a clone of `c`).
+    pub fn cancel(mut self, c: &CancelHandle) -> Self {
+        self.cancel = Some(c.clone());
+        self
+    }
+
+    /// Sets the prefill progress hook.
+    pub fn on_prefill(mut self, f: impl FnMut(usize, usize) + Send + 'static) -> Self {
+        self.on_prefill = Some(Box::new(f));
+        self
+    }
+}
+
+impl std::fmt::Debug for GenerateOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GenerateOptions")
+            .field("stop_strings", &self.stop_strings)
+            .field("processors", &self.processors.len())
+            .field("cancel", &self.cancel)
+            .field("on_prefill", &self.on_prefill.is_some())
+            .finish()
+    }
+}
+
+/// Why a generation ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FinishReason {
+    /// The model produced this stop token (the last yielded token).
+    Stop(u32),
+    /// The text reached this stop string (the text before it was delivered).
+    StopString(String),
+    /// [`Sampling::max_new_tokens`] tokens were generated.
+    Length,
+    /// The session's context is full.
+    ContextFull,
+    /// A [`CancelHandle`] was cancelled.
+    Cancelled,
+    /// A logits processor said it is finished (e.g. a grammar is complete).
+    Constraint,
+}
+
+/// What a generation cost.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Usage {
+    /// Prompt tokens run (fewer than the prompt's when a cancel stopped the prefill).
+    pub prompt_tokens: usize,
+    /// Tokens generated (yielded), a final stop token included.
+    pub generated_tokens: usize,
+    /// Wall time of the prompt's prefill.
+    pub prefill_time: Duration,
+    /// Wall time spent producing the generated tokens (the caller's time between them excluded).
+    pub decode_time: Duration,
+}
+
+/// One generated token.
+#[derive(Clone, Debug, PartialEq)]
+#[non_exhaustive]
+pub struct Token {
+    /// The token id.
+    pub id: u32,
+    /// The text this token delivers: the text it completes, less any text held back because it
+    /// may be the start of a stop string or of a multi-byte character; the last token of a
+    /// generation also delivers everything held back (a stop token's own text is never part of it).
+    pub text: String,
+    /// Log-probability of the token under the model's distribution (log-softmax of the raw
+    /// logits, before the sampling transforms and logits processors).
+    pub logprob: f32,
+    /// The [`Sampling::top_logprobs`] most likely tokens under the same distribution with their
+    /// log-probabilities, most likely first.
+    pub top_logprobs: Vec<(u32, f32)>,
+}
+
+/// Where a generation starts: what the session's prefill left.
+pub(super) struct Start {
+    pub logits: Vec<f32>,
+    pub stop: Vec<u32>,
+    pub prefill_time: Duration,
+    pub prompt_tokens: usize,
+    pub cancelled: bool,
+}
+
+/// Streaming generation: an iterator of tokens, ending at a stop token (yielded last), a stop
+/// string, `max_new_tokens`, a full context, a processor's end or a cancel; then
+/// [`Generation::finish_reason`] says which and [`Generation::usage`] what it cost. Iterate
+/// with `gen.by_ref()` to keep `gen` for them. Dropping it stops generation; the session keeps
+/// every token generated so far. A cancel seen before a token drops text still held back (at
+/// most the start of a stop string or of a multi-byte character).
+pub struct Generation<'a> {
+    session: &'a mut Session,
+    sampler: Sampler,
+    logits: Vec<f32>,
+    stop: Vec<u32>,
+    remaining: usize,
+    repeat_last_n: usize,
+    top_logprobs: usize,
+    decoder: Option<StreamDecoder>,
+    /// Greedy sampling with no repetition penalty, processor or top log-probabilities: tokens
+    /// after the first are chosen by the backend's `argmax` (8 bytes read per token).
+    device_greedy: bool,
+    processors: Vec<Box<dyn LogitsProcessor>>,
+    stop_strings: Vec<String>,
+    /// Decoded text not delivered yet (it may start a stop string).
+    held: String,
+    cancel: Option<CancelHandle>,
+    finish: Option<FinishReason>,
+    /// An error was yielded: the generation is over, without a finish reason.
+    failed: bool,
+    usage: Usage,
+}
+
+impl<'a> Generation<'a> {
+    pub(super) fn new(
+        session: &'a mut Session,
+        sampling: &Sampling,
+        opts: GenerateOptions,
+        start: Start,
+    ) -> Result<Self> {
+        let sampler = Sampler::new(sampling)?;
+        let device_greedy = sampling.temperature == 0.0
+            && sampling.repetition_penalty == 1.0
+            && sampling.top_logprobs == 0
+            && opts.processors.is_empty();
+        let decoder = session.tokenizer.clone().map(StreamDecoder::new);
+        Ok(Generation {
+            session,
+            sampler,
+            logits: start.logits,
+            stop: start.stop,
+            remaining: sampling.max_new_tokens,
+            repeat_last_n: sampling.repeat_last_n,
+            top_logprobs: sampling.top_logprobs,
+            decoder,
+            device_greedy,
+            processors: opts.processors,
+            stop_strings: opts.stop_strings,
+            held: String::new(),
+            cancel: opts.cancel,
+            finish: start.cancelled.then_some(FinishReason::Cancelled),
+            failed: false,
+            usage: Usage { prompt_tokens: start.prompt_tokens, prefill_time: start.prefill_time, ..Usage::default() },
+        })
+    }
+
+    /// Why the generation ended; `None` while it runs (or after an error).
+    pub fn finish_reason(&self) -> Option<&FinishReason> {
+        self.finish.as_ref()
+    }
+
+    /// Tokens and time so far.
+    pub fn usage(&self) -> Usage {
+        self.usage
+    }
+
+    fn cancelled(&self) -> bool {
+        self.cancel.as_ref().is_some_and(CancelHandle::is_cancelled)
+    }
+
+    fn next_token(&mut self) -> Result<Option<Token>> {
+        if self.finish.is_some() || self.failed {
+            return Ok(None);
+        }
+        let why = if self.cancelled() {
+            Some(FinishReason::Cancelled)
+        } else if self.remaining == 0 {
+            Some(FinishReason::Length)
+        } else if self.session.position() >= self.session.context() {
+            Some(FinishReason::ContextFull)
+        } else {
+            None
+        };
+        if why.is_some() {
+            self.finish = why;
+            return Ok(None);
+        }
+        let (id, logprob, top_logprobs) = self.sample()?;
+        // Every sampled token, a stop token (e.g. `<turn|>`) included, belongs to the
+        // conversation; it is run through the model when the next token (or prompt) needs it.
+        self.session.pending = Some(id);
+        self.session.history.push(id);
+        self.usage.generated_tokens += 1;
+        if self.stop.contains(&id) {
+            self.finish = Some(FinishReason::Stop(id));
+            let text = self.flush()?;
+            return Ok(Some(Token { id, text, logprob, top_logprobs }));
+        }
+        self.remaining -= 1;
+        if let Some(d) = &mut self.decoder {
+            let piece = d.push(id)?;
+            self.held.push_str(&piece);
+        }
+        let mut text = self.deliver();
+        if self.finish.is_none() {
+            self.finish = if self.remaining == 0 {
+                Some(FinishReason::Length)
+            } else if self.processors.iter().any(|p| p.is_finished()) {
+                Some(FinishReason::Constraint)
+            } else if self.session.position() >= self.session.context() {
+                Some(FinishReason::ContextFull)
+            } else if self.cancelled() {
+                Some(FinishReason::Cancelled)
+            } else {
+                None
+            };
+            if self.finish.is_some() {
+                text.push_str(&self.flush()?);
+            }
+        }
+        Ok(Some(Token { id, text, logprob, top_logprobs }))
+    }
+
+    /// Runs the pending token and chooses the next: (id, log-probability, top log-probabilities).
+    fn sample(&mut self) -> Result<(u32, f32, Vec<(u32, f32)>)> {
+        let s = &mut *self.session;
+        let vocab = s.runner.config().vocab_size;
+        // The token yielded last time runs now, so each token reaches the caller one forward
+        // pass earlier (and a dropped iterator leaves it pending, not computed for nothing).
+        match s.pending.take() {
+            // Greedy without penalties: chosen on the device, only the id comes back.
+            Some(prev) if self.device_greedy => {
+                let (id, lp) = super::in_pool(&s.pool, || s.fwd.step_greedy(prev))?;
+                return Ok((id, lp, Vec::new()));
+            }
+            Some(prev) => {
+                let fwd = &mut s.fwd;
+                let logits = super::in_pool(&s.pool, || fwd.forward(&[prev], Logits::Last))?;
+                self.logits = finite(logits, vocab)?;
+            }
+            None => {}
+        }
+        let history = &s.history;
+        let raw = if self.processors.is_empty() { None } else { Some(self.logits.clone()) };
+        for p in &mut self.processors {
+            p.process(&mut self.logits, history)?;
+        }
+        let recent = match self.repeat_last_n {
+            0 => &history[..],
+            n => &history[history.len().saturating_sub(n)..],
+        };
+        let id = self.sampler.pick(&self.logits, recent)?;
+        for p in &mut self.processors {
+            p.accept(id)?;
+        }
+        let (lp, top) = crate::sampling::logprobs(raw.as_deref().unwrap_or(&self.logits), id, self.top_logprobs);
+        Ok((id, lp, top))
+    }
+
+    /// The held text that cannot be the start of a stop string; on a stop string, the text
+    /// before it (and the generation finishes).
+    fn deliver(&mut self) -> String {
+        let first = self.stop_strings.iter().filter_map(|s| self.held.find(s.as_str()).map(|at| (at, s))).min();
+        if let Some((at, s)) = first {
+            self.finish = Some(FinishReason::StopString(s.clone()));
+            let text = self.held[..at].to_string();
+            self.held.clear();
+            return text;
+        }
+        let keep = self.stop_strings.iter().map(|s| prefix_suffix(&self.held, s)).max().unwrap_or(0);
+        let rest = self.held.split_off(self.held.len() - keep);
+        std::mem::replace(&mut self.held, rest)
+    }
+
+    /// Everything held back, at the end of the generation (a stop string found in it still cuts).
+    fn flush(&mut self) -> Result<String> {
+        if let Some(d) = &mut self.decoder {
+            let tail = d.finish()?;
+            self.held.push_str(&tail);
+        }
+        let was = self.finish.take();
+        let text = self.deliver();
+        let cut = self.finish.take();
+        self.finish = cut.or(was);
+        Ok(text + &std::mem::take(&mut self.held))
+    }
+}
+
+/// Length of the longest end of `text` that is a proper beginning of `stop`.
+fn prefix_suffix(text: &str, stop: &str) -> usize {
+    (1..stop.len().min(text.len() + 1))
+        .rev()
+        .find(|&k| stop.is_char_boundary(k) && text.ends_with(&stop[..k]))
+        .unwrap_or(0)
+}
+
+impl Iterator for Generation<'_> {
+    type Item = Result<Token>;
+    fn next(&mut self) -> Option<Self::Item> {
+        let t0 = Instant::now();
+        let pool = self.session.pool.clone();
+        let out = super::in_pool(&pool, || self.next_token());
+        self.usage.decode_time += t0.elapsed();
+        match out {
+            Ok(t) => t.map(Ok),
+            Err(e) => {
+                self.failed = true;
+                Some(Err(e))
+            }
+        }
+    }
+}
+
+/// `logits` (rows of `vocab`) if every value is finite: the model's raw output is checked before
+/// any sampling, scoring or penalty sees it, so broken weights or a broken backend are an error.
+pub(super) fn finite(logits: Vec<f32>, vocab: usize) -> Result<Vec<f32>> {
+    match logits.iter().position(|x| !x.is_finite()) {
+        None => Ok(logits),
+        Some(i) => {
+            Err(Error::NonFinite(format!("{} at row {}, token id {}", logits[i], i / vocab.max(1), i % vocab.max(1))))
+        }
+    }
+}
