@@ -108,3 +108,25 @@ fn multi_turn_chat_keeps_the_turn_structure() {
     assert!(second.contains(&turn_start), "{second:?}");
     assert_eq!(s.tokens().iter().filter(|&&t| t == 2).count(), 1, "one <bos> per conversation");
 }
+
+#[test]
+fn missing_paths_are_named_as_given_and_causes_print_once() {
+    use std::error::Error as _;
+    let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../testdata/gemma4-tiny/edge_e4b_like/bf16");
+    let missing = [
+        PathBuf::from("no/such/gemma-4-E2B-it"),
+        PathBuf::from("no/such/model.safetensors"),
+        PathBuf::from("no/such/model.gguf"),
+        fixture.join("absent.safetensors"),
+    ];
+    for path in missing {
+        let e = Engine::load(&path, LoadOptions::default()).err().unwrap();
+        let msg = e.to_string();
+        assert!(msg.starts_with(&format!("{}: ", path.display())), "{path:?}: {msg}");
+        assert!(e.source().is_none(), "{msg}");
+    }
+    let tokenizer = PathBuf::from("no/such/tokenizer.json");
+    let e = Engine::load(&fixture, LoadOptions { tokenizer: Some(tokenizer.clone()), ..Default::default() });
+    let msg = e.err().unwrap().to_string();
+    assert!(msg.contains(&tokenizer.display().to_string()), "{msg}");
+}
