@@ -148,9 +148,12 @@ impl Message {
 
     /// The text parts of the content, concatenated.
     pub fn text(&self) -> String {
-        self.content.iter().map(|p| match p {
-            Part::Text(t) => t.as_str(),
-        }).collect()
+        self.content
+            .iter()
+            .map(|p| match p {
+                Part::Text(t) => t.as_str(),
+            })
+            .collect()
     }
 
     /// The message as a Hugging Face chat dict, the input of a chat template:

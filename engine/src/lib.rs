@@ -33,12 +33,12 @@ pub mod store;
 pub mod tokenizer;
 pub mod weights;
 
+#[cfg(feature = "async")]
+pub use api::GenerationStream;
 pub use api::{
     BackendKind, CancelHandle, DType, DeviceStats, Engine, FinishReason, GenerateOptions, Generation, KernelError,
     LoadOptions, ModelInfo, OpSet, Precision, Progress, Session, SessionOptions, Token, Usage,
 };
-#[cfg(feature = "async")]
-pub use api::GenerationStream;
 pub use chat::{Message, Part, Role, ToolCall, ToolResponse};
 pub use error::{Error, Result};
 pub use logits::LogitsProcessor;

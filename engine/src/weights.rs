@@ -96,7 +96,7 @@ pub struct Weights<W> {
     pub embed: W,
     /// `norm` before the LM head.
     pub final_norm: W,
-    /// `per_layer_projection_norm` ([ple_dim]) on PLE models.
+    /// `per_layer_projection_norm` (`[ple_dim]`) on PLE models.
     pub ple_norm: Option<W>,
     /// One entry per decoder layer.
     pub layers: Vec<LayerWeights<W>>,

@@ -178,6 +178,7 @@ fn bf16_weights_text_only_layout() {
 /// pass the goldens, and on a device backend every op call must have been counted.
 #[test]
 fn host_fallback_passes_goldens() {
+    #[cfg_attr(not(feature = "wgpu"), allow(unused_mut))]
     let mut on = vec![On::MemoryOnly, On::HostFallback(BackendKind::CudaEmulated)];
     #[cfg(feature = "wgpu")]
     if !garnet_kernels::wgpu::adapters().is_empty() {

@@ -241,7 +241,8 @@ impl<'a> Generation<'a> {
             self.finish = why;
             return Ok(None);
         }
-        let (id, logprob, top_logprobs) = self.sample()?;
+        let mut token = self.sample()?;
+        let id = token.id;
         // Every sampled token, a stop token (e.g. `<turn|>`) included, belongs to the
         // conversation; it is run through the model when the next token (or prompt) needs it.
         self.session.pending = Some(id);
@@ -249,8 +250,8 @@ impl<'a> Generation<'a> {
         self.usage.generated_tokens += 1;
         if self.stop.contains(&id) {
             self.finish = Some(FinishReason::Stop(id));
-            let text = self.flush()?;
-            return Ok(Some(Token { id, text, logprob, top_logprobs }));
+            token.text = self.flush()?;
+            return Ok(Some(token));
         }
         self.remaining -= 1;
         if let Some(d) = &mut self.decoder {
@@ -274,11 +275,12 @@ impl<'a> Generation<'a> {
                 text.push_str(&self.flush()?);
             }
         }
-        Ok(Some(Token { id, text, logprob, top_logprobs }))
+        token.text = text;
+        Ok(Some(token))
     }
 
-    /// Runs the pending token and chooses the next: (id, log-probability, top log-probabilities).
-    fn sample(&mut self) -> Result<(u32, f32, Vec<(u32, f32)>)> {
+    /// Runs the pending token and chooses the next: its id and log-probabilities (no text yet).
+    fn sample(&mut self) -> Result<Token> {
         let s = &mut *self.session;
         let vocab = s.runner.config().vocab_size;
         // The token yielded last time runs now, so each token reaches the caller one forward
@@ -286,8 +288,8 @@ impl<'a> Generation<'a> {
         match s.pending.take() {
             // Greedy without penalties: chosen on the device, only the id comes back.
             Some(prev) if self.device_greedy => {
-                let (id, lp) = super::in_pool(&s.pool, || s.fwd.step_greedy(prev))?;
-                return Ok((id, lp, Vec::new()));
+                let (id, logprob) = super::in_pool(&s.pool, || s.fwd.step_greedy(prev))?;
+                return Ok(Token { id, text: String::new(), logprob, top_logprobs: Vec::new() });
             }
             Some(prev) => {
                 let fwd = &mut s.fwd;
@@ -309,8 +311,9 @@ impl<'a> Generation<'a> {
         for p in &mut self.processors {
             p.accept(id)?;
         }
-        let (lp, top) = crate::sampling::logprobs(raw.as_deref().unwrap_or(&self.logits), id, self.top_logprobs);
-        Ok((id, lp, top))
+        let (logprob, top_logprobs) =
+            crate::sampling::logprobs(raw.as_deref().unwrap_or(&self.logits), id, self.top_logprobs);
+        Ok(Token { id, text: String::new(), logprob, top_logprobs })
     }
 
     /// The held text that cannot be the start of a stop string; on a stop string, the text

@@ -127,7 +127,12 @@ impl Session {
 
     /// [`Session::generate`] with stop strings, logits processors, a cancel handle or a prefill
     /// progress hook.
-    pub fn generate_with(&mut self, prompt: &str, sampling: &Sampling, opts: GenerateOptions) -> Result<Generation<'_>> {
+    pub fn generate_with(
+        &mut self,
+        prompt: &str,
+        sampling: &Sampling,
+        opts: GenerateOptions,
+    ) -> Result<Generation<'_>> {
         let ids = self.tokenizer()?.encode(prompt, self.position() == 0)?;
         self.generate_ids_with(&ids, sampling, opts)
     }
