@@ -139,10 +139,16 @@ fn bad_session_input() {
     assert_eq!(s.position(), 0);
     s.prefill(&[2; 10]).unwrap();
     assert!(matches!(s.step(vocab + 7), Err(Error::TokenOutOfRange { .. })));
-    // Prompt + generation over the context is refused before any work.
-    let over = Sampling { max_new_tokens: 10, ..Sampling::greedy() };
-    assert!(matches!(s.generate_ids(&[5, 6], &over), Err(Error::ContextOverflow { .. })));
+    // A prompt over the context is refused before any work; a generation stops at a full context.
+    let over = Sampling { max_new_tokens: 10, stop_tokens: Some(vec![]), ..Sampling::greedy() };
+    assert!(matches!(s.generate_ids(&[5; 7], &over), Err(Error::ContextOverflow { need: 17, ctx: 16 })));
     let bad = Sampling { top_p: 0.0, ..Sampling::greedy() };
     assert!(matches!(s.generate_ids(&[5], &bad), Err(Error::Invalid(_))));
-    assert!(engine.session(SessionOptions { context: 1 << 30, prefill_chunk: 8 }).is_err());
+    assert_eq!(s.position(), 10);
+    let mut gen = s.generate_ids(&[5, 6], &over).unwrap();
+    assert_eq!(gen.by_ref().map(|t| t.unwrap().id).collect::<Vec<_>>().len(), 4);
+    assert_eq!(gen.finish_reason(), Some(&garnet::FinishReason::ContextFull));
+    // A context over the model's maximum is capped to it.
+    let capped = engine.session(SessionOptions { context: 1 << 30, prefill_chunk: 8 }).unwrap();
+    assert_eq!(capped.context(), engine.config().max_position_embeddings);
 }
