@@ -4,9 +4,11 @@
 //! use garnet::{Engine, LoadOptions, SessionOptions, Sampling};
 //! let engine = Engine::load("path/to/checkpoint", LoadOptions::default())?;
 //! let mut session = engine.session(SessionOptions::default())?;
-//! for token in session.generate("The capital of France is", &Sampling::greedy())? {
+//! let mut generation = session.generate("The capital of France is", &Sampling::greedy())?;
+//! for token in generation.by_ref() {
 //!     print!("{}", token?.text);
 //! }
+//! println!("\n{:?}, {:?}", generation.finish_reason(), generation.usage());
 //! # Ok::<(), garnet::Error>(())
 //! ```
 //!
@@ -36,8 +38,8 @@ pub mod weights;
 #[cfg(feature = "async")]
 pub use api::GenerationStream;
 pub use api::{
-    BackendKind, CancelHandle, DType, DeviceStats, Engine, FinishReason, GenerateOptions, Generation, KernelError,
-    LoadOptions, ModelInfo, OpSet, Precision, Progress, Session, SessionOptions, Token, Usage,
+    BackendKind, CancelHandle, DType, DeviceStats, Engine, FinishReason, GenerateOptions, Generation, Isa, KernelError,
+    LoadOptions, ModelInfo, Op, OpSet, OpTimes, Precision, Progress, Session, SessionOptions, Token, Usage,
 };
 pub use chat::{Message, Part, Role, ToolCall, ToolResponse};
 pub use error::{Error, Result};

@@ -70,7 +70,12 @@ pub fn main(a: Args) -> garnet::Result<()> {
             ..Default::default()
         },
     )?;
-    let ctx = a.ctx.unwrap_or(engine.config().max_position_embeddings.min(4096));
+    let max = engine.config().max_position_embeddings;
+    // The library caps a context over the model's maximum; asked for explicitly, it is an error.
+    if let Some(ctx) = a.ctx.filter(|&c| c > max) {
+        return Err(garnet::Error::Invalid(format!("--ctx {ctx} exceeds the model's maximum {max}")));
+    }
+    let ctx = a.ctx.unwrap_or(max.min(4096));
     let mut session = engine.session(SessionOptions { context: ctx, ..Default::default() })?;
     let sampling = Sampling {
         temperature: a.temperature,

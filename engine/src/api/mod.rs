@@ -23,7 +23,8 @@ use garnet_kernels::{Backend, HostFallback, WithBackend};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-pub use garnet_kernels::{BackendKind, DType, DeviceStats, KernelError, OpSet, Precision};
+pub use garnet_kernels::cpu::Isa;
+pub use garnet_kernels::{BackendKind, DType, DeviceStats, KernelError, Op, OpSet, OpTimes, Precision};
 
 /// Load progress callback: (bytes made resident so far, total bytes).
 pub type Progress = Arc<dyn Fn(u64, u64) + Send + Sync>;
@@ -45,7 +46,7 @@ pub struct LoadOptions {
     /// Ops forced through the host fallback (`--host-fallback`: bring-up and tests).
     pub host_fallback: OpSet,
     /// The CPU backend's instruction-set level (`--cpu-isa`); `None`: the best this CPU has.
-    pub cpu_isa: Option<garnet_kernels::cpu::Isa>,
+    pub cpu_isa: Option<Isa>,
     /// Worker threads of the CPU kernels: `Some(n)` gives the engine its own pool of `n` threads,
     /// which runs every forward pass, sampling and logits processor of its sessions; `None` uses
     /// rayon's global pool (one thread per core unless `RAYON_NUM_THREADS` says otherwise).
@@ -216,13 +217,13 @@ impl Engine {
     }
 
     /// Device time per op since [`Engine::enable_profiling`], slowest first.
-    pub fn profile(&self) -> garnet_kernels::OpTimes {
+    pub fn profile(&self) -> OpTimes {
         self.runner.profile()
     }
 
     /// Calls per op that ran through the host fallback since load (ops the backend does not
     /// implement, or forced by [`LoadOptions::host_fallback`]).
-    pub fn fallback_calls(&self) -> Vec<(garnet_kernels::Op, u64)> {
+    pub fn fallback_calls(&self) -> Vec<(Op, u64)> {
         self.runner.fallback_calls()
     }
 
