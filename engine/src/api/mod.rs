@@ -1,5 +1,5 @@
 //! The public API: [`Engine`] (a loaded model, shared) and [`Session`] (a conversation with its
-//! own KV cache), plus the streaming [`Generation`] iterator ([`GenerationStream`] with the
+//! own KV cache), plus the streaming [`Generation`] iterator (`GenerationStream` with the
 //! `async` feature).
 
 mod generation;
