@@ -87,6 +87,9 @@ pub enum Error {
     /// A backend failed or was asked something it cannot do.
     #[error("backend: {}", escape(&.0.to_string()))]
     Kernel(#[from] garnet_kernels::KernelError),
+    /// A JSON schema, regex or grammar is invalid, or generation left what it allows.
+    #[error("grammar: {}", escape(.0))]
+    Grammar(String),
 }
 
 /// Result with [`Error`].

@@ -20,6 +20,7 @@
 pub mod api;
 pub mod chat;
 pub mod config;
+pub mod constrain;
 pub mod error;
 pub mod files;
 pub mod footprint;
@@ -35,5 +36,6 @@ pub mod weights;
 
 pub use api::{BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions, Token};
 pub use chat::{Message, Role};
+pub use constrain::Constraint;
 pub use error::{Error, Result};
 pub use sampling::Sampling;

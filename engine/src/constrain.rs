@@ -1,0 +1,318 @@
+//! Structured output: a [`Constraint`] restricts generation to a JSON schema, a regex or a
+//! Lark-style grammar by masking the next token's logits, a [`LogitsProcessor`] between the
+//! model's logits and the sampler. The grammar engine is `llguidance`: it walks a byte trie of the
+//! vocabulary against the grammar's lexer and Earley parser and returns the allowed set as a
+//! bitmask (well under a millisecond for a 262k vocabulary).
+//!
+//! The trie ([`GrammarVocab`]) is built once per tokenizer, from [`Tokenizer::token_bytes`], so
+//! it is the same for a `tokenizer.json` and a GGUF vocabulary, and cached in the tokenizer; each
+//! constraint then only compiles its grammar and owns a parser.
+//!
+//! What the mask allows, per step: text tokens whose bytes keep the output a prefix of something
+//! the grammar accepts; the stop tokens (end of turn, `<eos>`) exactly when the output so far is
+//! complete; never a special token (control tokens, `<unusedN>`, image markers) and never a
+//! padding row of the logits beyond the tokenizer's vocabulary.
+//!
+//! ```no_run
+//! # fn demo(tok: &garnet::tokenizer::Tokenizer) -> garnet::Result<()> {
+//! use garnet::logits::LogitsProcessor;
+//! let schema = serde_json::json!({"type": "object", "properties": {"n": {"type": "integer"}}});
+//! let mut c = garnet::Constraint::json_schema(tok, &schema)?;
+//! let mut logits = vec![0.0f32; tok.vocab_size()];
+//! c.process(&mut logits, &[])?; // disallowed tokens are now -inf
+//! # Ok(()) }
+//! ```
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+use llguidance::api::TopLevelGrammar;
+use llguidance::toktrie::{TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
+use llguidance::{Matcher, ParserFactory};
+
+use crate::logits::LogitsProcessor;
+use crate::tokenizer::Tokenizer;
+use crate::{Error, Result};
+
+/// A tokenizer's vocabulary as the grammar engine sees it: the byte trie and the compiled slices
+/// that speed up mask computation. Built once per [`Tokenizer`] ([`GrammarVocab::of`]) and shared
+/// by every [`Constraint`] on it.
+pub struct GrammarVocab {
+    factory: ParserFactory,
+    /// Tokens in the tokenizer (logits rows beyond it are padding).
+    vocab: usize,
+    /// Tokens that end a reply by default: end of turn and `<eos>`.
+    stops: Vec<u32>,
+    /// Bit `id` set: token `id` is text a grammar may produce (not special, not a stop token).
+    text: Vec<u32>,
+}
+
+impl std::fmt::Debug for GrammarVocab {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GrammarVocab").field("vocab", &self.vocab).field("stops", &self.stops).finish_non_exhaustive()
+    }
+}
+
+/// The token environment llguidance asks for: our trie, tokenizing greedily. Declared
+/// non-canonical, so llguidance never forces a tokenization of its own on the model.
+struct TrieEnv {
+    trie: TokTrie,
+}
+
+impl TokenizerEnv for TrieEnv {
+    fn tok_trie(&self) -> &TokTrie {
+        &self.trie
+    }
+
+    fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
+        self.trie.greedy_tokenize(s)
+    }
+
+    fn tokenize_is_canonical(&self) -> bool {
+        false
+    }
+}
+
+impl GrammarVocab {
+    /// The grammar vocabulary of `tok`, built on the first call (about a second for a 262k
+    /// vocabulary) and cached in the tokenizer. Fails if the vocabulary has no stop token.
+    pub fn of(tok: &Tokenizer) -> Result<Arc<GrammarVocab>> {
+        if let Some(v) = tok.grammar_vocab.get() {
+            return Ok(v.clone());
+        }
+        let v = Arc::new(Self::build(tok)?);
+        // Two threads may race to build; both results are equal, the first one stays.
+        Ok(tok.grammar_vocab.get_or_init(|| v).clone())
+    }
+
+    fn build(tok: &Tokenizer) -> Result<GrammarVocab> {
+        let vocab = tok.vocab_size();
+        let mut stops: Vec<u32> = ["<turn|>", "<end_of_turn>"].iter().filter_map(|s| tok.token_id(s)).collect();
+        stops.extend(tok.eos_id());
+        stops.retain(|&id| (id as usize) < vocab);
+        stops.dedup();
+        if stops.is_empty() {
+            return Err(Error::Grammar("the vocabulary has no end-of-turn or <eos> token to stop on".into()));
+        }
+        let mut text = vec![0u32; vocab.div_ceil(32)];
+        let mut words = Vec::with_capacity(vocab);
+        for id in 0..vocab as u32 {
+            let bytes = tok.token_bytes(id).unwrap_or_default();
+            if tok.is_special(id) || stops.contains(&id) {
+                // llguidance's convention: 0xFF (never in UTF-8) then the name, so no grammar
+                // over text can match a special token.
+                words.push([&[TokTrie::SPECIAL_TOKEN_MARKER][..], &bytes].concat());
+            } else {
+                text[id as usize / 32] |= 1 << (id % 32);
+                words.push(bytes);
+            }
+        }
+        let mut info = TokRxInfo::new(vocab as u32, stops[0]);
+        info.tok_bos = tok.bos_id();
+        let trie = TokTrie::from(&info, &words).with_eos_tokens(&stops);
+        let env: TokEnv = Arc::new(TrieEnv { trie });
+        let mut factory = ParserFactory::new_simple(&env).map_err(|e| grammar_error("token trie", &e))?;
+        factory.quiet();
+        Ok(GrammarVocab { factory, vocab, stops, text })
+    }
+
+    /// Tokens in the tokenizer's vocabulary.
+    pub fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+
+    /// The tokens a [`Constraint`] lets end the reply unless told others
+    /// ([`Constraint::with_stop_tokens`]): end of turn (`<turn|>` / `<end_of_turn>`) and `<eos>`.
+    pub fn stop_tokens(&self) -> &[u32] {
+        &self.stops
+    }
+
+    fn is_text(&self, id: u32) -> bool {
+        self.text.get(id as usize / 32).is_some_and(|w| w >> (id % 32) & 1 == 1)
+    }
+}
+
+/// A grammar the generated reply must follow: a [`LogitsProcessor`] that sets every token the
+/// grammar does not allow next to `-inf`, and advances its parser with each sampled token.
+///
+/// The reply ends either with a stop token (allowed exactly when the grammar is complete) or when
+/// the grammar can take nothing more ([`LogitsProcessor::is_finished`]).
+pub struct Constraint {
+    vocab: Arc<GrammarVocab>,
+    matcher: Matcher,
+    stops: Vec<u32>,
+    /// A stop token was accepted.
+    ended: bool,
+    /// Scratch: the allowed set of the current step, one bit per token.
+    allowed: Vec<u32>,
+}
+
+impl std::fmt::Debug for Constraint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Constraint").field("stops", &self.stops).field("ended", &self.ended).finish_non_exhaustive()
+    }
+}
+
+impl Constraint {
+    /// Replies that are JSON values valid under `schema` (JSON Schema; llguidance supports the
+    /// usual keywords: types, `properties`/`required`, `enum`/`const`, `items`, `minItems`/
+    /// `maxItems`, string lengths and patterns, numeric bounds, `anyOf`, local `$ref`).
+    ///
+    /// The JSON is compact (no whitespace between tokens) unless the schema's `"x-guidance"`
+    /// object says otherwise (e.g. `{"whitespace_flexible": true}`). An invalid or unsupported
+    /// schema is [`Error::Grammar`].
+    pub fn json_schema(tok: &Tokenizer, schema: &serde_json::Value) -> Result<Self> {
+        let mut schema = schema.clone();
+        if let Some(obj) = schema.as_object_mut() {
+            // Flexible whitespace lets a model pad forever between tokens; compact JSON is
+            // also fewer tokens.
+            obj.entry("x-guidance").or_insert_with(|| serde_json::json!({ "whitespace_flexible": false }));
+        }
+        Self::new(tok, TopLevelGrammar::from_json_schema(schema))
+    }
+
+    /// Replies that match the regular expression `rx` as a whole (Rust `regex` syntax, no
+    /// anchors needed). An invalid regex is [`Error::Grammar`].
+    pub fn regex(tok: &Tokenizer, rx: &str) -> Result<Self> {
+        Self::new(tok, TopLevelGrammar::from_regex(rx))
+    }
+
+    /// Replies in the language of a Lark-style grammar (llguidance's syntax: rules in lower
+    /// case, terminals in upper case or `/regex/` or `"literal"`, the start rule `start`, and
+    /// `%json { ... }` for an embedded JSON schema). An invalid grammar is [`Error::Grammar`].
+    pub fn lark(tok: &Tokenizer, grammar: &str) -> Result<Self> {
+        Self::new(tok, TopLevelGrammar::from_lark(grammar.to_owned()))
+    }
+
+    fn new(tok: &Tokenizer, grammar: TopLevelGrammar) -> Result<Self> {
+        let vocab = GrammarVocab::of(tok)?;
+        // llguidance reports bad grammars as errors; the catch is for any assertion it trips
+        // on input it did not foresee, so a user's grammar can never take the process down.
+        let parser = catch_unwind(AssertUnwindSafe(|| vocab.factory.create_parser(grammar)))
+            .map_err(|_| Error::Grammar("the grammar compiler failed on this input".into()))?
+            .map_err(|e| grammar_error("invalid", &e))?;
+        let matcher = Matcher::new(Ok(parser));
+        if let Some(e) = matcher.get_error() {
+            return Err(Error::Grammar(format!("invalid: {}", one_line(&e))));
+        }
+        let stops = vocab.stops.clone();
+        Ok(Constraint { vocab, matcher, stops, ended: false, allowed: Vec::new() })
+    }
+
+    /// Ends replies on `stops` instead of the vocabulary's end-of-turn and `<eos>` tokens (e.g. a
+    /// chat template's own end token). Each id must be in the vocabulary, and at least one given.
+    pub fn with_stop_tokens(mut self, stops: &[u32]) -> Result<Self> {
+        if stops.is_empty() {
+            return Err(Error::Invalid("a constraint needs at least one stop token".into()));
+        }
+        if let Some(&id) = stops.iter().find(|&&id| id as usize >= self.vocab.vocab) {
+            return Err(Error::TokenOutOfRange { id, vocab: self.vocab.vocab });
+        }
+        self.stops = stops.to_vec();
+        Ok(self)
+    }
+
+    /// The tokens that end the reply when the grammar is complete.
+    pub fn stop_tokens(&self) -> &[u32] {
+        &self.stops
+    }
+
+    /// Whether the output so far is complete under the grammar (a stop token may follow).
+    pub fn is_complete(&mut self) -> Result<bool> {
+        if self.ended || self.grammar_stopped() {
+            return Ok(true);
+        }
+        self.matcher.is_accepting().map_err(|e| grammar_error("parser", &e))
+    }
+
+    /// The parser can take no more text (the grammar ended), as opposed to failed.
+    fn grammar_stopped(&self) -> bool {
+        self.matcher.is_stopped() && !self.matcher.is_error()
+    }
+
+    /// Fills `self.allowed` with this step's allowed set.
+    fn compute_allowed(&mut self) -> Result<()> {
+        let complete = self.is_complete()?;
+        let words = self.vocab.text.len();
+        self.allowed.clear();
+        if self.ended || self.matcher.is_stopped() {
+            self.allowed.resize(words, 0);
+        } else {
+            let mask = self.matcher.compute_mask().map_err(|e| grammar_error("parser", &e))?;
+            // Special tokens and stop tokens are the constraint's business, not llguidance's.
+            self.allowed.extend(mask.as_slice().iter().zip(&self.vocab.text).map(|(m, t)| m & t));
+            self.allowed.resize(words, 0);
+        }
+        for &s in &self.stops {
+            let (w, bit) = (s as usize / 32, 1u32 << (s % 32));
+            if complete {
+                self.allowed[w] |= bit;
+            } else {
+                self.allowed[w] &= !bit;
+            }
+        }
+        if self.allowed.iter().all(|&w| w == 0) {
+            return Err(Error::Grammar("no token can continue the output".into()));
+        }
+        Ok(())
+    }
+}
+
+impl LogitsProcessor for Constraint {
+    fn process(&mut self, logits: &mut [f32], _history: &[u32]) -> Result<()> {
+        self.compute_allowed()?;
+        // Rows past the tokenizer's vocabulary (padding) get a zero word: always masked.
+        for (i, chunk) in logits.chunks_mut(32).enumerate() {
+            let w = self.allowed.get(i).copied().unwrap_or(0);
+            if w == u32::MAX {
+                continue;
+            }
+            for (j, l) in chunk.iter_mut().enumerate() {
+                if w >> j & 1 == 0 {
+                    *l = f32::NEG_INFINITY;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn accept(&mut self, token: u32) -> Result<()> {
+        if self.stops.contains(&token) {
+            if !self.is_complete()? {
+                return Err(Error::Grammar(format!("stop token {token} before the output is complete")));
+            }
+            self.ended = true;
+            return Ok(());
+        }
+        if self.ended || self.matcher.is_stopped() {
+            return Err(Error::Grammar(format!("token {token} after the output is complete")));
+        }
+        if !self.vocab.is_text(token) {
+            return Err(Error::Grammar(format!("token {token} is not text the grammar can take")));
+        }
+        let ok = self.matcher.validate_tokens(&[token]).map_err(|e| grammar_error("parser", &e))?;
+        if ok != 1 {
+            return Err(Error::Grammar(format!("token {token} does not fit the grammar here")));
+        }
+        self.matcher.consume_token(token).map_err(|e| grammar_error("parser", &e))
+    }
+
+    fn is_finished(&self) -> bool {
+        self.ended || self.grammar_stopped()
+    }
+}
+
+/// A multi-line message (regex errors draw a caret under the input) as one line, capped: some
+/// messages carry a grammar dump.
+fn one_line(s: &str) -> String {
+    let line = s.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" ");
+    match line.char_indices().nth(400) {
+        Some((cut, _)) => format!("{}...", &line[..cut]),
+        None => line,
+    }
+}
+
+/// llguidance's message as [`Error::Grammar`].
+fn grammar_error(what: &str, e: &impl std::fmt::Display) -> Error {
+    Error::Grammar(format!("{what}: {}", one_line(&e.to_string())))
+}
