@@ -316,3 +316,70 @@ fn one_line(s: &str) -> String {
 fn grammar_error(what: &str, e: &impl std::fmt::Display) -> Error {
     Error::Grammar(format!("{what}: {}", one_line(&e.to_string())))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A SentencePiece vocabulary: control tokens, a user-defined marker and newline, the 256
+    /// byte tokens, a few pieces. `eos` / `<end_of_turn>` as given.
+    fn vocab(with_stops: bool) -> Tokenizer {
+        let mut tokens: Vec<String> =
+            ["<pad>", "<eos>", "<bos>", "<unk>", "<end_of_turn>", "<start_of_image>", "\n"].map(String::from).to_vec();
+        let mut types = vec![3, 3, 3, 2, 3, 4, 4];
+        if !with_stops {
+            tokens[1] = "<pad1>".into();
+            tokens[4] = "<pad2>".into();
+        }
+        tokens.extend((0..=255u8).map(|b| format!("<0x{b:02X}>")));
+        types.extend([6; 256]);
+        for piece in ["a", "b", "ab", "▁a", "1", "12", "{\"", "\":"] {
+            tokens.push(piece.into());
+            types.push(1);
+        }
+        let scores = vec![0.0; tokens.len()];
+        let eos = with_stops.then_some(1);
+        Tokenizer::from_vocab(tokens, scores, types, Some(2), eos, false).unwrap()
+    }
+
+    #[test]
+    fn specials_stops_and_bytes() {
+        let tok = vocab(true);
+        let id = |s: &str| tok.token_id(s).unwrap();
+        for (s, special) in [("<eos>", true), ("<unk>", true), ("<start_of_image>", true)] {
+            if let Some(i) = tok.token_id(s) {
+                assert_eq!(tok.is_special(i), special, "{s}");
+            }
+        }
+        assert!(!tok.is_special(id("\n")) && !tok.is_special(id("<0x41>")));
+        assert_eq!(tok.token_bytes(id("▁a")).unwrap(), b" a");
+        assert_eq!(tok.token_bytes(id("<0xFF>")).unwrap(), [0xFF]);
+        let v = GrammarVocab::of(&tok).unwrap();
+        assert_eq!(v.stop_tokens(), [id("<end_of_turn>"), id("<eos>")]);
+        assert!(Arc::ptr_eq(&v, &GrammarVocab::of(&tok).unwrap()), "built once per tokenizer");
+        assert!(v.is_text(id("ab")) && v.is_text(id("\n")) && !v.is_text(id("<start_of_image>")));
+        assert!(!v.is_text(id("<eos>")) && !v.is_text(tok.vocab_size() as u32));
+
+        // `[ab]+`: pieces of a and b only; the stops once something was written.
+        let mut c = Constraint::regex(&tok, "[ab]+").unwrap();
+        let allowed = |c: &mut Constraint| {
+            let mut logits = vec![0.0; tok.vocab_size() + 40];
+            c.process(&mut logits, &[]).unwrap();
+            let ok: Vec<String> = (0..logits.len())
+                .filter(|&i| logits[i].is_finite())
+                .map(|i| tok.token_str(i as u32).unwrap_or_default())
+                .collect();
+            ok
+        };
+        assert_eq!(allowed(&mut c), ["<0x61>", "<0x62>", "a", "b", "ab"]);
+        c.accept(id("ab")).unwrap();
+        assert_eq!(allowed(&mut c), ["<eos>", "<end_of_turn>", "<0x61>", "<0x62>", "a", "b", "ab"]);
+    }
+
+    #[test]
+    fn a_vocabulary_without_stop_tokens_is_an_error() {
+        let tok = vocab(false);
+        let e = Constraint::regex(&tok, "a").unwrap_err();
+        assert!(matches!(&e, Error::Grammar(m) if m.contains("no end-of-turn")), "{e}");
+    }
+}

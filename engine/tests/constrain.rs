@@ -361,6 +361,19 @@ fn gemma3_answers_in_json() {
         logits = session.step(id).unwrap();
     }
     let reply = tok.decode(&out).unwrap();
+    // The same prompt unconstrained, for contrast.
+    let mut free = engine.session(SessionOptions { context: 512, ..Default::default() }).unwrap();
+    let mut logits = free.prefill(&ids).unwrap();
+    let mut free_ids = Vec::new();
+    while free_ids.len() < 60 {
+        let id = garnet::sampling::argmax(&logits);
+        if c.stop_tokens().contains(&id) {
+            break;
+        }
+        free_ids.push(id);
+        logits = free.step(id).unwrap();
+    }
+    println!("unconstrained: {:?} {:?}", tok.decode(&free_ids).unwrap(), &free_ids[..30.min(free_ids.len())]);
     println!("prompt: {prompt:?}");
     println!("token ids: {out:?}");
     println!("reply: {reply}");
