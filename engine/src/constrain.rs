@@ -109,9 +109,15 @@ impl GrammarVocab {
         }
         let mut info = TokRxInfo::new(vocab as u32, stops[0]);
         info.tok_bos = tok.bos_id();
-        let trie = TokTrie::from(&info, &words).with_eos_tokens(&stops);
-        let env: TokEnv = Arc::new(TrieEnv { trie });
-        let mut factory = ParserFactory::new_simple(&env).map_err(|e| grammar_error("token trie", &e))?;
+        // `TokTrie::from` asserts on its input: caught, since the vocabulary comes from a file.
+        let built = catch_unwind(|| {
+            let trie = TokTrie::from(&info, &words).with_eos_tokens(&stops);
+            let env: TokEnv = Arc::new(TrieEnv { trie });
+            ParserFactory::new_simple(&env)
+        });
+        let mut factory = built
+            .map_err(|_| Error::Grammar("cannot build a token trie from this vocabulary".into()))?
+            .map_err(|e| grammar_error("token trie", &e))?;
         factory.quiet();
         Ok(GrammarVocab { factory, vocab, stops, text })
     }

@@ -186,6 +186,16 @@ fn lark_output_parses() {
         neg: "neg(" NUM ")"
         NUM: /[0-9]{1,3}/
     "#;
+    // Both alternatives are open at the start, nothing else is.
+    let mut c = Constraint::lark(tok, grammar).unwrap();
+    let mut logits = vec![0.0; tok.vocab_size()];
+    c.process(&mut logits, &[]).unwrap();
+    for id in 0..tok.vocab_size() as u32 {
+        let bytes = tok.token_bytes(id).unwrap();
+        let want =
+            !bytes.is_empty() && !tok.is_special(id) && (b"add(".starts_with(&bytes) || b"neg(".starts_with(&bytes));
+        assert_eq!(logits[id as usize].is_finite(), want, "{:?}", tok.token_str(id));
+    }
     let prompt = tok.encode("Call a function:", true).unwrap();
     for seed in [None, Some(11), Some(12), Some(13), Some(14)] {
         let mut c = Constraint::lark(tok, grammar).unwrap();
