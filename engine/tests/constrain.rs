@@ -1,7 +1,8 @@
 //! `garnet::constrain`: JSON-schema, regex and Lark constraints driving generation on the tiny
 //! random-weight Gemma 4 (so only the grammar can make the output well-formed), the mask checked
 //! token by token against a hand-written matcher, bad grammars as errors, and the real Gemma 3
-//! 270M answering in JSON (when `GARNET_GEMMA3_GGUF` names it).
+//! 270M answering in JSON (when `GARNET_GEMMA3_GGUF` names it); special tokens in grammars and a
+//! forced Gemma 4 tool call.
 
 mod common;
 
@@ -281,6 +282,14 @@ fn accept_rejects_tokens_outside_the_grammar() {
     c.process(&mut logits, &[]).unwrap();
     let allowed: Vec<usize> = (0..logits.len()).filter(|&i| logits[i].is_finite()).collect();
     assert_eq!(allowed, [eot as usize]);
+    // With its own stop token, a complete constraint allows that one only, not the vocabulary's.
+    let eos = tok.eos_id().unwrap();
+    let mut c = Constraint::regex(tok, "a[0-9]*").unwrap().with_stop_tokens(&[eos]).unwrap();
+    c.accept(id("a")).unwrap();
+    let mut logits = vec![0.0; tok.vocab_size()];
+    c.process(&mut logits, &[]).unwrap();
+    assert!(logits[eos as usize].is_finite() && !logits[eot as usize].is_finite());
+    one_line_grammar_error(c.accept(eot));
     assert!(Constraint::regex(tok, "a").unwrap().with_stop_tokens(&[]).is_err());
     assert!(Constraint::regex(tok, "a").unwrap().with_stop_tokens(&[1 << 20]).is_err());
 }
@@ -395,4 +404,175 @@ fn gemma3_answers_in_json() {
     let obj = v.as_object().unwrap();
     assert_eq!(obj.len(), 3);
     assert!(obj["name"].is_string() && obj["country"].is_string() && obj["population"].is_i64(), "{v}");
+}
+
+/// The tiny checkpoint's tokenizer with Gemma 4's tool tokens: the tiny vocabulary is Gemma 4's
+/// first 512 ids with the tool markers left as `<unused42..48>`; the real tokenizer has
+/// `<|tool>` .. `<|"|>` at ids 46..52, which the tiny model takes like any id.
+fn tool_tokenizer() -> Tokenizer {
+    const TOOL_TOKENS: [&str; 7] =
+        ["<|tool>", "<tool|>", "<|tool_call>", "<tool_call|>", "<|tool_response>", "<tool_response|>", "<|\"|>"];
+    let path = common::testdata("edge_e2b_like/bf16").join("tokenizer.json");
+    let mut json: Value = serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap();
+    let rename = |id: u64| TOOL_TOKENS.get(id.wrapping_sub(46) as usize).copied();
+    for t in json["added_tokens"].as_array_mut().unwrap() {
+        if let Some(name) = rename(t["id"].as_u64().unwrap()) {
+            assert!(t["content"].as_str().unwrap().starts_with("<unused"));
+            t["content"] = name.into();
+        }
+    }
+    let vocab = json["model"]["vocab"].as_object_mut().unwrap();
+    let renamed: Vec<(String, u64)> =
+        vocab.iter().filter_map(|(k, v)| rename(v.as_u64()?).map(|_| (k.clone(), v.as_u64().unwrap()))).collect();
+    for (old, id) in renamed {
+        vocab.remove(&old);
+        vocab.insert(rename(id).unwrap().into(), id.into());
+    }
+    Tokenizer::from_json(&serde_json::to_vec(&json).unwrap()).unwrap()
+}
+
+fn weather_schema() -> Value {
+    json!({
+        "type": "object",
+        "properties": {
+            "city": {"type": "string", "minLength": 1, "maxLength": 12},
+            "days": {"type": "integer", "minimum": 1, "maximum": 14},
+            "unit": {"type": "string", "enum": ["c", "f"]}
+        },
+        "required": ["city", "days", "unit"]
+    })
+}
+
+/// Parses `<|tool_call>call:get_weather{city:<|"|>C<|"|>,days:N,unit:<|"|>U<|"|>}<tool_call|>`
+/// by hand: the city, days and unit.
+fn parse_weather_call(text: &str) -> Option<(String, u32, String)> {
+    const Q: &str = "<|\"|>";
+    let body = text.strip_prefix("<|tool_call>call:")?.strip_suffix("}<tool_call|>")?;
+    let (name, args) = body.split_once('{')?;
+    if name != "get_weather" {
+        return None;
+    }
+    let rest = args.strip_prefix("city:")?.strip_prefix(Q)?;
+    let (city, rest) = rest.split_once(Q)?;
+    if city.is_empty() || city.chars().count() > 12 || city.contains('<') {
+        return None;
+    }
+    let rest = rest.strip_prefix(",days:")?;
+    let (days, rest) = rest.split_once(',')?;
+    if days.starts_with('0') || !days.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let days: u32 = days.parse().ok().filter(|d| (1..=14).contains(d))?;
+    let unit = rest.strip_prefix("unit:")?.strip_prefix(Q)?.strip_suffix(Q)?;
+    ["c", "f"].contains(&unit).then(|| (city.to_string(), days, unit.to_string()))
+}
+
+#[test]
+fn forced_gemma4_tool_call() {
+    let engine = tiny_engine();
+    let tok = tool_tokenizer();
+    let id = |s: &str| tok.token_id(s).unwrap();
+    let (open, close, quote) = (id("<|tool_call>"), id("<tool_call|>"), id("<|\"|>"));
+    assert_eq!((open, close, quote), (48, 49, 52));
+    println!("grammar:\n{}", garnet::constrain::tool_call_grammar("get_weather", &weather_schema()).unwrap());
+
+    // The template's prompt for one tool and a question, thinking off; the declaration cut to
+    // its name, since the template's full one (about 200 tokens in this 512-token vocabulary)
+    // does not fit the tiny model's 256-token context with the call.
+    let q = "<|\"|>";
+    let prompt = format!(
+        "<|turn>system\n<|tool>declaration:get_weather{{description:{q}Forecast{q}}}<tool|><turn|>\n\
+         <|turn>user\nParis, 3 days?<turn|>\n<|turn>model\n<|channel>thought\n<channel|>"
+    );
+    let prompt = tok.encode(&prompt, true).unwrap();
+    assert!(prompt.contains(&id("<|tool>")) && prompt.contains(&quote));
+
+    for seed in [Some(21), Some(22), Some(23), Some(24), Some(25), None] {
+        let mut c = Constraint::gemma4_tool_call(&tok, "get_weather", &weather_schema()).unwrap();
+        let stops = c.stop_tokens().to_vec();
+        let mut steps = 0;
+        let (ids, _) = generate(&engine, &prompt, &mut c, seed, |logits, out| {
+            steps += 1;
+            let allowed: Vec<u32> = (0..logits.len() as u32).filter(|&i| logits[i as usize].is_finite()).collect();
+            if out.is_empty() {
+                assert_eq!(allowed, [open], "the call opens with <|tool_call>, nothing else");
+            }
+            // The only special tokens ever allowed are the ones the grammar names, and the
+            // stops only after <tool_call|>.
+            for &a in &allowed {
+                if tok.is_special(a) {
+                    let ended = out.last() == Some(&close);
+                    assert!([open, close, quote].contains(&a) || (ended && stops.contains(&a)), "{a} after {out:?}");
+                }
+            }
+        });
+        let text = tok.decode(&ids).unwrap();
+        assert_eq!(ids.first(), Some(&open), "{ids:?}");
+        assert_eq!(ids.last(), Some(&close), "{ids:?}");
+        assert_eq!(ids.iter().filter(|&&i| i == quote).count(), 4, "{ids:?}");
+        let call = parse_weather_call(&text).unwrap_or_else(|| panic!("seed {seed:?}: {text:?}"));
+        println!("seed {seed:?}: {call:?} {text:?}\n  ids {ids:?}");
+        assert_eq!(steps, ids.len(), "the grammar ends the reply after <tool_call|>");
+        if seed == Some(21) {
+            round_trip(&engine, &tok, &[&prompt[..], &ids].concat(), &call);
+        }
+    }
+}
+
+/// The rest of the round trip: the tool's response goes in as the template renders it, right
+/// after the call in the same turn, and the model continues from there (free text; random weights).
+fn round_trip(engine: &Engine, tok: &Tokenizer, history: &[u32], call: &(String, u32, String)) {
+    let q = "<|\"|>";
+    let response =
+        format!("<|tool_response>response:get_weather{{temperature:15,unit:{q}{}{q}}}<tool_response|>", call.2);
+    let ids = [history, &tok.encode(&response, false).unwrap()].concat();
+    let mut session = engine.session(SessionOptions { context: 256, ..Default::default() }).unwrap();
+    let mut logits = session.prefill(&ids).unwrap();
+    let mut reply = Vec::new();
+    for _ in 0..12 {
+        let id = garnet::sampling::argmax(&logits);
+        reply.push(id);
+        logits = session.step(id).unwrap();
+    }
+    assert_eq!(session.tokens().len(), ids.len() + 12);
+    println!("tool response {response:?} -> model continues {:?} {reply:?}", tok.decode(&reply).unwrap());
+}
+
+#[test]
+fn lark_special_tokens_by_name_and_id() {
+    let engine = tiny_engine();
+    let tok = engine.tokenizer().unwrap();
+    let (ch_open, ch_close) = (tok.token_id("<|channel>").unwrap(), tok.token_id("<channel|>").unwrap());
+    // A thought, then an answer; <|channel> by name, <channel|> by id.
+    let grammar = format!("start: <|channel> \"thought\\n\" /[a-z ]{{1,12}}/ <[{ch_close}]> \"ok\"");
+    let prompt = tok.encode("<|turn>user\nThink first.<turn|>\n<|turn>model\n", true).unwrap();
+    for seed in [None, Some(31), Some(32)] {
+        let mut c = Constraint::lark(tok, &grammar).unwrap();
+        let (ids, _) = generate(&engine, &prompt, &mut c, seed, |logits, out| {
+            let allowed: Vec<u32> = (0..logits.len() as u32).filter(|&i| logits[i as usize].is_finite()).collect();
+            if out.is_empty() {
+                assert_eq!(allowed, [ch_open]);
+            }
+            let specials: Vec<u32> = allowed.iter().copied().filter(|&i| tok.is_special(i)).collect();
+            assert!(specials.is_empty() || specials == [ch_open] || specials == [ch_close], "{specials:?}");
+        });
+        let text = tok.decode(&ids).unwrap();
+        let thought = text.strip_prefix("<|channel>thought\n").and_then(|t| t.strip_suffix("<channel|>ok"));
+        assert!(thought.is_some_and(|t| t.bytes().all(|b| b == b' ' || b.is_ascii_lowercase())), "{text:?}");
+        assert_eq!(ids.iter().filter(|&&i| i == ch_close).count(), 1);
+        println!("seed {seed:?}: {text:?}");
+    }
+    // Accepting a special token where the grammar has none is an error, not a panic.
+    let mut c = Constraint::lark(tok, &grammar).unwrap();
+    one_line_grammar_error(c.accept(ch_close));
+    c.accept(ch_open).unwrap();
+    one_line_grammar_error(c.accept(ch_open));
+    // Unknown names and ids past the vocabulary are one-line errors; a tokenizer without the
+    // tool tokens cannot make a tool-call constraint.
+    for g in ["start: <|no_such_token|>", "start: <[100000]>", "TERM: <|channel>\nstart: TERM"] {
+        let msg = one_line_grammar_error(Constraint::lark(tok, g));
+        println!("{g:?}: {msg}");
+    }
+    let msg = one_line_grammar_error(Constraint::gemma4_tool_call(tok, "get_weather", &weather_schema()));
+    println!("{msg}");
 }

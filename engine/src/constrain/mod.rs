@@ -9,9 +9,17 @@
 //! constraint then only compiles its grammar and owns a parser.
 //!
 //! What the mask allows, per step: text tokens whose bytes keep the output a prefix of something
-//! the grammar accepts; the stop tokens (end of turn, `<eos>`) exactly when the output so far is
-//! complete; never a special token (control tokens, `<unusedN>`, image markers) and never a
-//! padding row of the logits beyond the tokenizer's vocabulary.
+//! the grammar accepts; a special token (control tokens such as `<|tool_call>`, `<unusedN>`, image
+//! markers) only where a Lark grammar names it; the stop tokens (end of turn, `<eos>`) exactly
+//! when the output so far is complete; never a padding row of the logits beyond the tokenizer's
+//! vocabulary. JSON-schema and regex constraints, and Lark grammars that name no special token,
+//! never allow one.
+//!
+//! Special tokens in a Lark grammar (llguidance's syntax), in rules only, not in terminals:
+//! `<|tool_call>` by its name as the tokenizer spells it, `<[48]>` by id, `<[46-52,98]>` any of
+//! ids and ranges, `<[^1,106]>` any token but those, `<[*]>` any token. Stop tokens stay the
+//! constraint's own: allowed once the output is complete, never because a grammar names them. [`tool_call_grammar`] builds such a
+//! grammar for a Gemma 4 tool call.
 //!
 //! ```no_run
 //! # fn demo(tok: &garnet::tokenizer::Tokenizer) -> garnet::Result<()> {
@@ -27,116 +35,17 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use llguidance::api::TopLevelGrammar;
-use llguidance::toktrie::{TokEnv, TokRxInfo, TokTrie, TokenId, TokenizerEnv};
-use llguidance::{Matcher, ParserFactory};
+use llguidance::Matcher;
 
 use crate::logits::LogitsProcessor;
 use crate::tokenizer::Tokenizer;
 use crate::{Error, Result};
 
-/// A tokenizer's vocabulary as the grammar engine sees it: the byte trie and the compiled slices
-/// that speed up mask computation. Built once per [`Tokenizer`] ([`GrammarVocab::of`]) and shared
-/// by every [`Constraint`] on it.
-pub struct GrammarVocab {
-    factory: ParserFactory,
-    /// Tokens in the tokenizer (logits rows beyond it are padding).
-    vocab: usize,
-    /// Tokens that end a reply by default: end of turn and `<eos>`.
-    stops: Vec<u32>,
-    /// Bit `id` set: token `id` is text a grammar may produce (not special, not a stop token).
-    text: Vec<u32>,
-}
+mod toolcall;
+mod vocab;
 
-impl std::fmt::Debug for GrammarVocab {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GrammarVocab").field("vocab", &self.vocab).field("stops", &self.stops).finish_non_exhaustive()
-    }
-}
-
-/// The token environment llguidance asks for: our trie, tokenizing greedily. Declared
-/// non-canonical, so llguidance never forces a tokenization of its own on the model.
-struct TrieEnv {
-    trie: TokTrie,
-}
-
-impl TokenizerEnv for TrieEnv {
-    fn tok_trie(&self) -> &TokTrie {
-        &self.trie
-    }
-
-    fn tokenize_bytes(&self, s: &[u8]) -> Vec<TokenId> {
-        self.trie.greedy_tokenize(s)
-    }
-
-    fn tokenize_is_canonical(&self) -> bool {
-        false
-    }
-}
-
-impl GrammarVocab {
-    /// The grammar vocabulary of `tok`, built on the first call (about a second for a 262k
-    /// vocabulary) and cached in the tokenizer. Fails if the vocabulary has no stop token.
-    pub fn of(tok: &Tokenizer) -> Result<Arc<GrammarVocab>> {
-        if let Some(v) = tok.grammar_vocab.get() {
-            return Ok(v.clone());
-        }
-        let v = Arc::new(Self::build(tok)?);
-        // Two threads may race to build; both results are equal, the first one stays.
-        Ok(tok.grammar_vocab.get_or_init(|| v).clone())
-    }
-
-    fn build(tok: &Tokenizer) -> Result<GrammarVocab> {
-        let vocab = tok.vocab_size();
-        let mut stops: Vec<u32> = ["<turn|>", "<end_of_turn>"].iter().filter_map(|s| tok.token_id(s)).collect();
-        stops.extend(tok.eos_id());
-        stops.retain(|&id| (id as usize) < vocab);
-        stops.dedup();
-        if stops.is_empty() {
-            return Err(Error::Grammar("the vocabulary has no end-of-turn or <eos> token to stop on".into()));
-        }
-        let mut text = vec![0u32; vocab.div_ceil(32)];
-        let mut words = Vec::with_capacity(vocab);
-        for id in 0..vocab as u32 {
-            let bytes = tok.token_bytes(id).unwrap_or_default();
-            if tok.is_special(id) || stops.contains(&id) {
-                // llguidance's convention: 0xFF (never in UTF-8) then the name, so no grammar
-                // over text can match a special token.
-                words.push([&[TokTrie::SPECIAL_TOKEN_MARKER][..], &bytes].concat());
-            } else {
-                text[id as usize / 32] |= 1 << (id % 32);
-                words.push(bytes);
-            }
-        }
-        let mut info = TokRxInfo::new(vocab as u32, stops[0]);
-        info.tok_bos = tok.bos_id();
-        // `TokTrie::from` asserts on its input: caught, since the vocabulary comes from a file.
-        let built = catch_unwind(|| {
-            let trie = TokTrie::from(&info, &words).with_eos_tokens(&stops);
-            let env: TokEnv = Arc::new(TrieEnv { trie });
-            ParserFactory::new_simple(&env)
-        });
-        let mut factory = built
-            .map_err(|_| Error::Grammar("cannot build a token trie from this vocabulary".into()))?
-            .map_err(|e| grammar_error("token trie", &e))?;
-        factory.quiet();
-        Ok(GrammarVocab { factory, vocab, stops, text })
-    }
-
-    /// Tokens in the tokenizer's vocabulary.
-    pub fn vocab_size(&self) -> usize {
-        self.vocab
-    }
-
-    /// The tokens a [`Constraint`] lets end the reply unless told others
-    /// ([`Constraint::with_stop_tokens`]): end of turn (`<turn|>` / `<end_of_turn>`) and `<eos>`.
-    pub fn stop_tokens(&self) -> &[u32] {
-        &self.stops
-    }
-
-    fn is_text(&self, id: u32) -> bool {
-        self.text.get(id as usize / 32).is_some_and(|w| w >> (id % 32) & 1 == 1)
-    }
-}
+pub use toolcall::tool_call_grammar;
+pub use vocab::GrammarVocab;
 
 /// A grammar the generated reply must follow: a [`LogitsProcessor`] that sets every token the
 /// grammar does not allow next to `-inf`, and advances its parser with each sampled token.
@@ -184,8 +93,10 @@ impl Constraint {
     }
 
     /// Replies in the language of a Lark-style grammar (llguidance's syntax: rules in lower
-    /// case, terminals in upper case or `/regex/` or `"literal"`, the start rule `start`, and
-    /// `%json { ... }` for an embedded JSON schema). An invalid grammar is [`Error::Grammar`].
+    /// case, terminals in upper case or `/regex/` or `"literal"`, the start rule `start`,
+    /// `%json { ... }` for an embedded JSON schema, and special tokens such as `<|tool_call>` or
+    /// `<[48]>` in rules, see the [module docs](crate::constrain)). An invalid grammar, or one naming a
+    /// special token the vocabulary lacks, is [`Error::Grammar`].
     pub fn lark(tok: &Tokenizer, grammar: &str) -> Result<Self> {
         Self::new(tok, TopLevelGrammar::from_lark(grammar.to_owned()))
     }
@@ -245,9 +156,22 @@ impl Constraint {
             self.allowed.resize(words, 0);
         } else {
             let mask = self.matcher.compute_mask().map_err(|e| grammar_error("parser", &e))?;
-            // Special tokens and stop tokens are the constraint's business, not llguidance's.
-            self.allowed.extend(mask.as_slice().iter().zip(&self.vocab.text).map(|(m, t)| m & t));
+            // llguidance allows a special token only where the grammar names it (text lexemes
+            // never take the 0xFF marker); the stop tokens are overridden below.
+            self.allowed.extend(mask.as_slice().iter().take(words));
             self.allowed.resize(words, 0);
+            if let Some(last) = self.allowed.last_mut() {
+                // Bits past the vocabulary in the last word: padding rows.
+                let tail = self.vocab.vocab % 32;
+                if tail != 0 {
+                    *last &= (1u32 << tail) - 1;
+                }
+            }
+        }
+        // llguidance treats the vocabulary's stops as end of text: they are only the
+        // constraint's to allow, and only its own (see `with_stop_tokens`).
+        for &s in &self.vocab.stops {
+            self.allowed[s as usize / 32] &= !(1u32 << (s % 32));
         }
         for &s in &self.stops {
             let (w, bit) = (s as usize / 32, 1u32 << (s % 32));
@@ -293,12 +217,16 @@ impl LogitsProcessor for Constraint {
         if self.ended || self.matcher.is_stopped() {
             return Err(Error::Grammar(format!("token {token} after the output is complete")));
         }
-        if !self.vocab.is_text(token) {
-            return Err(Error::Grammar(format!("token {token} is not text the grammar can take")));
+        if token as usize >= self.vocab.vocab {
+            return Err(Error::Grammar(format!("token {token} is not in the vocabulary")));
+        }
+        if self.vocab.stops.contains(&token) {
+            return Err(Error::Grammar(format!("stop token {token} is not one this constraint ends on")));
         }
         let ok = self.matcher.validate_tokens(&[token]).map_err(|e| grammar_error("parser", &e))?;
         if ok != 1 {
-            return Err(Error::Grammar(format!("token {token} does not fit the grammar here")));
+            let what = if self.vocab.is_text(token) { "token" } else { "special token" };
+            return Err(Error::Grammar(format!("{what} {token} does not fit the grammar here")));
         }
         self.matcher.consume_token(token).map_err(|e| grammar_error("parser", &e))
     }
@@ -380,6 +308,41 @@ mod tests {
         assert_eq!(allowed(&mut c), ["<0x61>", "<0x62>", "a", "b", "ab"]);
         c.accept(id("ab")).unwrap();
         assert_eq!(allowed(&mut c), ["<eos>", "<end_of_turn>", "<0x61>", "<0x62>", "a", "b", "ab"]);
+    }
+
+    /// The allowed tokens of `c`'s next step, by name.
+    fn allowed(tok: &Tokenizer, c: &mut Constraint) -> Vec<String> {
+        let mut logits = vec![0.0; tok.vocab_size() + 40];
+        c.process(&mut logits, &[]).unwrap();
+        (0..logits.len())
+            .filter(|&i| logits[i].is_finite())
+            .map(|i| tok.token_str(i as u32).unwrap_or_default())
+            .collect()
+    }
+
+    #[test]
+    fn special_tokens_named_in_a_grammar() {
+        let tok = vocab(true);
+        let img = tok.token_id("<start_of_image>").unwrap();
+        // By name and by id: allowed exactly where the grammar has it.
+        for g in ["start: \"b\" <start_of_image> \"a\"", &format!("start: \"b\" <[{img}]> \"a\"")] {
+            let mut c = Constraint::lark(&tok, g).unwrap();
+            assert_eq!(allowed(&tok, &mut c), ["<0x62>", "b"]);
+            c.accept(tok.token_id("b").unwrap()).unwrap();
+            assert_eq!(allowed(&tok, &mut c), ["<start_of_image>"]);
+            c.accept(img).unwrap();
+            assert_eq!(allowed(&tok, &mut c), ["<0x61>", "a"]);
+            assert!(c.accept(img).is_err());
+        }
+        // Any token but the stops: every special but the stops, which wait for the end.
+        let mut c = Constraint::lark(&tok, "start: <[*]> \"a\"").unwrap();
+        let all = allowed(&tok, &mut c);
+        assert!(all.contains(&"<pad>".to_string()) && all.contains(&"<start_of_image>".to_string()));
+        assert!(!all.contains(&"<eos>".to_string()) && !all.contains(&"<end_of_turn>".to_string()));
+        // A grammar over text never allows one.
+        let mut c = Constraint::regex(&tok, "[^a]").unwrap();
+        assert!(allowed(&tok, &mut c).iter().all(|t| !t.starts_with('<') || t.starts_with("<0x")));
+        assert!(Constraint::lark(&tok, "start: <nope>").is_err());
     }
 
     #[test]
