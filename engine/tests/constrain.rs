@@ -422,11 +422,9 @@ fn tool_tokenizer() -> Tokenizer {
         }
     }
     let vocab = json["model"]["vocab"].as_object_mut().unwrap();
-    let renamed: Vec<(String, u64)> =
-        vocab.iter().filter_map(|(k, v)| rename(v.as_u64()?).map(|_| (k.clone(), v.as_u64().unwrap()))).collect();
-    for (old, id) in renamed {
-        vocab.remove(&old);
-        vocab.insert(rename(id).unwrap().into(), id.into());
+    vocab.retain(|_, id| rename(id.as_u64().unwrap()).is_none());
+    for (i, name) in TOOL_TOKENS.iter().enumerate() {
+        vocab.insert(name.to_string(), (46 + i).into());
     }
     Tokenizer::from_json(&serde_json::to_vec(&json).unwrap()).unwrap()
 }
@@ -536,6 +534,59 @@ fn round_trip(engine: &Engine, tok: &Tokenizer, history: &[u32], call: &(String,
     }
     assert_eq!(session.tokens().len(), ids.len() + 12);
     println!("tool response {response:?} -> model continues {:?} {reply:?}", tok.decode(&reply).unwrap());
+}
+
+/// Whether the tool-call constraint takes all of `text` (tokenized as the model would see it)
+/// and is then complete.
+fn tool_call_accepts(tok: &Tokenizer, name: &str, schema: &Value, text: &str) -> bool {
+    let mut c = Constraint::gemma4_tool_call(tok, name, schema).unwrap();
+    tok.encode(text, false).unwrap().into_iter().all(|id| c.accept(id).is_ok()) && c.is_finished()
+}
+
+#[test]
+fn tool_call_grammar_takes_what_the_template_renders() {
+    let tok = tool_tokenizer();
+    let schema = json!({
+        "type": "object",
+        "properties": {
+            "place": {"type": "object", "properties": {"lon": {"type": "number"}, "lat": {"type": "number"}},
+                      "required": ["lat", "lon"]},
+            "Flags": {"type": "array", "items": {"type": "string"}, "maxItems": 2},
+            "days": {"type": "integer"},
+            "urgent": {"type": "boolean"},
+            "note": {"type": "string"}
+        },
+        "required": ["place", "days", "urgent"]
+    });
+    // Arguments with ' for the <|"|> token. Keys sorted ignoring case, as the template's
+    // `dictsort`; optional ones may be left out.
+    let call = |args: &str| format!("<|tool_call>call:plan{{{}}}<tool_call|>", args.replace('\'', "<|\"|>"));
+    for args in [
+        "days:2,Flags:['a b','c'],note:'x\ny',place:{lat:48.85,lon:-2},urgent:true",
+        "days:2,place:{lat:0,lon:1e3},urgent:false",
+        "days:10,Flags:[],place:{lat:1,lon:2},urgent:true",
+    ] {
+        assert!(tool_call_accepts(&tok, "plan", &schema, &call(args)), "{args}");
+    }
+    // Out of order, a key quoted, a JSON string, a required key missing, a trailing comma, three
+    // flags, `<` in a string.
+    for args in [
+        "place:{lat:1,lon:2},days:2,urgent:true",
+        "'days':2,place:{lat:1,lon:2},urgent:true",
+        "days:2,note:\"x\",place:{lat:1,lon:2},urgent:true",
+        "days:2,place:{lat:1},urgent:true",
+        "days:2,place:{lat:1,lon:2},urgent:true,",
+        "days:2,Flags:['a','b','c'],place:{lat:1,lon:2},urgent:true",
+        "days:2,note:'a<b',place:{lat:1,lon:2},urgent:true",
+    ] {
+        assert!(!tool_call_accepts(&tok, "plan", &schema, &call(args)), "{args}");
+    }
+    // No call tokens, another name.
+    let plain = "call:plan{days:2,place:{lat:1,lon:2},urgent:true}";
+    assert!(!tool_call_accepts(&tok, "plan", &schema, plain));
+    assert!(!tool_call_accepts(&tok, "plans", &schema, &call("days:2,place:{lat:1,lon:2},urgent:true")));
+    let spelled = tok.encode("<|tool_call>", false).unwrap();
+    assert_eq!(spelled, [48], "the tokenizer maps the marker text to the special token");
 }
 
 #[test]
