@@ -92,6 +92,9 @@ pub enum Error {
     /// A backend failed or was asked something it cannot do.
     #[error("backend: {}", escape(&.0.to_string()))]
     Kernel(garnet_kernels::KernelError),
+    /// A JSON schema, regex or grammar is invalid, or generation left what it allows.
+    #[error("grammar: {}", escape(.0))]
+    Grammar(String),
 }
 
 impl From<garnet_kernels::KernelError> for Error {

@@ -22,6 +22,7 @@
 pub mod api;
 pub mod chat;
 pub mod config;
+pub mod constrain;
 pub mod error;
 pub mod files;
 pub mod footprint;
@@ -42,6 +43,7 @@ pub use api::{
     LoadOptions, ModelInfo, Op, OpSet, OpTimes, Precision, Progress, Session, SessionOptions, Token, Usage,
 };
 pub use chat::{Message, Part, Role, ToolCall, ToolResponse};
+pub use constrain::Constraint;
 pub use error::{Error, Result};
 pub use logits::LogitsProcessor;
 pub use sampling::Sampling;

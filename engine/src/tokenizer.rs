@@ -10,9 +10,9 @@
 
 use std::borrow::Borrow;
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use crate::spm::SpmVocab;
+use crate::spm::{SpmVocab, TokenType};
 use crate::{Error, Result};
 
 /// The tokenizer implementation behind a [`Tokenizer`].
@@ -30,6 +30,10 @@ pub struct Tokenizer {
     vocab_size: usize,
     /// `is_byte[id]`: the token is a byte-fallback token `<0xHH>`.
     is_byte: Vec<bool>,
+    /// `special[id]`: a control token, never text ([`Tokenizer::is_special`]).
+    special: Vec<bool>,
+    /// The token trie grammar constraints mask with, built on first use ([`crate::constrain`]).
+    pub(crate) grammar_vocab: OnceLock<Arc<crate::constrain::GrammarVocab>>,
     bos: Option<u32>,
     eos: Option<u32>,
 }
@@ -79,9 +83,23 @@ impl Tokenizer {
         for (token, &id) in &vocab {
             is_byte[id as usize] = crate::spm::byte_token_value(token).is_some();
         }
+        let mut special = vec![false; vocab_size];
+        for (id, added) in inner.get_added_tokens_decoder() {
+            if let Some(s) = special.get_mut(id as usize) {
+                *s = added.special || tag_shaped(&added.content);
+            }
+        }
         let bos = inner.token_to_id("<bos>");
         let eos = inner.token_to_id("<eos>");
-        Ok(Self { inner: Backend::Hf(Box::new(inner)), vocab_size, is_byte, bos, eos })
+        Ok(Self {
+            inner: Backend::Hf(Box::new(inner)),
+            vocab_size,
+            is_byte,
+            special,
+            grammar_vocab: OnceLock::new(),
+            bos,
+            eos,
+        })
     }
 
     /// Builds a SentencePiece tokenizer from a bare vocabulary, as GGUF files carry it
@@ -110,7 +128,22 @@ impl Tokenizer {
             }
         }
         let is_byte = (0..vocab_size as u32).map(|id| vocab.is_byte(id)).collect();
-        Ok(Self { inner: Backend::Spm(Box::new(vocab)), vocab_size, is_byte, bos, eos })
+        let special = (0..vocab_size as u32)
+            .map(|id| match vocab.token_type(id) {
+                Some(TokenType::Control | TokenType::Unknown | TokenType::Unused) => true,
+                Some(TokenType::UserDefined) => vocab.token_str(id).is_some_and(tag_shaped),
+                _ => false,
+            })
+            .collect();
+        Ok(Self {
+            inner: Backend::Spm(Box::new(vocab)),
+            vocab_size,
+            is_byte,
+            special,
+            grammar_vocab: OnceLock::new(),
+            bos,
+            eos,
+        })
     }
 
     /// Encodes `text` into ids. Special-token strings inside `text` (e.g. `"<|turn>"`) become their
@@ -161,6 +194,25 @@ impl Tokenizer {
         }
     }
 
+    /// The bytes token `id` contributes to decoded text: a byte-fallback token `<0xNN>` its byte,
+    /// "▁" a space, a special token its name. `None` for an id outside the vocabulary.
+    pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        let s = self.token_str(id)?;
+        if self.is_byte.get(id as usize).copied().unwrap_or(false) {
+            if let Some(b) = crate::spm::byte_token_value(&s) {
+                return Some(vec![b]);
+            }
+        }
+        Some(s.replace('\u{2581}', " ").into_bytes())
+    }
+
+    /// Whether token `id` is a control token rather than text: `<bos>`, `<eos>`, turn markers,
+    /// `<unusedN>`, image markers. SentencePiece control / unknown / unused pieces, added tokens
+    /// marked special, and added or user-defined tokens spelled like a tag (`<...>`, `[...]`).
+    pub fn is_special(&self, id: u32) -> bool {
+        self.special.get(id as usize).copied().unwrap_or(false)
+    }
+
     /// Number of ids (one past the largest id), added tokens included.
     pub fn vocab_size(&self) -> usize {
         self.vocab_size
@@ -189,6 +241,12 @@ impl Tokenizer {
             None => Ok(()),
         }
     }
+}
+
+/// Whether an added / user-defined token is spelled like a control tag (`<start_of_image>`,
+/// `[multimodal]`): such tokens are markers in Gemma vocabularies even when not flagged special.
+fn tag_shaped(s: &str) -> bool {
+    s.len() > 2 && ((s.starts_with('<') && s.ends_with('>')) || (s.starts_with('[') && s.ends_with(']')))
 }
 
 /// Incremental decoder: feed ids one at a time, get back the text they complete.
