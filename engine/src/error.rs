@@ -87,6 +87,9 @@ pub enum Error {
     /// A backend failed or was asked something it cannot do.
     #[error("backend: {}", escape(&.0.to_string()))]
     Kernel(#[from] garnet_kernels::KernelError),
+    /// A chat template failed to load or render, or a chat request or model reply is malformed.
+    #[error("chat template: {}", escape(.0))]
+    Template(String),
 }
 
 /// Result with [`Error`].

@@ -27,13 +27,17 @@ pub mod gguf;
 pub mod kv;
 pub mod logits;
 pub mod model;
+pub mod reply;
 pub mod sampling;
 pub mod spm;
 pub mod store;
+pub mod template;
 pub mod tokenizer;
 pub mod weights;
 
 pub use api::{BackendKind, Engine, Generation, LoadOptions, ModelInfo, Precision, Session, SessionOptions, Token};
 pub use chat::{Message, Role};
 pub use error::{Error, Result};
+pub use reply::{ReplyParser, ToolCall};
 pub use sampling::Sampling;
+pub use template::ChatTemplate;
