@@ -374,7 +374,10 @@ fn write_value(v: &Value, out: &mut String) {
             }
             out.push('}');
         }
-        Value::Null => out.push_str("null"),
+        // As the template prints it (Python's `str(None)`); the parser reads `null` too.
+        Value::Null => out.push_str("None"),
+        // Floats as Python prints them (`1e-07`, `1e+20`), which is what the template writes.
+        Value::Number(n) if n.is_f64() => out.push_str(&crate::template::python::float_repr(n.as_f64().unwrap_or(0.0))),
         other => out.push_str(&other.to_string()),
     }
 }
