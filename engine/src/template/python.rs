@@ -33,11 +33,11 @@ pub fn float_repr(f: f64) -> String {
     let mut out = sign.to_string();
     if point <= 0 {
         out.push_str("0.");
-        out.extend(std::iter::repeat_n('0', (-point) as usize));
+        out.push_str(&"0".repeat((-point) as usize));
         out.push_str(&digits);
     } else if point as usize >= digits.len() {
         out.push_str(&digits);
-        out.extend(std::iter::repeat_n('0', point as usize - digits.len()));
+        out.push_str(&"0".repeat(point as usize - digits.len()));
         out.push_str(".0");
     } else {
         out.push_str(&digits[..point as usize]);
