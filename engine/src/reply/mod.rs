@@ -78,7 +78,9 @@ enum State {
     /// After `<|channel>`, reading the channel's name up to its newline.
     ChannelName,
     Thought,
-    ToolCall { in_string: bool },
+    ToolCall {
+        in_string: bool,
+    },
 }
 
 /// Classifies a streamed reply: [`ReplyParser::push`] each decoded piece, then
@@ -414,7 +416,12 @@ impl Parser<'_> {
             if self.depth > MAX_DEPTH {
                 return Err("arguments nested too deep".into());
             }
-            let v = if self.eat("{") { self.object() } else { self.eat("["); self.array() };
+            let v = if self.eat("{") {
+                self.object()
+            } else {
+                self.eat("[");
+                self.array()
+            };
             self.depth -= 1;
             return v;
         }

@@ -90,7 +90,8 @@ fn channel_reports_the_state() {
 fn tool_call_streams_and_parses_however_split() {
     let reply = "Sure.<|tool_call>call:get_weather{city:<|\"|>Paris, \"FR\"<tool_call|>}<|\"|>,days:3}<tool_call|><|tool_response>";
     let body = "call:get_weather{city:<|\"|>Paris, \"FR\"<tool_call|>}<|\"|>,days:3}";
-    let call = ToolCall { name: "get_weather".into(), arguments: json!({"city": "Paris, \"FR\"<tool_call|>}", "days": 3}) };
+    let call =
+        ToolCall { name: "get_weather".into(), arguments: json!({"city": "Paris, \"FR\"<tool_call|>}", "days": 3}) };
     let want = vec![text(Channel::Answer, "Sure."), text(Channel::ToolCall, body), ReplyEvent::ToolCall(call)];
     for pieces in splits(reply) {
         let pieces: Vec<&str> = pieces.iter().map(String::as_str).collect();

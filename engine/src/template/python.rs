@@ -143,7 +143,9 @@ pub fn tojson(value: &Value, kwargs: Kwargs) -> Result<String, JinjaError> {
         None => None,
         Some(v) if v.is_none() => None,
         Some(v) if v.is_integer() => Some(" ".repeat(i64::try_from(v).unwrap_or(0).clamp(0, 64) as usize)),
-        Some(v) => Some(v.as_str().map(str::to_string).ok_or_else(|| bad("tojson: indent must be an int or a string"))?),
+        Some(v) => {
+            Some(v.as_str().map(str::to_string).ok_or_else(|| bad("tojson: indent must be an int or a string"))?)
+        }
     };
     let separators: Option<Value> = kwargs.get("separators")?;
     let (item_sep, key_sep) = match separators.filter(|v| !v.is_none()) {

@@ -68,7 +68,8 @@ fn tojson_is_json_dumps() {
 
 #[test]
 fn context_variables() {
-    let t = "{{ bos_token }}{{ eos_token }}|{{ add_generation_prompt }}|{{ tools }}|{{ enable_thinking }}|{{ extra.k }}";
+    let t =
+        "{{ bos_token }}{{ eos_token }}|{{ add_generation_prompt }}|{{ tools }}|{{ enable_thinking }}|{{ extra.k }}";
     let got = render(t, r#"{"messages": [], "enable_thinking": false, "extra": {"k": "v"}}"#).unwrap();
     assert_eq!(got, "<bos><eos>|False|None|False|v");
     let got = render("{{ bos_token }}", r#"{"messages": [], "bos_token": "B"}"#).unwrap();
