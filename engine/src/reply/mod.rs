@@ -7,6 +7,10 @@
 //! writes arguments. After its calls it writes `<|tool_response>` and waits for the results: treat
 //! that token (id 50 in Gemma 4's vocabulary) as a stop token, as `<turn|>`.
 //!
+//! In Gemma 4's vocabulary every marker is one special token, which
+//! [`crate::tokenizer::StreamDecoder`] decodes to its text: `<|channel>` 100, `<channel|>` 101,
+//! `<|tool_call>` 48, `<tool_call|>` 49, `<|"|>` 52, `<|tool_response>` 50.
+//!
 //! [`ReplyParser`] classifies text as it streams, piece by piece (markers may arrive whole, as
 //! their special tokens, or split across pieces); [`parse_reply`] reads a whole reply.
 

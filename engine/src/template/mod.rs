@@ -184,7 +184,8 @@ fn template_error(e: minijinja::Error) -> Error {
 }
 
 /// An environment with HF's settings: `trim_blocks`, `lstrip_blocks`, no trailing newline kept,
-/// loop controls, Python's string and dict methods, Python's printing of values, HF's `tojson`,
+/// loop controls, Python's string and dict methods, Python's printing of values (also by `trim`
+/// and `string`), HF's `tojson`,
 /// `raise_exception` and `strftime_now`.
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -203,6 +204,8 @@ fn environment() -> Environment<'static> {
         out.write_str(&s).map_err(|_| minijinja::Error::from(ErrorKind::WriteFailure))
     });
     env.add_filter("tojson", |v: &Value, kwargs: Kwargs| python::tojson(v, kwargs));
+    env.add_filter("trim", |v: &Value, chars: Option<String>| python::trim(v, chars));
+    env.add_filter("string", |v: &Value| python::string(v));
     env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
         Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
     });

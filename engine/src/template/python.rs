@@ -133,6 +133,28 @@ fn pairs(value: &Value) -> Vec<(Value, Value)> {
     .collect()
 }
 
+/// Python's `str.isspace`: Rust's whitespace plus the separators U+001C..U+001F.
+fn py_space(c: char) -> bool {
+    c.is_whitespace() || ('\u{1c}'..='\u{1f}').contains(&c)
+}
+
+/// Jinja's `trim` filter: `str(value).strip(chars)`.
+pub fn trim(value: &Value, chars: Option<String>) -> String {
+    let mut s = String::new();
+    py_str(value, &mut s);
+    match chars {
+        Some(chars) => s.trim_matches(|c| chars.contains(c)).to_string(),
+        None => s.trim_matches(py_space).to_string(),
+    }
+}
+
+/// Jinja's `string` filter: `str(value)`.
+pub fn string(value: &Value) -> String {
+    let mut s = String::new();
+    py_str(value, &mut s);
+    s
+}
+
 /// The `tojson` filter HF installs: `json.dumps(x, ensure_ascii=False, indent=None,
 /// separators=None, sort_keys=False)`.
 pub fn tojson(value: &Value, kwargs: Kwargs) -> Result<String, JinjaError> {
@@ -434,6 +456,14 @@ mod tests {
         let mut s = String::new();
         py_str(&v, &mut s);
         assert_eq!(s, "[None, True, \"it's\", 2, 2.0, {'a': 'b'}]");
+    }
+
+    #[test]
+    fn trim_and_string() {
+        assert_eq!(trim(&Value::from("\u{1c} a \n\u{3000}"), None), "a");
+        assert_eq!(trim(&Value::from("xxaxx"), Some("x".into())), "a");
+        assert_eq!(trim(&Value::from(()), None), "None");
+        assert_eq!(string(&Value::from(true)), "True");
     }
 
     #[test]
