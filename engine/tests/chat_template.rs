@@ -163,3 +163,26 @@ fn tool_calls_round_trip_through_the_gemma4_template() {
         assert_eq!(last_call(&again), written);
     }
 }
+
+#[test]
+fn jinja_semantics_match_hf() {
+    let read = |name: &str| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(chat_dir().join(name)).unwrap()).unwrap()
+    };
+    let (snippets, expected) = (read("snippets.json"), read("snippets.expected.json"));
+    // As text: its key order is what `tojson`, `.items()` and printing show.
+    let request = std::fs::read_to_string(chat_dir().join("snippets.request.json")).unwrap();
+    let mut wrong = Vec::new();
+    for s in snippets.as_array().unwrap() {
+        let name = s["name"].as_str().unwrap();
+        let template = ChatTemplate::from_source(TemplateSource::Gguf, s["template"].as_str().unwrap());
+        let got = template.render_json(&request, "<bos>", "<eos>");
+        let want = &expected[name];
+        match (got, want["text"].as_str()) {
+            (Ok(got), Some(want)) if got == want => {}
+            (Err(_), None) => {}
+            (got, want) => wrong.push(format!("{name}:\n  got  {got:?}\n  want {want:?}")),
+        }
+    }
+    assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+}

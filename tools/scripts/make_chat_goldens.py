@@ -15,7 +15,9 @@ dropped), special tokens then the request's other keys as template variables, th
 testdata/chat/T/NAME.txt (the prompt, byte for byte) or NAME.error (the template raised: its
 message). Templates: gemma4 (Google's Gemma 4 template), gemma3 (Gemma 3's tokenizer_config.json
 chat_template), builtin-gemma4 and builtin-gemma3 (garnet's fallbacks, engine/src/template/*.jinja).
-Records the versions and template hashes in testdata/chat/goldens.json.
+Also renders testdata/chat/snippets.json (small templates probing Jinja's semantics, all on the
+request snippets.request.json) into
+snippets.expected.json. Records the versions and template hashes in testdata/chat/goldens.json.
 """
 
 import hashlib
@@ -71,6 +73,17 @@ def main():
                 (out / f"{path.stem}.txt").write_bytes(text.encode("utf-8"))
             except jinja2.exceptions.TemplateError as e:
                 (out / f"{path.stem}.error").write_text(str(e), encoding="utf-8")
+    # Small templates, each exercising one part of Jinja as HF runs it (printing, tests, filters,
+    # loops, whitespace control): their renders, or the error type when HF raises.
+    snippets = json.loads((chat / "snippets.json").read_text(encoding="utf-8"))
+    request = json.loads((chat / "snippets.request.json").read_text(encoding="utf-8"))
+    expected = {}
+    for s in snippets:
+        try:
+            expected[s["name"]] = {"text": render(s["template"], request, BOS, EOS)}
+        except Exception as e:  # noqa: BLE001 - any failure is the expected outcome
+            expected[s["name"]] = {"error": type(e).__name__}
+    (chat / "snippets.expected.json").write_text(json.dumps(expected, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
     meta = {
         "renderer": "transformers.utils.chat_template_utils.render_jinja_template",
         "transformers": transformers.__version__,

@@ -197,7 +197,12 @@ fn environment() -> Environment<'static> {
         .expect("the default delimiters are valid");
     env.set_syntax(syntax);
     env.set_fuel(Some(FUEL));
-    env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
+    env.set_unknown_method_callback(|state, value, method, args| {
+        if let Some(v) = value.as_str().and_then(|s| python::string_method(s, method, args)) {
+            return Ok(v);
+        }
+        minijinja_contrib::pycompat::unknown_method_callback(state, value, method, args)
+    });
     env.set_formatter(|out, _state, value| {
         let mut s = String::new();
         python::py_str(value, &mut s);
@@ -206,6 +211,8 @@ fn environment() -> Environment<'static> {
     env.add_filter("tojson", |v: &Value, kwargs: Kwargs| python::tojson(v, kwargs));
     env.add_filter("trim", |v: &Value, chars: Option<String>| python::trim(v, chars));
     env.add_filter("string", |v: &Value| python::string(v));
+    env.add_filter("dictsort", python::dictsort);
+    env.add_test("sequence", |v: &Value| python::is_sequence(v));
     env.add_function("raise_exception", |msg: String| -> std::result::Result<Value, minijinja::Error> {
         Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
     });

@@ -47,6 +47,14 @@ pub fn float_repr(f: f64) -> String {
     out
 }
 
+/// Characters Python's `str.isprintable` rejects (the common ones: controls, line and paragraph
+/// separators, spaces other than ' ', format characters), which `repr` escapes.
+fn py_unprintable(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{a0}' | '\u{ad}' | '\u{1680}' | '\u{2000}'..='\u{200f}' | '\u{2028}'..='\u{202f}')
+        || matches!(c, '\u{205f}'..='\u{2064}' | '\u{3000}' | '\u{feff}')
+}
+
 /// Python's `repr(str)`: single quotes unless the text holds `'` and no `"`.
 fn str_repr(s: &str, out: &mut String) {
     let quote = if s.contains('\'') && !s.contains('"') { '"' } else { '\'' };
@@ -61,8 +69,12 @@ fn str_repr(s: &str, out: &mut String) {
                 out.push('\\');
                 out.push(c);
             }
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
+            c if py_unprintable(c) => {
+                let _ = match c as u32 {
+                    n @ 0..=0xff => write!(out, "\\x{n:02x}"),
+                    n @ 0x100..=0xffff => write!(out, "\\u{n:04x}"),
+                    n => write!(out, "\\U{n:08x}"),
+                };
             }
             c => out.push(c),
         }
@@ -146,6 +158,57 @@ pub fn trim(value: &Value, chars: Option<String>) -> String {
         Some(chars) => s.trim_matches(|c| chars.contains(c)).to_string(),
         None => s.trim_matches(py_space).to_string(),
     }
+}
+
+/// Jinja's `dictsort(value, case_sensitive=False, by='key', reverse=False)`: a map's `(key,
+/// value)` pairs sorted, strings compared lower-cased unless `case_sensitive`; stable.
+pub fn dictsort(value: &Value, case_sensitive: Option<bool>, kwargs: Kwargs) -> Result<Value, JinjaError> {
+    if value.kind() != ValueKind::Map {
+        return Err(bad("dictsort: not a mapping"));
+    }
+    let case_sensitive = match case_sensitive {
+        Some(c) => c,
+        None => kwargs.get::<Option<bool>>("case_sensitive")?.unwrap_or(false),
+    };
+    let by_value = match kwargs.get::<Option<String>>("by")?.as_deref() {
+        None | Some("key") => false,
+        Some("value") => true,
+        Some(_) => return Err(bad("dictsort: by must be 'key' or 'value'")),
+    };
+    let reverse = kwargs.get::<Option<bool>>("reverse")?.unwrap_or(false);
+    kwargs.assert_all_used()?;
+    let sort_key = |v: &Value| match (v.as_str(), case_sensitive) {
+        (Some(s), false) => Value::from(s.to_lowercase()),
+        _ => v.clone(),
+    };
+    let mut items: Vec<(Value, Value, Value)> =
+        pairs(value).into_iter().map(|(k, v)| (sort_key(if by_value { &v } else { &k }), k, v)).collect();
+    if reverse {
+        items.sort_by(|a, b| b.0.cmp(&a.0));
+    } else {
+        items.sort_by(|a, b| a.0.cmp(&b.0));
+    }
+    Ok(items.into_iter().map(|(_, k, v)| Value::from(vec![k, v])).collect())
+}
+
+/// Jinja's `sequence` test: anything with a length and items (strings, lists, mappings).
+pub fn is_sequence(value: &Value) -> bool {
+    matches!(value.kind(), ValueKind::String | ValueKind::Seq | ValueKind::Map)
+}
+
+/// Python's string methods where minijinja-contrib's differ: `strip`, `lstrip`, `rstrip` and
+/// `split` without arguments use Python's whitespace. `None` for the others.
+pub fn string_method(s: &str, method: &str, args: &[Value]) -> Option<Value> {
+    if !args.is_empty() {
+        return None;
+    }
+    Some(match method {
+        "strip" => Value::from(s.trim_matches(py_space)),
+        "lstrip" => Value::from(s.trim_start_matches(py_space)),
+        "rstrip" => Value::from(s.trim_end_matches(py_space)),
+        "split" => s.split(py_space).filter(|w| !w.is_empty()).map(Value::from).collect(),
+        _ => return None,
+    })
 }
 
 /// Jinja's `string` filter: `str(value)`.
