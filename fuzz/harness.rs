@@ -51,6 +51,26 @@ pub fn tokenizer(data: &[u8]) {
     }
 }
 
+/// Prints every part of a request through the Python-compatible printers (`str()`, `tojson`).
+const PRINT_ALL: &str = "{{ messages | tojson(indent=1, sort_keys=true) }}{{ tools | tojson }}\
+    {% for m in messages %}{{ m }}{% for k, v in m | dictsort %}{{ k }}{{ v | tojson }}{% endfor %}{% endfor %}";
+
+/// A chat request (JSON): rendered with the built-in Gemma 4 template and a template printing
+/// all of it; the same bytes as a model's reply through the reply parser, whole and in pieces.
+pub fn chat_request(data: &[u8]) {
+    use garnet::template::{ChatTemplate, TemplateSource};
+    let text = String::from_utf8_lossy(data);
+    let builtin = ChatTemplate::builtin(garnet::config::Arch::Gemma4);
+    let _ = builtin.render_json(&text, "<bos>", "<eos>");
+    let _ = ChatTemplate::from_source(TemplateSource::Gguf, PRINT_ALL).render_json(&text, "<bos>", "<eos>");
+    let _ = garnet::reply::parse_reply(&text);
+    let mut parser = garnet::reply::ReplyParser::new();
+    for piece in text.split_inclusive(['>', '|']) {
+        let _ = parser.push(piece);
+    }
+    let _ = parser.finish();
+}
+
 fn use_config(cfg: &ModelConfig) {
     let _ = (cfg.variant(), cfg.layer_pattern());
     let _ = garnet::kv::cache_bytes(cfg, cfg.max_position_embeddings.min(4096));

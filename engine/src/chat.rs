@@ -64,7 +64,9 @@ impl ToolCall {
         Self { name: name.into(), arguments }
     }
 
-    /// `{"type": "function", "function": {"name": .., "arguments": ..}}`.
+    /// The call as chat templates read it in an assistant message's `tool_calls`:
+    /// `{"type": "function", "function": {"name": .., "arguments": ..}}`. Parsing the model's text
+    /// and writing it back in Gemma 4's syntax: [`crate::reply`].
     pub fn to_json(&self) -> serde_json::Value {
         serde_json::json!({"type": "function", "function": {"name": self.name, "arguments": self.arguments}})
     }

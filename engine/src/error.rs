@@ -95,6 +95,9 @@ pub enum Error {
     /// A JSON schema, regex or grammar is invalid, or generation left what it allows.
     #[error("grammar: {}", escape(.0))]
     Grammar(String),
+    /// A chat template failed to load or render, or a chat request or model reply is malformed.
+    #[error("chat template: {}", escape(.0))]
+    Template(String),
 }
 
 impl From<garnet_kernels::KernelError> for Error {

@@ -30,9 +30,11 @@ pub mod gguf;
 pub mod kv;
 pub mod logits;
 pub mod model;
+pub mod reply;
 pub mod sampling;
 pub mod spm;
 pub mod store;
+pub mod template;
 pub mod tokenizer;
 pub mod weights;
 
@@ -46,4 +48,6 @@ pub use chat::{Message, Part, Role, ToolCall, ToolResponse};
 pub use constrain::Constraint;
 pub use error::{Error, Result};
 pub use logits::LogitsProcessor;
+pub use reply::ReplyParser;
 pub use sampling::Sampling;
+pub use template::ChatTemplate;

@@ -44,3 +44,8 @@ fn config_inputs() {
 fn tokenizer_inputs() {
     assert!(replay("tokenizer", harness::tokenizer) > 0);
 }
+
+#[test]
+fn chat_request_inputs() {
+    assert!(replay("chat_request", harness::chat_request) > 0);
+}

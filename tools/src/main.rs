@@ -1,7 +1,8 @@
 //! `garnet`: the command line. `run` generates text, `logits` writes verification logits in the
 //! golden files' format, `info` describes a checkpoint, `perplexity` scores a text, `synth` writes
 //! random-weight checkpoints of the released shapes, `bench` measures speed, `ops-test` checks
-//! every backend's ops against the reference, `doctor` lists devices and builds every shader.
+//! every backend's ops against the reference, `doctor` lists devices and builds every shader,
+//! `chat-template` renders a chat request with the checkpoint's template.
 //! Errors print one line on stderr and exit non-zero.
 
 /// `println!` for results on stdout, returning a write error (closed pipe, full disk) as a
@@ -16,6 +17,7 @@ macro_rules! outln {
 }
 
 mod bench;
+mod chat_template;
 mod doctor;
 mod info;
 mod logits;
@@ -56,6 +58,8 @@ enum Cmd {
     OpsTest(opstest::Args),
     /// Regenerate (or `--check`) the CUDA kernels' PTX with NVRTC, and assemble it with ptxas.
     Ptx(ptx::Args),
+    /// Render a chat request (JSON) with the checkpoint's chat template; prints the prompt as is.
+    ChatTemplate(chat_template::Args),
 }
 
 fn main() -> ExitCode {
@@ -76,6 +80,7 @@ fn main() -> ExitCode {
         Cmd::Doctor(a) => doctor::main(a),
         Cmd::OpsTest(a) => opstest::main(a),
         Cmd::Ptx(a) => ptx::main(a),
+        Cmd::ChatTemplate(a) => chat_template::main(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -377,6 +377,12 @@ impl GgufFile {
         self.get("general.architecture").and_then(MetaValue::as_str)
     }
 
+    /// `tokenizer.chat_template`: the model's Jinja chat template, if present and a string
+    /// (see [`crate::template::ChatTemplate::for_checkpoint`]).
+    pub fn chat_template(&self) -> Option<&str> {
+        self.get("tokenizer.chat_template").and_then(MetaValue::as_str)
+    }
+
     /// The GGUF tensor names, in file order.
     pub fn tensor_names(&self) -> Vec<&str> {
         self.tensors.iter().map(|t| t.name.as_str()).collect()
