@@ -16,7 +16,7 @@
 //   1. the K tile goes in;
 //   2. scores: a warp per row, lanes over the head dimension (q read once per row and tile,
 //      coalesced; K from shared memory without conflicts), then a transposing warp reduction
-//      that leaves key j's score on lane j (att_transpose_sum);
+//      that leaves key j's score on lane j (warp_transpose_sum, common.cuh);
 //   3. the V tile replaces the K tile while one thread per row runs the online softmax (running
 //      max and sum, causal and window masks) and publishes its probabilities and rescale factor;
 //   4. each row's 128 / R threads rescale and accumulate their columns of the output (registers).
@@ -34,7 +34,8 @@
 // Params: AttentionParams / CombineParams (kernels/src/cuda/attention.rs).
 // Global and shared accesses go through gld / gst / sld / sst (the emulator's memory model).
 // Versions: v1 (a thread per score, reading q[d] through L1 as a broadcast: 30-57% of the fetched
-// sectors used at hd 256 / 512); v2 (scores by warps, step 2).
+// sectors used at hd 256 / 512); v2 (scores by warps, step 2); v3 (the V tile by cp.async during
+// the softmax, step 3).
 #pragma once
 #include "common.cuh"
 
@@ -73,7 +74,9 @@ __device__ __forceinline__ AttRow att_row(const AttentionParams& p, u32 row0, u3
     return row;
 }
 
-// Keys (or values) k0..k0+BK of KV head kvh into buf (rows KS apart), zeros past k_end.
+// Keys (or values) k0..k0+BK of KV head kvh into buf (rows KS apart), zeros past k_end. Values
+// come by cp.async (4 bytes a lane: rows are hd + 1 floats apart), landing at the caller's wait,
+// so their loads fly while the softmax runs; keys are needed at once and are plain loads.
 template <int BK>
 __device__ __forceinline__ void att_load_tile(const AttentionParams& p, float* buf, u32 KS, u32 k0, u32 k_end,
                                               u32 kvh, bool values) {
@@ -84,37 +87,18 @@ __device__ __forceinline__ void att_load_tile(const AttentionParams& p, float* b
     for (u32 j = warp; j < (u32)BK; j += ATT_THREADS / 32) {
         u32 kp = k0 + j;
         float* dst = buf + j * KS;
-        if (kp < k_end) {
-            const float* src = kp < p.pos0 ? cache + ((kp % p.capacity) * p.n_kv_heads + kvh) * hd
-                                            : fresh + ((kp - p.pos0) * p.n_kv_heads + kvh) * hd;
-            for (u32 d = lane; d < hd; d += 32) sst(dst + d, gld(src + d));
-        } else {
-            for (u32 d = lane; d < hd; d += 32) sst(dst + d, 0.0f);
+        const bool valid = kp < k_end;
+        const float* src = !valid         ? fresh
+                           : kp < p.pos0 ? cache + ((kp % p.capacity) * p.n_kv_heads + kvh) * hd
+                                         : fresh + ((kp - p.pos0) * p.n_kv_heads + kvh) * hd;
+        for (u32 d = lane; d < hd; d += 32) {
+            if (values)
+                cp_async<4>(dst + d, src + (valid ? d : 0), valid);
+            else
+                sst(dst + d, valid ? gld(src + d) : 0.0f);
         }
     }
-}
-
-// part[j] (j < BK, BK 16 or 32) summed over the warp, key j's sum landing on lanes j and j + BK:
-// log2(32) halving steps in which each lane keeps the half of its keys selected by its lane bit
-// and adds its partner's copy of that half (BK - 1 shuffles for BK = 32; 16 + 15 for BK = 16).
-template <int BK>
-__device__ __forceinline__ float att_transpose_sum(float part[BK], u32 lane) {
-    if (BK == 16) {
-#pragma unroll
-        for (int j = 0; j < 16; j++) part[j] += __shfl_xor_sync(FULL_MASK, part[j], 16);
-    }
-#pragma unroll
-    for (int step = 0; step < (BK == 32 ? 5 : 4); step++) {  // a constant trip count: part stays in registers
-        const int s = BK >> (step + 1);
-        const bool upper = (lane & (u32)s) != 0;
-#pragma unroll
-        for (int j = 0; j < BK / 2; j++) {
-            if (j >= s) break;  // constant bounds, so that every index is a constant once unrolled
-            const float send = upper ? part[j] : part[j + s], keep = upper ? part[j + s] : part[j];
-            part[j] = keep + __shfl_xor_sync(FULL_MASK, send, s);
-        }
-    }
-    return part[0];
+    if (values) cp_async_commit();
 }
 
 template <int MAXD, int R, int BK>
@@ -179,12 +163,12 @@ __device__ __forceinline__ void attention_body(const AttentionParams& p) {
                     }
                 }
             }
-            const float s = att_transpose_sum<BK>(part, lane);
+            const float s = warp_transpose_sum<BK>(part, lane);
             if (lane < (u32)BK) sst(sc + r * PS + lane, lane < nk ? p.scale * s : 0.0f);
         }
         __syncthreads();
-        // Every read of the K tile is behind us: the V tile takes its place while the row
-        // threads update their softmax.
+        // Every read of the K tile is behind us: the V tile's copies are issued into its place
+        // and land while the row threads update their softmax.
         att_load_tile<BK>(p, kv, KS, k0, k_end, kvh, true);
         if (tid < (u32)R) {
             float* srow = sc + tid * PS;
@@ -206,6 +190,7 @@ __device__ __forceinline__ void attention_body(const AttentionParams& p) {
             l_run = l_run * a + sum;
             m_run = mx;
         }
+        cp_async_wait<0>();  // this thread's V copies; the barrier makes everyone's visible
         __syncthreads();
         {
             float a = sld(alpha + ro_r);

@@ -111,6 +111,27 @@ __device__ __forceinline__ float warp_sum(float v) {
     return v;
 }
 
+// part[j] (j < N, N a power of two <= 32) summed over the warp, j's sum landing on every lane l
+// with l % N == j: log2(N) halving steps in which each lane keeps the half of its values selected
+// by its lane bit and adds its partner's copy of that half, then plain butterflies over the lane
+// bits above N. N - 1 + log2(32 / N) shuffles instead of N warp_sums' 5 N.
+template <int N>
+__device__ __forceinline__ float warp_transpose_sum(float part[N], u32 lane) {
+#pragma unroll
+    for (int s = N / 2; s > 0; s >>= 1) {  // constant trip counts: part stays in registers
+        const bool upper = (lane & (u32)s) != 0;
+#pragma unroll
+        for (int j = 0; j < N / 2; j++) {
+            if (j >= s) break;  // constant bounds, so that every index is a constant once unrolled
+            const float send = upper ? part[j] : part[j + s], keep = upper ? part[j + s] : part[j];
+            part[j] = keep + __shfl_xor_sync(FULL_MASK, send, s);
+        }
+    }
+#pragma unroll
+    for (int o = N; o < 32; o <<= 1) part[0] += __shfl_xor_sync(FULL_MASK, part[0], o);
+    return part[0];
+}
+
 __device__ __forceinline__ float warp_max(float v) {
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(FULL_MASK, v, o));
     return v;
@@ -181,16 +202,22 @@ __device__ __forceinline__ void ldmatrix_x2_trans(u32 r[2], const void* row) {
 #endif
 }
 
-// ---- cp.async: 16 bytes global -> shared, zero-filled when !valid ----
-__device__ __forceinline__ void cp_async16(void* smem, const void* gmem, bool valid) {
+// ---- cp.async: N (4 or 16) bytes global -> shared, zero-filled when !valid; both addresses
+// N-byte aligned. 16 bytes bypass L1 (.cg), 4 bytes go through it (.ca: the only form for 4).
+template <int N>
+__device__ __forceinline__ void cp_async(void* smem, const void* gmem, bool valid) {
+    static_assert(N == 4 || N == 16, "cp.async copies 4 or 16 bytes here");
 #ifdef GARNET_CUDA_EMU
-    if (valid) emu::note(gmem, 16, false, false);
-    emu::note(smem, 16, true, true);
-    emu::cp_async16(smem, gmem, valid);
+    if (valid) emu::note(gmem, N, false, false);
+    emu::note(smem, N, true, true);
+    emu::cp_async(smem, gmem, N, valid);
 #else
     u32 s = (u32)__cvta_generic_to_shared(smem);
-    int n = valid ? 16 : 0;
-    asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+    int n = valid ? N : 0;
+    if (N == 16)
+        asm volatile("cp.async.cg.shared.global [%0], [%1], 16, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
+    else
+        asm volatile("cp.async.ca.shared.global [%0], [%1], 4, %2;\n" ::"r"(s), "l"(gmem), "r"(n));
 #endif
 }
 

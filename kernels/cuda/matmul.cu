@@ -10,18 +10,20 @@
 // once and dotted with each of the m rows of x.
 //
 // One block = 4 warps (128 threads). Two shapes of work (MatvecParams.split):
-// - split == 1: each warp owns `rows` consecutive weight rows, one at a time.
+// - split == 1: each warp owns `rows` consecutive weight rows, MV_R1 (m == 1) or MV_R8 at once.
 // - split == 4 (split-K, when n is small and k large: few rows would leave most SMs idle): the
 //   4 warps of a block share its `rows` rows, warp w taking every 4th unit of k.
-// A row is one wrow_dot (weights.cuh): coalesced weight and x loads, block formats staged
-// through the warp's shared buffer. m == 1 (matvec_<dt>): each row's lanes summed by warp_sum.
-// m in 2..=8 (matvec8_<dt>, x rows unrolled by 8 with guards): each lane keeps one partial sum
-// per (row, token) and writes it to shared memory; after a single barrier, one thread per (row,
-// token) adds the 32 (or 128) partials: one sync point per block instead of a warp_sum per
-// (row, token) (rows * m <= 32 per warp). Params: MatvecParams (kernels/src/cuda/matmul.rs).
+// Rows go through wrow_dot (weights.cuh) R at a time: coalesced weight and x loads, block formats
+// staged through the warp's shared buffer, each x load used for R rows. m == 1 (matvec_<dt>):
+// the R rows' lanes summed by one warp_transpose_sum. m in 2..=8 (matvec8_<dt>, x rows unrolled
+// by 8 with guards): each lane keeps one partial sum per (row, token) and writes it to shared
+// memory; after a single barrier, one thread per (row, token) adds the 32 (or 128) partials: one
+// sync point per block instead of a warp_sum per (row, token) (rows * m <= 32 per warp).
+// Params: MatvecParams (kernels/src/cuda/matmul.rs).
 // Versions: v1 (a lane per 32-element group, its bytes read one by one at the block stride: 12-19%
 // of the fetched sectors used for the block formats, 60% for f16; 16.9 KB of shared partials
-// even at m == 1); v2 (wrow_dot; m == 1 without the shared partials).
+// even at m == 1); v2 (wrow_dot; m == 1 without the shared partials); v3 (R rows per x load:
+// 4 at m == 1, 2 above; x requests per weight row / R).
 struct MatvecParams {
     u64 x, w, out;
     u32 m, n, k;
@@ -30,28 +32,35 @@ struct MatvecParams {
     u32 vec;    // float dtypes: k % 4 == 0 and w, x 16-byte aligned (wrow_dot's vector loads)
 };
 
-// m == 1: each row's lanes summed by warp_sum (split-K: the 4 warps' sums through 512 bytes of
-// shared memory), so the shared partials below are not reserved where they would go unused.
+// Rows a warp takes at once (wrow_dot's R: each x load serves them all): m == 1, m in 2..=8.
+#define MV_R1 4
+#define MV_R8 2
+
+// m == 1: the rows' lanes summed by warp_transpose_sum, MV_R1 rows per 7 shuffles (split-K:
+// the 4 warps' sums through 512 bytes of shared memory), no shared partials.
 template <int DT>
 __device__ __forceinline__ void matvec1_impl(const MatvecParams& p) {
     __shared__ float sums[4][32];  // split-K: [warp][row]
-    __shared__ uint4 stage[4][WROW_STAGE / 16];
+    __shared__ uint4 stage[4][MV_R1 * WROW_STAGE / 16];
     const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const bool split = p.split == 4;
     const u32 row0 = split ? blockIdx.x * p.rows : (blockIdx.x * 4 + warp) * p.rows;
     float* out = (float*)p.out;
-    for (u32 r = 0; r < p.rows; r++) {
-        float acc[1] = {0.0f};
-        const u32 row = row0 + r;
-        if (row < p.n)
-            wrow_dot<DT, 1>((const u8*)p.w, (u64)row * p.k, p.k, (const float*)p.x, p.k, 1, p.vec, split ? warp : 0,
-                            split ? 4 : 1, (u8*)stage[warp], acc);
-        const float s = warp_sum(acc[0]);
-        if (lane == 0) {
+    for (u32 r0 = 0; r0 < p.rows; r0 += MV_R1) {
+        float acc[MV_R1][1] = {};
+        const u32 row = row0 + r0;
+        const u32 nr = row < p.n ? min(min((u32)MV_R1, p.rows - r0), p.n - row) : 0;
+        wrow_dot<DT, 1, MV_R1>((const u8*)p.w, (u64)row * p.k, p.k, nr, p.k, (const float*)p.x, p.k, 1, p.vec,
+                               split ? warp : 0, split ? 4 : 1, (u8*)stage[warp], acc);
+        float part[MV_R1];
+#pragma unroll
+        for (int r = 0; r < MV_R1; r++) part[r] = acc[r][0];
+        const float s = warp_transpose_sum<MV_R1>(part, lane);  // row + lane's sum on lane < MV_R1
+        if (lane < nr) {
             if (split)
-                sst(&sums[warp][r], s);
-            else if (row < p.n)
-                gst(out + row, s);
+                sst(&sums[warp][r0 + lane], s);
+            else
+                gst(out + row + lane, s);
         }
     }
     if (split) {
@@ -65,22 +74,24 @@ __device__ __forceinline__ void matvec1_impl(const MatvecParams& p) {
 template <int DT, int MT>
 __device__ __forceinline__ void matvec_impl(const MatvecParams& p) {
     __shared__ float part[4][32][33];  // [warp][row * m + token][lane], padded against bank conflicts
-    __shared__ uint4 stage[4][WROW_STAGE / 16];
+    __shared__ uint4 stage[4][MV_R8 * WROW_STAGE / 16];
     const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const bool split = p.split == 4;
     // First row of this warp (split 1) or of the block (split 4).
     const u32 row0 = split ? blockIdx.x * p.rows : (blockIdx.x * 4 + warp) * p.rows;
-    for (u32 r = 0; r < p.rows; r++) {
-        float acc[MT];
+    for (u32 r0 = 0; r0 < p.rows; r0 += MV_R8) {
+        float acc[MV_R8][MT] = {};
+        const u32 row = row0 + r0;
+        const u32 nr = row < p.n ? min(min((u32)MV_R8, p.rows - r0), p.n - row) : 0;
+        wrow_dot<DT, MT, MV_R8>((const u8*)p.w, (u64)row * p.k, p.k, nr, p.k, (const float*)p.x, p.k, p.m, p.vec,
+                                split ? warp : 0, split ? 4 : 1, (u8*)stage[warp], acc);
 #pragma unroll
-        for (int i = 0; i < MT; i++) acc[i] = 0.0f;
-        const u32 row = row0 + r;
-        if (row < p.n)
-            wrow_dot<DT, MT>((const u8*)p.w, (u64)row * p.k, p.k, (const float*)p.x, p.k, p.m, p.vec,
-                             split ? warp : 0, split ? 4 : 1, (u8*)stage[warp], acc);
+        for (int r = 0; r < MV_R8; r++) {
+            if (r0 + r >= p.rows) break;
 #pragma unroll
-        for (int i = 0; i < MT; i++)
-            if (i < (int)p.m) sst(&part[warp][r * p.m + i][lane], acc[i]);
+            for (int i = 0; i < MT; i++)
+                if (i < (int)p.m) sst(&part[warp][(r0 + r) * p.m + i][lane], acc[r][i]);
+        }
     }
     __syncthreads();
     float* out = (float*)p.out;
@@ -115,13 +126,17 @@ FOR_EACH_DTYPE(MATVEC_ENTRIES)
 // Prefill (gemm_tc_<dt>, gemm_f32_<dt>): the matmul for more token rows.
 // Grid: x over 64-wide tiles of n, y over 64-high tiles of m. Edges are zero-filled.
 //
-// gemm_tc_<dt> (v2), tensor cores, for every device dtype but f32:
+// gemm_tc_<dt> (v3), tensor cores, for every device dtype but f32:
 //   block tile 64 (m) x 64 (n), k step 32, 4 warps as 2 x 2, each warp 32 x 32 = 2 x 4
 //   mma.m16n8k16 tiles with f32 accumulators. x is rounded to bf16 on its way into shared
 //   memory (never to f16: Gemma's activations exceed f16's 65504); bf16 weights come in by
-//   cp.async (16 bytes a copy; when k * 2 % 16 != 0 by plain loads), f16 weights and block
-//   formats are decoded in registers into the shared bf16 tile (as the CPU's native GEMM rounds
-//   f16 weights to bf16). Two shared buffers: tile s + 1 loads while tile s is multiplied. Shared rows are
+//   cp.async (16 bytes a copy; when k * 2 % 16 != 0 by plain loads), f16 weights are widened
+//   in registers and block formats decoded from their staged rows into the shared bf16 tile (f16
+//   rounded to bf16, as the CPU's native GEMM does). Two shared buffers: tile s + 1's global loads (x and 16-bit weights
+//   into registers, bf16 and block-format rows by cp.async) are issued before tile s's MMAs and
+//   stored (converted, decoded) after them, so their latency hides behind the MMAs (v2 issued and
+//   decoded them before the MMAs, stalling on each load). Block formats stage 128 or 256
+//   elements of every row at once (tc_fetch). Shared rows are
 //   40 halves (80 bytes): 16-byte aligned for ldmatrix and cp.async, and the 8 row addresses of
 //   an ldmatrix fall in 8 distinct 4-bank groups; the stores give each quarter-warp 8
 //   consecutive rows for the same reason (v1 gave it 4 rows x 2 chunks: 2-way conflicts).
@@ -160,83 +175,105 @@ __device__ __forceinline__ void tc_store16(u16* dst, const float v[16]) {
     sst(d + 1, uint4{pack_bf16(v[8], v[9]), pack_bf16(v[10], v[11]), pack_bf16(v[12], v[13]), pack_bf16(v[14], v[15])});
 }
 
-// x tile of step k0 into a: thread t converts 16 elements of row tc_row(t).
-__device__ __forceinline__ void tc_load_x(const GemmParams& p, u16 (*a)[TC_LD], u32 m0, u32 k0) {
-    const float* x = (const float*)p.x;
-    const u32 t = threadIdx.x, row = tc_row(t), c0 = tc_col(t), gr = m0 + row, kc = k0 + c0;
-    float v[16];
-    if (gr < p.m && kc + 16 <= p.k && (p.k & 3) == 0) {
-        const float4* src = vec_at<const float4>(x + (u64)gr * p.k + kc);
-#pragma unroll
-        for (int q = 0; q < 4; q++) {
-            float4 f = gld(src + q);
-            v[4 * q] = f.x;
-            v[4 * q + 1] = f.y;
-            v[4 * q + 2] = f.z;
-            v[4 * q + 3] = f.w;
-        }
-    } else {
-#pragma unroll
-        for (int i = 0; i < 16; i++) v[i] = (gr < p.m && kc + i < p.k) ? gld(x + (u64)gr * p.k + kc + i) : 0.0f;
-    }
-    tc_store16(&a[row][c0], v);
+// Staging of block-format rows (v3): TC_RAW_K(DT) elements of each of the tile's 64 rows (4
+// blocks of 32, or one of 256) go into shared memory by cp.async, 4-byte copies from the 4-byte
+// boundary at or below the first block, then every step's 32 columns are decoded from there. A
+// row's bytes arrive as one contiguous run (v2 read each thread's 16 elements straight from
+// global memory, 6-66% of the fetched sectors used), and the copies fly while the previous
+// tile's MMAs run. Rows are an odd number of words apart, so the 16 rows a warp decodes start
+// in 16 distinct banks (16-byte copies would force multiples of 4 words: 2-way conflicts).
+__device__ __forceinline__ constexpr bool tc_blocks(int dt) { return dt > DT_BF16; }
+__device__ __forceinline__ constexpr int tc_raw_k(int dt) { return w_block(dt) == 256 ? 256 : 128; }
+// Bytes per staged row: the blocks and 3 of alignment slack, in an odd number of words.
+__device__ __forceinline__ constexpr int tc_raw_stride(int dt) {
+    return tc_blocks(dt) ? ((tc_raw_k(dt) / w_block(dt) * w_bytes(dt) + 6) / 4 | 1) * 4 : 4;
 }
 
-// w tile of step k0 into b (see the file comment for the three ways).
+// What a thread loads for the next tile before the MMAs and stores after them (registers).
+struct TcNext {
+    float x[16];  // x: 16 elements of row tc_row(t)
+    u16 w[16];    // f16 weights, and bf16 without cp.async: 16 elements of row tc_row(t)
+};
+
+// Issues the loads of step k0's tiles: x and 16-bit weights into registers, bf16 weights by
+// cp.async into b, block formats by cp.async into raw when k0 starts a staged range.
 template <int DT>
-__device__ __forceinline__ void tc_load_w(const GemmParams& p, u16 (*b)[TC_LD], u32 n0, u32 k0) {
-    const u8* w = (const u8*)p.w;
-    const u32 t = threadIdx.x;
-    if (DT == DT_BF16) {
-        if (p.w_async) {
+__device__ __forceinline__ void tc_fetch(const GemmParams& p, u16 (*b)[TC_LD], u8* raw, u32 m0, u32 n0, u32 k0,
+                                         TcNext& nx) {
+    const u32 t = threadIdx.x, row = tc_row(t), c0 = tc_col(t);
+    {
+        const float* x = (const float*)p.x;
+        const u32 gr = m0 + row, kc = k0 + c0;
+        if (gr < p.m && kc + 16 <= p.k && (p.k & 3) == 0) {
+            const float4* src = vec_at<const float4>(x + (u64)gr * p.k + kc);
 #pragma unroll
-            for (int c = 0; c < 2; c++) {
-                // Lanes 8j..8j+7 take 16-byte chunk j % 4 of 8 consecutive rows: distinct bank
-                // groups in shared memory, and each row's 64 bytes whole in one warp request.
-                const u32 id = t + 128 * c, row = (id & 7) + 8 * (id >> 5), ch = (id >> 3) & 3;
-                const u32 kc = k0 + ch * 8, gr = n0 + row;
-                const bool valid = gr < p.n && kc < p.k;
-                const u8* src = valid ? w + ((u64)gr * p.k + kc) * 2 : w;
-                cp_async16(&b[row][ch * 8], src, valid);
+            for (int q = 0; q < 4; q++) {
+                const float4 f = gld(src + q);
+                nx.x[4 * q] = f.x, nx.x[4 * q + 1] = f.y, nx.x[4 * q + 2] = f.z, nx.x[4 * q + 3] = f.w;
             }
         } else {
-            const u16* wh = (const u16*)w;
-            const u32 row = tc_row(t), c0 = tc_col(t), gr = n0 + row, kc = k0 + c0;
-            u32 r[8];
 #pragma unroll
-            for (int i = 0; i < 8; i++) {
-                u32 lo = (gr < p.n && kc + 2 * i < p.k) ? gld(wh + (u64)gr * p.k + kc + 2 * i) : 0u;
-                u32 hi = (gr < p.n && kc + 2 * i + 1 < p.k) ? gld(wh + (u64)gr * p.k + kc + 2 * i + 1) : 0u;
-                r[i] = lo | hi << 16;
-            }
-            uint4* dst = vec_at<uint4>(&b[row][c0]);
-            sst(dst, uint4{r[0], r[1], r[2], r[3]});
-            sst(dst + 1, uint4{r[4], r[5], r[6], r[7]});
+            for (int i = 0; i < 16; i++) nx.x[i] = (gr < p.m && kc + i < p.k) ? gld(x + (u64)gr * p.k + kc + i) : 0.0f;
         }
-    } else {
-        // f16 widened, or a block format (k % 32 == 0, so the 32 columns of a step are one group
-        // of each row), rounded to bf16.
-        const u32 row = tc_row(t), c0 = tc_col(t), gr = n0 + row;
-        float v[16];
-        if (DT == DT_F16) {
-            const u16* wh = (const u16*)w;
-#pragma unroll
-            for (int i = 0; i < 16; i++)
-                v[i] = (gr < p.n && k0 + c0 + i < p.k) ? f16_to_f32(gld(wh + (u64)gr * p.k + k0 + c0 + i)) : 0.0f;
-        } else if (gr < p.n) {
-            const u64 e = (u64)gr * p.k + k0 + c0;
-            w_dec<DT, GMem, 16>(w + e / w_block(DT) * w_bytes(DT), (int)(e % w_block(DT)), v);
-        } else {
-#pragma unroll
-            for (int i = 0; i < 16; i++) v[i] = 0.0f;
-        }
-        tc_store16(&b[row][c0], v);
     }
+    const u8* w = (const u8*)p.w;
+    if (DT == DT_BF16 && p.w_async) {
+#pragma unroll
+        for (int c = 0; c < 2; c++) {
+            // Lanes 8j..8j+7 take 16-byte chunk j % 4 of 8 consecutive rows: distinct bank
+            // groups in shared memory, and each row's 64 bytes whole in one warp request.
+            const u32 id = t + 128 * c, r = (id & 7) + 8 * (id >> 5), ch = (id >> 3) & 3;
+            const u32 kc = k0 + ch * 8, gr = n0 + r;
+            const bool valid = gr < p.n && kc < p.k;
+            cp_async<16>(&b[r][ch * 8], valid ? w + ((u64)gr * p.k + kc) * 2 : w, valid);
+        }
+    } else if (DT == DT_BF16 || DT == DT_F16) {
+        const u16* wh = (const u16*)w;
+        const u32 gr = n0 + row, kc = k0 + c0;
+#pragma unroll
+        for (int i = 0; i < 16; i++) nx.w[i] = (gr < p.n && kc + i < p.k) ? gld(wh + (u64)gr * p.k + kc + i) : (u16)0;
+    } else if (tc_blocks(DT) && k0 % tc_raw_k(DT) == 0) {
+        constexpr int B = w_block(DT), S = w_bytes(DT), RS = tc_raw_stride(DT), CH = RS / 4;
+        const u32 blocks = min((u32)(tc_raw_k(DT) / B), (p.k - k0) / B);  // k % B == 0
+        for (u32 id = t; id < 64 * CH; id += 128) {
+            const u32 r = id / CH, c = id % CH, gr = n0 + r;
+            const u8* first = w + ((u64)gr * p.k + k0) / B * S;
+            const u8* base = (const u8*)((u64)first & ~(u64)3);
+            const bool valid = gr < p.n && c < (u32)(first - base + blocks * S + 3) / 4;
+            cp_async<4>(raw + r * RS + 4 * c, valid ? base + 4 * c : w, valid);
+        }
+    }
+}
+
+// Stores step k0's tiles into a and b (bf16) from the registers and the staged rows.
+template <int DT>
+__device__ __forceinline__ void tc_fill(const GemmParams& p, u16 (*a)[TC_LD], u16 (*b)[TC_LD], const u8* raw, u32 n0,
+                                        u32 k0, const TcNext& nx) {
+    const u32 t = threadIdx.x, row = tc_row(t), c0 = tc_col(t);
+    tc_store16(&a[row][c0], nx.x);
+    if (DT == DT_BF16 && p.w_async) return;
+    float v[16];
+    if (DT == DT_BF16 || DT == DT_F16) {
+#pragma unroll
+        for (int i = 0; i < 16; i++) v[i] = DT == DT_F16 ? f16_to_f32(nx.w[i]) : bf16_to_f32(nx.w[i]);
+    } else if (n0 + row < p.n) {
+        // The 32 columns of a step are one group of each row (k % 32 == 0), rounded to bf16.
+        constexpr int B = w_block(DT), S = w_bytes(DT);
+        const u32 kb = k0 - k0 % tc_raw_k(DT), e = k0 - kb + c0;  // staged from column kb
+        const u32 skew = (u32)(((u64)p.w + ((u64)(n0 + row) * p.k + kb) / B * S) & 3);
+        w_dec<DT, SMem, 16>(raw + row * tc_raw_stride(DT) + skew + e / B * S, (int)(e % B), v);
+    } else {
+#pragma unroll
+        for (int i = 0; i < 16; i++) v[i] = 0.0f;
+    }
+    tc_store16(&b[row][c0], v);
 }
 
 template <int DT>
 __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
     __shared__ TcSmem sm;
+    __shared__ u32 raw_[tc_blocks(DT) ? 64 * tc_raw_stride(DT) / 4 : 1];
+    u8* raw = (u8*)raw_;
     const u32 lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const u32 wm = warp >> 1, wn = warp & 1;
     const u32 m0 = blockIdx.y * TC_BM, n0 = blockIdx.x * TC_BN;
@@ -249,19 +286,22 @@ __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
 #pragma unroll
             for (int e = 0; e < 4; e++) acc[i][j][e] = 0.0f;
 
+    TcNext nx;
     if (steps > 0) {
-        tc_load_x(p, sm.a[0], m0, 0);
-        tc_load_w<DT>(p, sm.b[0], n0, 0);
-    }
-    cp_async_commit();
-    for (u32 s = 0; s < steps; s++) {
-        const u32 buf = s & 1;
+        tc_fetch<DT>(p, sm.b[0], raw, m0, n0, 0, nx);
+        cp_async_commit();
         cp_async_wait<0>();
-        __syncthreads();  // tile s is in; everyone is done with tile s - 1 (the other buffer)
-        if (s + 1 < steps) {
-            tc_load_x(p, sm.a[buf ^ 1], m0, (s + 1) * TC_BK);
-            tc_load_w<DT>(p, sm.b[buf ^ 1], n0, (s + 1) * TC_BK);
-        }
+        __syncthreads();  // the staged rows are in
+        tc_fill<DT>(p, sm.a[0], sm.b[0], raw, n0, 0, nx);
+    }
+    for (u32 s = 0; s < steps; s++) {
+        const u32 buf = s & 1, k1 = (s + 1) * TC_BK;
+        const bool next = s + 1 < steps;
+        cp_async_wait<0>();
+        // Tile s is in; everyone is done with tile s - 1 (the other buffer) and with the staged
+        // rows the fill of tile s read, which the fetch below may replace.
+        __syncthreads();
+        if (next) tc_fetch<DT>(p, sm.b[buf ^ 1], raw, m0, n0, k1, nx);
         cp_async_commit();
 #pragma unroll
         for (int kk = 0; kk < TC_BK; kk += 16) {
@@ -285,6 +325,13 @@ __device__ __forceinline__ void gemm_tc_impl(const GemmParams& p) {
             for (int i = 0; i < 2; i++)
 #pragma unroll
                 for (int j = 0; j < 4; j++) mma_bf16_16816(acc[i][j], a[i], b[j], acc[i][j]);
+        }
+        if (next) {
+            if (tc_blocks(DT) && k1 % tc_raw_k(DT) == 0) {  // new rows were staged: wait for everyone's
+                cp_async_wait<0>();
+                __syncthreads();
+            }
+            tc_fill<DT>(p, sm.a[buf ^ 1], sm.b[buf ^ 1], raw, n0, k1, nx);
         }
     }
     cp_async_wait<0>();

@@ -143,10 +143,10 @@ constexpr u32 MOE_WARPS = 8;
 // the whole warp (wrow_dot, then a warp sum: every lane gets it).
 template <int DT>
 __device__ __forceinline__ float row_dot(const u8* w, u64 row, const float* x, u32 len, u8* stage) {
-    float acc[1] = {0.0f};
+    float acc[1][1] = {};
     const bool vec = (len & 3) == 0 && (((u64)w | (u64)x) & 15) == 0;
-    wrow_dot<DT, 1>(w, row, len, x, 0, 1, vec, 0, 1, stage, acc);
-    return warp_sum(acc[0]);
+    wrow_dot<DT, 1, 1>(w, row, 0, 1, len, x, 0, 1, vec, 0, 1, stage, acc);
+    return warp_sum(acc[0][0]);
 }
 
 template <int DT>

@@ -12,7 +12,7 @@
 // `scale = d * sc` first for the K-quants (PTX from NVRTC with --fmad=false, so nothing fuses).
 // Every load goes through gld / sld (common.cuh), so the emulator's memory model sees it.
 // Versions: v1 (eight dtypes, others widened to f32 at upload); v2 (every format; one decoder
-// per format; wrow_dot's coalesced loads).
+// per format; wrow_dot's coalesced loads); v3 (wrow_dot over R rows per x load).
 #pragma once
 #include "common.cuh"
 
@@ -165,25 +165,36 @@ __device__ __forceinline__ float w_at(const u8* w, u64 e) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// wrow_dot (v2): one warp's partial dot products of the weight row starting at flat element
-// `row` (len elements) with the m <= MT rows of x (x + i * xs), added into acc (per lane; the
-// caller sums the lanes). Split-K: the warp takes the units u with u % parts == part.
+// wrow_dot (v3): one warp's partial dot products of R weight rows (the first at flat element
+// `row`, the next `stride` elements on; rows r >= nr are skipped) with the m <= MT rows of x
+// (x + i * xs), added into acc[r][i] (per lane; the caller sums the lanes). Split-K: the warp
+// takes the units u with u % parts == part. Each x load serves all R rows ("x in registers":
+// R times fewer x requests than a row at a time, v2).
 // Every warp-wide load is contiguous, so a request uses whole 32-byte sectors:
 // - F32 / F16 / BF16 with `vec` (len % 4 == 0, w and x 16-byte aligned): a unit is 32 lanes x 4
 //   elements, lane l the 16 (f32) or 8 (f16) bytes at 4 l, x as one float4 per lane.
 // - other float rows: a unit is 32 elements, one per lane.
-// - block formats: a unit is a tile of WROW_TILE elements, staged with 16-byte loads (from the
-//   16-byte boundary at or below the tile's first byte) into the warp's shared buffer `stage`;
-//   lane l then decodes elements 4 l + 128 q (q < 4) from shared memory and reads x as float4,
-//   so x too comes in 512-byte runs. Rows are whole blocks, so a tile is too, but for the last.
+// - block formats: a unit is a tile of WROW_TILE elements of each row, staged with 16-byte loads
+//   (from the 16-byte boundary at or below the tile's first byte) into the warp's shared buffer
+//   `stage` (R * WROW_STAGE bytes); lane l then decodes elements 4 l + 128 q (q < 4) from shared
+//   memory and reads x as float4, so x too comes in 512-byte runs. Rows are whole blocks, so a
+//   tile is too, but for the last.
 // The staging reads at most 15 bytes past a row's end: inside the next row, or inside the
 // allocation's padding (kernels/src/cuda/weights.rs pads every weight to 16 bytes).
 #define WROW_TILE 512
 #define WROW_STAGE 624  // bytes: the largest tile (Q8_K: 584) + 30 bytes of alignment slack, to 16
 
-template <int DT, int MT>
-__device__ __forceinline__ void wrow_dot(const u8* w, u64 row, u32 len, const float* x, u64 xs, u32 m, bool vec,
-                                         u32 part, u32 parts, u8* stage, float acc[MT]) {
+// acc[r][i] += x4 . v for the rows of x that exist.
+template <int MT>
+__device__ __forceinline__ void wrow_fma(float acc[MT], const float4 (&a)[MT], const float v[4], u32 m) {
+#pragma unroll
+    for (int i = 0; i < MT; i++)
+        if (i < (int)m) acc[i] = fmaf(a[i].w, v[3], fmaf(a[i].z, v[2], fmaf(a[i].y, v[1], fmaf(a[i].x, v[0], acc[i]))));
+}
+
+template <int DT, int MT, int R>
+__device__ __forceinline__ void wrow_dot(const u8* w, u64 row, u64 stride, u32 nr, u32 len, const float* x, u64 xs,
+                                         u32 m, bool vec, u32 part, u32 parts, u8* stage, float acc[R][MT]) {
     const u32 lane = threadIdx.x & 31;
     if (DT == DT_F32 || DT == DT_F16 || DT == DT_BF16) {
         if (vec) {
@@ -191,34 +202,46 @@ __device__ __forceinline__ void wrow_dot(const u8* w, u64 row, u32 len, const fl
             for (u32 u = part; u <= units; u += parts) {
                 const u32 e = u * 128 + lane * 4;
                 if (e >= len) continue;
-                float v[4];
-                if (DT == DT_F32) {
-                    uint4 q = gld(vec_at<const uint4>(w + (row + e) * 4));
-                    v[0] = __uint_as_float(q.x), v[1] = __uint_as_float(q.y);
-                    v[2] = __uint_as_float(q.z), v[3] = __uint_as_float(q.w);
-                } else {
-                    uint2 q = gld(vec_at<const uint2>(w + (row + e) * 2));
-                    const u32 r[2] = {q.x, q.y};
+                float4 a[MT];
 #pragma unroll
-                    for (int i = 0; i < 2; i++) {
-                        v[2 * i] = DT == DT_BF16 ? __uint_as_float(r[i] << 16) : f16_to_f32((u16)(r[i] & 0xffffu));
-                        v[2 * i + 1] = DT == DT_BF16 ? __uint_as_float(r[i] & 0xffff0000u) : f16_to_f32((u16)(r[i] >> 16));
-                    }
-                }
+                for (int i = 0; i < MT; i++)
+                    if (i < (int)m) a[i] = gld(vec_at<const float4>(x + i * xs + e));
 #pragma unroll
-                for (int i = 0; i < MT; i++) {
-                    if (i < (int)m) {
-                        float4 a = gld(vec_at<const float4>(x + i * xs + e));
-                        acc[i] = fmaf(a.w, v[3], fmaf(a.z, v[2], fmaf(a.y, v[1], fmaf(a.x, v[0], acc[i]))));
+                for (int r = 0; r < R; r++) {
+                    if (r >= (int)nr) break;
+                    const u64 at = row + r * stride + e;
+                    float v[4];
+                    if (DT == DT_F32) {
+                        uint4 q = gld(vec_at<const uint4>(w + at * 4));
+                        v[0] = __uint_as_float(q.x), v[1] = __uint_as_float(q.y);
+                        v[2] = __uint_as_float(q.z), v[3] = __uint_as_float(q.w);
+                    } else {
+                        uint2 q = gld(vec_at<const uint2>(w + at * 2));
+                        const u32 h[2] = {q.x, q.y};
+#pragma unroll
+                        for (int i = 0; i < 2; i++) {
+                            v[2 * i] = DT == DT_BF16 ? __uint_as_float(h[i] << 16) : f16_to_f32((u16)(h[i] & 0xffffu));
+                            v[2 * i + 1] =
+                                DT == DT_BF16 ? __uint_as_float(h[i] & 0xffff0000u) : f16_to_f32((u16)(h[i] >> 16));
+                        }
                     }
+                    wrow_fma<MT>(acc[r], a, v, m);
                 }
             }
         } else {
             for (u32 e = part * 32 + lane; e < len; e += parts * 32) {
-                const float v = w_at<DT>(w, row + e);
+                float a[MT];
 #pragma unroll
                 for (int i = 0; i < MT; i++)
-                    if (i < (int)m) acc[i] = fmaf(gld(x + i * xs + e), v, acc[i]);
+                    if (i < (int)m) a[i] = gld(x + i * xs + e);
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    if (r >= (int)nr) break;
+                    const float v = w_at<DT>(w, row + r * stride + e);
+#pragma unroll
+                    for (int i = 0; i < MT; i++)
+                        if (i < (int)m) acc[r][i] = fmaf(a[i], v, acc[r][i]);
+                }
             }
         }
         return;
@@ -226,26 +249,33 @@ __device__ __forceinline__ void wrow_dot(const u8* w, u64 row, u32 len, const fl
     constexpr int B = w_block(DT), S = w_bytes(DT);
     for (u32 t0 = part * WROW_TILE; t0 < len; t0 += parts * WROW_TILE) {
         const u32 tlen = min((u32)WROW_TILE, len - t0);
-        const u8* first = w + (row + t0) / B * S;
-        const u8* base = (const u8*)((u64)first & ~(u64)15);
-        const u32 chunks = (u32)(first + tlen / B * S - base + 15) / 16;
         __syncwarp();  // every lane is done with the previous tile
-        for (u32 c = lane; c < chunks; c += 32)
-            sst(vec_at<uint4>(stage + 16 * c), gld(vec_at<const uint4>(base + 16 * c)));
+        u32 skew[R];   // each row's tile starts (first - base) bytes into its buffer
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            if (r >= (int)nr) break;
+            const u8* first = w + (row + r * stride + t0) / B * S;
+            const u8* base = (const u8*)((u64)first & ~(u64)15);
+            const u32 chunks = (u32)(first + tlen / B * S - base + 15) / 16;
+            skew[r] = (u32)(first - base);
+            for (u32 c = lane; c < chunks; c += 32)
+                sst(vec_at<uint4>(stage + r * WROW_STAGE + 16 * c), gld(vec_at<const uint4>(base + 16 * c)));
+        }
         __syncwarp();
-        const u8* tile = stage + (first - base);
 #pragma unroll
         for (u32 q = 0; q < WROW_TILE / 128; q++) {
             const u32 i = q * 128 + lane * 4;
             if (i < tlen) {
-                float v[4];
-                w_dec<DT, SMem, 4>(tile + i / B * S, (int)(i % B), v);
+                float4 a[MT];
 #pragma unroll
-                for (int r = 0; r < MT; r++) {
-                    if (r < (int)m) {
-                        float4 a = gld(vec_at<const float4>(x + r * xs + t0 + i));
-                        acc[r] = fmaf(a.w, v[3], fmaf(a.z, v[2], fmaf(a.y, v[1], fmaf(a.x, v[0], acc[r]))));
-                    }
+                for (int j = 0; j < MT; j++)
+                    if (j < (int)m) a[j] = gld(vec_at<const float4>(x + j * xs + t0 + i));
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    if (r >= (int)nr) break;
+                    float v[4];
+                    w_dec<DT, SMem, 4>(stage + r * WROW_STAGE + skew[r] + i / B * S, (int)(i % B), v);
+                    wrow_fma<MT>(acc[r], a, v, m);
                 }
             }
         }

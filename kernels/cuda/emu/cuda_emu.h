@@ -633,11 +633,11 @@ inline void ldmatrix(unsigned* r, unsigned count, const void* row, bool trans) {
     }
 }
 
-// cp.async.cg.shared.global 16 bytes (zero-filled when !valid): queued in the thread's open group.
-inline void cp_async16(void* dst, const void* src, bool valid) {
-    if ((uintptr_t)dst % 16 != 0 || (valid && (uintptr_t)src % 16 != 0))
-        fail("cp.async address not 16-byte aligned");
-    cur().open.push_back(Thread::Copy{dst, valid ? src : nullptr, 16});
+// cp.async of `bytes` (zero-filled when !valid): queued in the thread's open group.
+inline void cp_async(void* dst, const void* src, unsigned bytes, bool valid) {
+    if ((uintptr_t)dst % bytes != 0 || (valid && (uintptr_t)src % bytes != 0))
+        fail("cp.async address not aligned to its size");
+    cur().open.push_back(Thread::Copy{dst, valid ? src : nullptr, bytes});
 }
 inline void cp_async_commit() {
     Thread& t = cur();

@@ -60,7 +60,7 @@ static void selftest_fault(FaultParams p) {
     } else if (p.which == 2) {
         if (threadIdx.x == 0) {
             s[0] = 0.0f;
-            cp_async16(s, out + 4, true);
+            cp_async<16>(s, out + 4, true);
             cp_async_commit();
             out[0] = s[0];
             cp_async_wait<0>();

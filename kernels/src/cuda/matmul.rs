@@ -51,6 +51,11 @@ const MATVEC_MAX_M: usize = 8;
 /// in flight, enough for any GPU, with fewer, longer-lived warps.
 const MATVEC_ROWS_AT: usize = 8192;
 
+/// Rows a warp takes at once (`MV_R1`, `MV_R8` in matmul.cu): each x load serves them all
+/// (m = 1: 4 rows, 4x fewer x requests than a row at a time; m in 2..=8: 2).
+const MATVEC_R1: usize = 4;
+const MATVEC_R8: usize = 2;
+
 /// Split-K (the 4 warps of a block on one row) when `n` is below this and `k` at least
 /// `MATVEC_SPLIT_K`: with one warp per row, n < 1024 leaves under ~8 warps per SM on a
 /// 132-SM GPU, too few to cover the latency of long rows.
@@ -110,7 +115,12 @@ impl<D: Device> Cuda<D> {
 
         if a.m <= MATVEC_MAX_M {
             let split = a.n < MATVEC_SPLIT_N && a.k >= MATVEC_SPLIT_K;
-            let rows = if split { 1 } else { (a.n / MATVEC_ROWS_AT).clamp(1, 32 / a.m) };
+            // Each x load serves MATVEC_R1 (m = 1) or MATVEC_R8 rows, which a warp takes at once.
+            let rows = match (split, a.m) {
+                (true, _) => 1,
+                (false, 1) => (a.n / MATVEC_ROWS_AT).clamp(MATVEC_R1, 32),
+                (false, _) => (a.n / MATVEC_ROWS_AT).clamp(MATVEC_R8, 32 / a.m),
+            };
             let vec = float_size.is_some() && a.k.is_multiple_of(4) && wp.is_multiple_of(16) && xp.is_multiple_of(16);
             let per_block = if split { rows } else { 4 * rows };
             let p = MatvecParams {
@@ -124,10 +134,7 @@ impl<D: Device> Cuda<D> {
                 split: if split { 4 } else { 1 },
                 vec: vec as u32,
             };
-            // `matvec_<dt>` sums a row with `warp_sum` (no shared partials) when a warp has one
-            // row; with many rows per warp (LM heads) `matvec8_<dt>` fills all 32 shared slots
-            // and reduces them after one barrier instead of 5 shuffles per row.
-            let kernel = if a.m == 1 && rows == 1 { MATVEC[code] } else { MATVEC8[code] };
+            let kernel = if a.m == 1 { MATVEC[code] } else { MATVEC8[code] };
             return self.dev.launch(kernel, Dims::linear(u32_arg(OP, "size", a.n.div_ceil(per_block))?, 128), &p);
         }
 
