@@ -89,24 +89,40 @@ fn stop_tokens_end_generation_and_stay_in_the_conversation() {
 }
 
 #[test]
-fn multi_turn_chat_keeps_the_turn_structure() {
+fn multi_turn_chat_reuses_the_conversation_it_holds() {
     let engine = engine();
     let tok = engine.tokenizer().unwrap();
-    let (turn_start, turn_end) = (tok.token_id("<|turn>").unwrap(), tok.token_id("<turn|>").unwrap());
     let mut s = engine.session(opts()).unwrap();
     let sampling = Sampling { max_new_tokens: 5, ..Sampling::greedy() };
-    let user = |text: &str| [Message::new(Role::User, text)];
-    let first: Vec<u32> = s.chat(&user("hi"), &sampling).unwrap().map(|t| t.unwrap().id).collect();
-    let before = s.tokens().len();
+    let mut conversation = vec![Message::user("hi")];
+    let mut gen = s.chat(&conversation, &sampling).unwrap();
+    let first: Vec<_> = gen.by_ref().map(|t| t.unwrap()).collect();
+    let reply = gen.text().to_string();
+    drop(gen);
+    let held = s.tokens().len();
     assert_eq!(s.tokens()[0], 2, "a conversation starts with <bos>");
-    s.chat(&user("and then?"), &sampling).unwrap().for_each(drop);
-    let second = &s.tokens()[before..];
-    // The model's first turn did not stop by itself (5 tokens), so the next turn closes it.
-    if !first.contains(&turn_end) {
-        assert_eq!(second[0], turn_end, "{second:?}");
-    }
-    assert!(second.contains(&turn_start), "{second:?}");
+    conversation.push(Message::model(reply.clone()));
+    conversation.push(Message::user("and then?"));
+    let prompt = tok.encode(&engine.render_chat(&conversation, &Default::default()).unwrap(), false).unwrap();
+    let mut gen = s.chat(&conversation, &sampling).unwrap();
+    gen.by_ref().for_each(drop);
+    let ran = gen.usage().prompt_tokens;
+    drop(gen);
+    // The session holds the rendered conversation, then the new reply; one <bos>.
+    assert_eq!(s.tokens()[..prompt.len()], prompt[..]);
     assert_eq!(s.tokens().iter().filter(|&&t| t == 2).count(), 1, "one <bos> per conversation");
+    // Where the template renders the first reply as the tokens sampled, only the new part runs.
+    let ids: Vec<u32> = first.iter().map(|t| t.id).collect();
+    if prompt[..held] == s.tokens()[..held] && tok.encode(&reply, false).unwrap() == ids {
+        assert_eq!(ran, prompt.len() - held);
+    } else {
+        assert_eq!(ran, prompt.len());
+    }
+    // A conversation that does not extend the one held starts over.
+    let mut gen = s.chat(&[Message::user("something else")], &sampling).unwrap();
+    gen.by_ref().for_each(drop);
+    let fresh = tok.encode(&engine.render_chat(&[Message::user("something else")], &Default::default()).unwrap(), false);
+    assert_eq!(gen.usage().prompt_tokens, fresh.unwrap().len());
 }
 
 #[test]

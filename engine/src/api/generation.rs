@@ -6,6 +6,7 @@ use super::session::Session;
 use crate::error::{Error, Result};
 use crate::logits::LogitsProcessor;
 use crate::model::Logits;
+use crate::reply::{Channel, Reply, ReplyParser};
 use crate::sampling::{Sampler, Sampling};
 use crate::tokenizer::StreamDecoder;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -51,6 +52,13 @@ pub struct GenerateOptions {
     pub cancel: Option<CancelHandle>,
     /// Called after each prefill chunk.
     pub on_prefill: Option<PrefillHook>,
+    /// Chat only: the tools the model may call (JSON-schema function declarations, as the chat
+    /// template's `tools`).
+    pub tools: Vec<serde_json::Value>,
+    /// Chat only: the template's `enable_thinking` (Gemma 4 thinks before answering).
+    pub enable_thinking: bool,
+    /// Chat only: further keys for the chat template, passed as they are.
+    pub template_args: serde_json::Map<String, serde_json::Value>,
 }
 
 impl GenerateOptions {
@@ -72,6 +80,18 @@ impl GenerateOptions {
         self
     }
 
+    /// Chat only: adds a tool the model may call (a JSON-schema function declaration).
+    pub fn tool(mut self, declaration: serde_json::Value) -> Self {
+        self.tools.push(declaration);
+        self
+    }
+
+    /// Chat only: lets the model think before answering (`enable_thinking`).
+    pub fn thinking(mut self, on: bool) -> Self {
+        self.enable_thinking = on;
+        self
+    }
+
     /// Sets the prefill progress hook.
     pub fn on_prefill(mut self, f: impl FnMut(usize, usize) + Send + 'static) -> Self {
         self.on_prefill = Some(Box::new(f));
@@ -86,6 +106,8 @@ impl std::fmt::Debug for GenerateOptions {
             .field("processors", &self.processors.len())
             .field("cancel", &self.cancel)
             .field("on_prefill", &self.on_prefill.is_some())
+            .field("tools", &self.tools.len())
+            .field("enable_thinking", &self.enable_thinking)
             .finish()
     }
 }
@@ -137,6 +159,9 @@ pub struct Token {
     /// The [`Sampling::top_logprobs`] most likely tokens under the same distribution with their
     /// log-probabilities, most likely first.
     pub top_logprobs: Vec<(u32, f32)>,
+    /// Thinking, answer or tool call ([`crate::reply`]): the markers that open a channel or a
+    /// call belong to it, as do those that close it.
+    pub channel: Channel,
 }
 
 /// Where a generation starts: what the session's prefill left.
@@ -175,6 +200,10 @@ pub struct Generation<'a> {
     /// An error was yielded: the generation is over, without a finish reason.
     failed: bool,
     usage: Usage,
+    /// Tracks the channel of the text delivered.
+    parser: ReplyParser,
+    /// The text delivered.
+    text: String,
 }
 
 impl<'a> Generation<'a> {
@@ -207,6 +236,8 @@ impl<'a> Generation<'a> {
             finish: start.cancelled.then_some(FinishReason::Cancelled),
             failed: false,
             usage: Usage { prompt_tokens: start.prompt_tokens, prefill_time: start.prefill_time, ..Usage::default() },
+            parser: ReplyParser::new(),
+            text: String::new(),
         })
     }
 
@@ -250,7 +281,9 @@ impl<'a> Generation<'a> {
         self.usage.generated_tokens += 1;
         if self.stop.contains(&id) {
             self.finish = Some(FinishReason::Stop(id));
-            token.text = self.flush()?;
+            let text = self.flush()?;
+            token.channel = self.classify(&text);
+            token.text = text;
             return Ok(Some(token));
         }
         self.remaining -= 1;
@@ -275,8 +308,32 @@ impl<'a> Generation<'a> {
                 text.push_str(&self.flush()?);
             }
         }
+        token.channel = self.classify(&text);
         token.text = text;
         Ok(Some(token))
+    }
+
+    /// The channel of text delivered now, which is also kept for [`Generation::reply`].
+    fn classify(&mut self, text: &str) -> Channel {
+        let before = self.parser.channel();
+        self.parser.push(text);
+        self.text.push_str(text);
+        if before == Channel::Answer {
+            self.parser.channel()
+        } else {
+            before
+        }
+    }
+
+    /// The text generated so far split into thinking, answer and tool calls (Gemma 4's
+    /// markers; other models' text is all answer). A malformed tool call is an error.
+    pub fn reply(&self) -> Result<Reply> {
+        crate::reply::parse_reply(&self.text)
+    }
+
+    /// All the text generated so far, markers included.
+    pub fn text(&self) -> &str {
+        &self.text
     }
 
     /// Runs the pending token and chooses the next: its id and log-probabilities (no text yet).
@@ -289,7 +346,7 @@ impl<'a> Generation<'a> {
             // Greedy without penalties: chosen on the device, only the id comes back.
             Some(prev) if self.device_greedy => {
                 let (id, logprob) = super::in_pool(&s.pool, || s.fwd.step_greedy(prev))?;
-                return Ok(Token { id, text: String::new(), logprob, top_logprobs: Vec::new() });
+                return Ok(Token { id, text: String::new(), logprob, top_logprobs: Vec::new(), channel: Channel::Answer });
             }
             Some(prev) => {
                 let fwd = &mut s.fwd;
@@ -313,7 +370,7 @@ impl<'a> Generation<'a> {
         }
         let (logprob, top_logprobs) =
             crate::sampling::logprobs(raw.as_deref().unwrap_or(&self.logits), id, self.top_logprobs);
-        Ok(Token { id, text: String::new(), logprob, top_logprobs })
+        Ok(Token { id, text: String::new(), logprob, top_logprobs, channel: Channel::Answer })
     }
 
     /// The held text that cannot be the start of a stop string; on a stop string, the text

@@ -12,12 +12,13 @@ pub use session::Session;
 #[cfg(feature = "async")]
 pub use stream::GenerationStream;
 
-use crate::chat::ChatFormat;
+use crate::chat::{ChatFormat, Message};
 use crate::config::ModelConfig;
 use crate::error::{Error, Result};
 use crate::gguf::GgufFile;
 use crate::model::{Model, Runner};
 use crate::store::TensorStore;
+use crate::template::ChatTemplate;
 use crate::tokenizer::Tokenizer;
 use garnet_kernels::{Backend, HostFallback, WithBackend};
 use std::path::{Path, PathBuf};
@@ -95,6 +96,14 @@ pub struct Engine {
     tokenizer: Option<Arc<Tokenizer>>,
     info: ModelInfo,
     pool: Option<Arc<rayon::ThreadPool>>,
+    chat: Arc<ChatSetup>,
+}
+
+/// The checkpoint's chat template and the `<bos>` / `<eos>` strings it renders.
+pub(crate) struct ChatSetup {
+    pub template: ChatTemplate,
+    pub bos: String,
+    pub eos: String,
 }
 
 /// Runs `f` in `pool` (the engine's own threads), or on the caller's thread when there is none.
@@ -187,7 +196,14 @@ impl Engine {
             backend: runner.backend_name(),
             fallback,
         };
-        Ok(Engine { runner, tokenizer, info, pool })
+        let gguf_template = match path.extension().is_some_and(|e| e == "gguf") {
+            true => GgufFile::open(path)?.chat_template().map(str::to_string),
+            false => None,
+        };
+        let template = ChatTemplate::for_checkpoint(path, runner.config().arch, gguf_template.as_deref())?;
+        let (bos, eos) = crate::template::special_tokens(path);
+        let chat = Arc::new(ChatSetup { template, bos, eos });
+        Ok(Engine { runner, tokenizer, info, pool, chat })
     }
 
     /// The resolved model configuration.
@@ -233,13 +249,27 @@ impl Engine {
     pub fn stop_tokens(&self) -> Vec<u32> {
         let cfg = self.config();
         let mut stop = cfg.eos_token_ids.clone();
-        let end = ChatFormat::for_arch(cfg.arch).end;
-        if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id(end)) {
-            if !stop.contains(&id) {
-                stop.push(id);
+        // The end of a turn, and Gemma 4's `<|tool_response>`: the model waits for a tool's result.
+        for end in [ChatFormat::for_arch(cfg.arch).end, crate::reply::TOOL_RESPONSE_START] {
+            if let Some(id) = self.tokenizer.as_ref().and_then(|t| t.token_id(end)) {
+                if !stop.contains(&id) {
+                    stop.push(id);
+                }
             }
         }
         stop
+    }
+
+    /// The chat template [`Session::chat`] renders: the checkpoint's own (`chat_template.jinja`,
+    /// `tokenizer_config.json`, GGUF metadata), else the family's built-in format.
+    pub fn chat_template(&self) -> &ChatTemplate {
+        &self.chat.template
+    }
+
+    /// The prompt [`Session::chat`] would run for `messages` (the whole conversation) with the
+    /// chat options of `opts`, `<bos>` included.
+    pub fn render_chat(&self, messages: &[Message], opts: &GenerateOptions) -> Result<String> {
+        self.chat.render(messages, opts)
     }
 
     /// Worker threads the CPU kernels of this engine's sessions run on.
@@ -316,5 +346,20 @@ impl WithBackend for Load<'_> {
     fn with<B: Backend>(self, make: &dyn Fn() -> garnet_kernels::Result<HostFallback<B>>) -> Self::Output {
         let model = Model::new(self.cfg, make()?, self.host, self.ple_table, self.reference, self.progress)?;
         Ok(Arc::new(model))
+    }
+}
+
+impl ChatSetup {
+    /// The template's rendering of `messages` with the chat options of `opts`, as HF's
+    /// `apply_chat_template(messages, tools=..., add_generation_prompt=True, enable_thinking=...)`.
+    pub fn render(&self, messages: &[Message], opts: &GenerateOptions) -> Result<String> {
+        let mut request = opts.template_args.clone();
+        request.insert("messages".into(), messages.iter().map(Message::to_json).collect());
+        if !opts.tools.is_empty() {
+            request.insert("tools".into(), opts.tools.clone().into());
+        }
+        request.insert("enable_thinking".into(), opts.enable_thinking.into());
+        request.insert("add_generation_prompt".into(), true.into());
+        self.template.render(&serde_json::Value::Object(request), &self.bos, &self.eos)
     }
 }

@@ -3,7 +3,7 @@
 
 use super::generation::{finite, GenerateOptions, Generation, Start};
 use super::{in_pool, Engine};
-use crate::chat::{ChatFormat, Message};
+use crate::chat::Message;
 use crate::error::{Error, Result};
 use crate::model::{Forward, Logits, Runner};
 use crate::sampling::Sampling;
@@ -18,6 +18,7 @@ pub struct Session {
     pub(super) runner: Arc<dyn Runner>,
     pub(super) tokenizer: Option<Arc<Tokenizer>>,
     pub(super) pool: Option<Arc<rayon::ThreadPool>>,
+    chat: Arc<super::ChatSetup>,
     context: usize,
     chunk: usize,
     stop_tokens: Vec<u32>,
@@ -33,6 +34,7 @@ impl Session {
             runner: engine.runner.clone(),
             tokenizer: engine.tokenizer.clone(),
             pool: engine.pool.clone(),
+            chat: engine.chat.clone(),
             context,
             chunk,
             stop_tokens: engine.stop_tokens(),
@@ -137,13 +139,17 @@ impl Session {
         self.generate_ids_with(&ids, sampling, opts)
     }
 
-    /// A chat turn in the model family's format; the model's reply streams back. Later turns
-    /// continue the conversation: the model's previous turn is closed if it did not end so.
+    /// The model's reply to a conversation: `messages` is the whole conversation so far (as
+    /// HF's `apply_chat_template` takes it), rendered by the checkpoint's chat template
+    /// ([`Engine::chat_template`]) with a generation prompt; the reply streams back. When the
+    /// rendered prompt starts with every token this session holds (the previous call's prompt
+    /// and reply), only the rest is run; otherwise the session starts over from the new prompt.
     pub fn chat(&mut self, messages: &[Message], sampling: &Sampling) -> Result<Generation<'_>> {
         self.chat_with(messages, sampling, GenerateOptions::default())
     }
 
-    /// [`Session::chat`] with the options of [`Session::generate_with`].
+    /// [`Session::chat`] with the options of [`Session::generate_with`] and the chat ones:
+    /// tools, thinking and further template keys ([`GenerateOptions::tools`]).
     pub fn chat_with(
         &mut self,
         messages: &[Message],
@@ -151,15 +157,14 @@ impl Session {
         opts: GenerateOptions,
     ) -> Result<Generation<'_>> {
         let tok = self.tokenizer()?;
-        let format = ChatFormat::for_arch(self.runner.config().arch);
-        let mut text = format.format(messages, true);
-        if self.position() > 0 {
-            let closed = tok.token_id(format.end).is_some_and(|id| self.history.last() == Some(&id));
-            let close = if closed { String::new() } else { format.end.to_string() };
-            text.insert_str(0, &format!("{close}\n"));
+        let text = self.chat.render(messages, &opts)?;
+        let ids = tok.encode(&text, false)?; // the template writes `<bos>`
+        let held = self.history.len();
+        if held > 0 && !(ids.len() > held && ids[..held] == self.history[..]) {
+            self.reset();
         }
-        let ids = tok.encode(&text, self.position() == 0)?;
-        self.generate_ids_with(&ids, sampling, opts)
+        let from = self.history.len();
+        self.generate_ids_with(&ids[from..], sampling, opts)
     }
 
     /// Prefills `prompt` and returns an iterator over sampled tokens. Generation runs until a

@@ -14,13 +14,7 @@ fn builtins_match_chat_format() {
         Message::new(Role::Model, "Hello!"),
         Message::new(Role::User, "Capital of France?"),
     ];
-    let messages: Vec<_> = conversation
-        .iter()
-        .map(|m| {
-            let role = if m.role == Role::Model { "assistant" } else { m.role.as_str() };
-            json!({"role": role, "content": m.content})
-        })
-        .collect();
+    let messages: Vec<_> = conversation.iter().map(Message::to_json).collect();
     for (arch, format) in [(Arch::Gemma4, ChatFormat::GEMMA4), (Arch::Gemma3, ChatFormat::GEMMA3)] {
         for gen in [false, true] {
             let request = json!({"messages": messages, "add_generation_prompt": gen});
