@@ -353,53 +353,33 @@ fn gemma3_answers_in_json() {
         "additionalProperties": false
     });
     let t = std::time::Instant::now();
-    let mut c = Constraint::json_schema(tok, &schema).unwrap();
+    let c = Constraint::json_schema(tok, &schema).unwrap();
     println!("constraint built in {:.0} ms (token trie included)", t.elapsed().as_secs_f64() * 1e3);
     let question = "Describe the city of Paris as a JSON object with the keys name, country and population (its number of inhabitants).";
-    let prompt = format!("<start_of_turn>user\n{question}<end_of_turn>\n<start_of_turn>model\n");
-    let ids = tok.encode(&prompt, true).unwrap();
-    let mut mask_time = std::time::Duration::ZERO;
+    let conversation = [garnet::Message::user(question)];
+    println!("prompt: {:?}", engine.render_chat(&conversation, &Default::default()).unwrap());
+    // Through the whole API: the family's chat format, the constraint as a logits processor.
     let mut session = engine.session(SessionOptions { context: 512, ..Default::default() }).unwrap();
-    let mut logits = session.prefill(&ids).unwrap();
-    let mut out = Vec::new();
-    let mut stopped = false;
-    while out.len() < 120 {
-        let t = std::time::Instant::now();
-        c.process(&mut logits, session.tokens()).unwrap();
-        mask_time += t.elapsed();
-        let id = garnet::sampling::argmax(&logits);
-        c.accept(id).unwrap();
-        if c.stop_tokens().contains(&id) {
-            stopped = true;
-            break;
-        }
-        out.push(id);
-        if c.is_finished() {
-            break;
-        }
-        logits = session.step(id).unwrap();
-    }
-    let reply = tok.decode(&out).unwrap();
+    let greedy = |n| garnet::Sampling { max_new_tokens: n, ..garnet::Sampling::greedy() };
+    let opts = garnet::GenerateOptions::default().processor(c);
+    let mut gen = session.chat_with(&conversation, &greedy(120), opts).unwrap();
+    let out: Vec<u32> = gen.by_ref().map(|t| t.unwrap().id).collect();
+    let (reply, why, usage) = (gen.text().to_string(), gen.finish_reason().cloned(), gen.usage());
+    drop(gen);
     // The same prompt unconstrained, for contrast.
     let mut free = engine.session(SessionOptions { context: 512, ..Default::default() }).unwrap();
-    let mut logits = free.prefill(&ids).unwrap();
-    let mut free_ids = Vec::new();
-    while free_ids.len() < 60 {
-        let id = garnet::sampling::argmax(&logits);
-        if c.stop_tokens().contains(&id) {
-            break;
-        }
-        free_ids.push(id);
-        logits = free.step(id).unwrap();
-    }
-    println!("unconstrained: {:?} {:?}", tok.decode(&free_ids).unwrap(), &free_ids[..30.min(free_ids.len())]);
-    println!("prompt: {prompt:?}");
+    let mut gen = free.chat(&conversation, &greedy(60)).unwrap();
+    let free_ids: Vec<u32> = gen.by_ref().map(|t| t.unwrap().id).collect();
+    println!("unconstrained: {:?} {:?}", gen.text(), &free_ids[..30.min(free_ids.len())]);
+    drop(gen);
     println!("token ids: {out:?}");
     println!("reply: {reply}");
     println!(
-        "ended on a stop token: {stopped}; mask time {:.2} ms/token",
-        mask_time.as_secs_f64() * 1e3 / (out.len() + 1) as f64
+        "finish: {why:?}; {} generated tokens, decode {:.2} ms/token (mask included)",
+        usage.generated_tokens,
+        usage.decode_time.as_secs_f64() * 1e3 / usage.generated_tokens.max(1) as f64
     );
+    assert!(matches!(why, Some(garnet::FinishReason::Constraint | garnet::FinishReason::Stop(_))), "{why:?}");
     let v: Value = serde_json::from_str(&reply).unwrap();
     let obj = v.as_object().unwrap();
     assert_eq!(obj.len(), 3);
