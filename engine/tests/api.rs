@@ -1,7 +1,7 @@
 //! The generation API: streaming, stopping, cancelling, multi-turn chat, determinism.
 
 use garnet::api::{Engine, LoadOptions, SessionOptions};
-use garnet::{Message, Role, Sampling};
+use garnet::{Message, Sampling};
 use std::path::PathBuf;
 
 fn engine() -> Engine {

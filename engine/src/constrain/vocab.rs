@@ -17,7 +17,7 @@ use crate::{Error, Result};
 
 /// A tokenizer's vocabulary as the grammar engine sees it: the byte trie and the compiled slices
 /// that speed up mask computation. Built once per [`Tokenizer`] ([`GrammarVocab::of`]) and shared
-/// by every [`Constraint`] on it.
+/// by every [`Constraint`](super::Constraint) on it.
 pub struct GrammarVocab {
     pub(super) factory: ParserFactory,
     /// Tokens in the tokenizer (logits rows beyond it are padding).
@@ -108,8 +108,8 @@ impl GrammarVocab {
         self.vocab
     }
 
-    /// The tokens a [`Constraint`] lets end the reply unless told others
-    /// ([`Constraint::with_stop_tokens`]): end of turn (`<turn|>` / `<end_of_turn>`) and `<eos>`.
+    /// The tokens a [`Constraint`](super::Constraint) lets end the reply unless told others
+    /// ([`Constraint::with_stop_tokens`](super::Constraint::with_stop_tokens)): end of turn (`<turn|>` / `<end_of_turn>`) and `<eos>`.
     pub fn stop_tokens(&self) -> &[u32] {
         &self.stops
     }
