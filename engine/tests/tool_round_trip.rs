@@ -1,7 +1,8 @@
 //! A tool-call round trip through the whole API, on the tiny random-weight Gemma 4 checkpoint
 //! with Google's Gemma 4 chat template: the tool is declared through `GenerateOptions::tool`, the
 //! call forced by a grammar (random weights would never choose one), read back with
-//! `Generation::reply`, answered with a tool response, and the conversation continues.
+//! `Generation::reply`, answered with a tool message (rendered as Gemma's structured
+//! `response:NAME{...}` block), and the conversation continues.
 //!
 //! The tiny vocabulary has no tool tokens, so a scratch copy of the checkpoint names its unused
 //! ids 46-52 as Gemma 4's vocabulary does (`<|tool>` ... `<|"|>`), holds Google's template as
@@ -94,9 +95,9 @@ fn tool_call_round_trip() {
     assert!(["c", "f"].contains(&args["unit"].as_str().unwrap()));
 
     // 2. The tool's answer goes back; the model continues its turn after it.
-    let mut answer = Message::model("").with_tool_calls(reply.tool_calls.clone());
-    answer.tool_responses = vec![ToolResponse::new("get_weather", json!({"temperature": 15, "unit": "c"}))];
-    conversation.push(answer);
+    conversation.push(Message::model("").with_tool_calls(reply.tool_calls.clone()));
+    let result = json!({"temperature": 15, "unit": "c"});
+    conversation.push(Message::tool(vec![ToolResponse::new("get_weather", result)]));
     let opts = GenerateOptions::default().tool(tool);
     let prompt = engine.render_chat(&conversation, &opts).unwrap();
     let tail = &prompt[prompt.rfind("<|turn>model").unwrap()..];

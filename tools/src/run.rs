@@ -1,8 +1,10 @@
 //! `garnet run`: streamed generation. stdout carries only the generated text; timings go to stderr.
 
-use garnet::api::{BackendKind, Generation, LoadOptions, Precision, SessionOptions};
-use garnet::chat::{Message, Role};
+use garnet::api::{BackendKind, FinishReason, GenerateOptions, Generation, LoadOptions, Precision, SessionOptions};
+use garnet::chat::{Message, ToolResponse};
+use garnet::reply::{Channel, Reply};
 use garnet::sampling::Sampling;
+use garnet::Constraint;
 use std::io::{BufRead, Read, Write};
 use std::path::PathBuf;
 use std::time::Instant;
@@ -15,9 +17,38 @@ pub struct Args {
     /// Raw completion of this text (bos + text, no chat template).
     #[arg(long, conflicts_with = "chat", required_unless_present = "chat")]
     prompt: Option<String>,
-    /// Interactive chat: each line on stdin is a user turn.
+    /// Interactive chat: each line on stdin is a user turn; the whole conversation is kept and
+    /// rendered with the checkpoint's chat template each turn. After a reply with tool calls
+    /// (see --tools) the next line is the tool's result (a JSON value, else taken as a string).
     #[arg(long)]
     chat: bool,
+    /// Chat: a system message before the first user turn.
+    #[arg(long, conflicts_with = "prompt")]
+    system: Option<String>,
+    /// Chat: let the model think before answering (the template's enable_thinking). The
+    /// thinking is hidden unless --show-thinking.
+    #[arg(long, conflicts_with = "prompt")]
+    think: bool,
+    /// Print the model's thinking on stderr (stdout keeps only the answer).
+    #[arg(long)]
+    show_thinking: bool,
+    /// Chat: a JSON array of tool declarations ({"type":"function","function":{"name",
+    /// "description","parameters"}}). Tool calls are printed on stdout as
+    /// `tool call: NAME {json args}`, one per line.
+    #[arg(long, conflicts_with = "prompt", value_name = "FILE.json")]
+    tools: Option<PathBuf>,
+    /// Constrain the reply to JSON valid under this JSON Schema file.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["regex", "grammar", "force_tool"])]
+    json_schema: Option<PathBuf>,
+    /// Constrain the reply to match this regular expression (as a whole).
+    #[arg(long, value_name = "PATTERN", conflicts_with_all = ["grammar", "force_tool"])]
+    regex: Option<String>,
+    /// Constrain the reply to this Lark grammar file (llguidance syntax).
+    #[arg(long, value_name = "FILE", conflicts_with = "force_tool")]
+    grammar: Option<PathBuf>,
+    /// Force every reply to be a call of this tool (one of --tools), with valid arguments.
+    #[arg(long, value_name = "NAME", requires = "tools")]
+    force_tool: Option<String>,
     #[arg(long, default_value_t = 256)]
     max_tokens: usize,
     /// Sampling temperature; 0 = greedy.
@@ -89,27 +120,116 @@ pub fn main(a: Args) -> garnet::Result<()> {
         stop_tokens: None,
         top_logprobs: 0,
     };
+    let tools = match &a.tools {
+        Some(path) => read_tools(path)?,
+        None => Vec::new(),
+    };
+    // Checked before anything runs, so a bad constraint is one line and no generation.
+    let make_constraint = || constraint(&engine, &a, &tools);
+    make_constraint()?;
     let before = crate::profile::start(&engine, a.profile);
     if let Some(prompt) = &a.prompt {
-        let n = stream(session.generate(prompt, &sampling)?)?;
+        let mut opts = GenerateOptions::default();
+        if let Some(c) = make_constraint()? {
+            opts = opts.processor(c);
+        }
+        let (n, _) = stream(session.generate_with(prompt, &sampling, opts)?, engine.tokenizer(), a.show_thinking)?;
         if a.profile {
             crate::profile::report(&engine, before, n);
         }
         return Ok(());
     }
+    let mut messages = Vec::new();
+    if let Some(system) = &a.system {
+        messages.push(Message::system(system.clone()));
+    }
     let mut stdin = std::io::stdin().lock();
+    // The tool calls of the last reply, whose result the next line is.
+    let mut pending_calls: Vec<garnet::ToolCall> = Vec::new();
     while let Some(line) = read_line(&mut stdin, MAX_LINE_BYTES)? {
         if line.trim().is_empty() {
             continue;
         }
-        let turn = [Message::new(Role::User, line)];
-        let n = stream(session.chat(&turn, &sampling)?)?;
+        if pending_calls.is_empty() {
+            messages.push(Message::user(line));
+        } else {
+            // One line answers every call of the reply (the same result for each when there
+            // are several: keep it simple).
+            let value = serde_json::from_str(&line).unwrap_or(serde_json::Value::String(line));
+            let responses = pending_calls.drain(..).map(|c| ToolResponse::new(c.name, value.clone())).collect();
+            messages.push(Message::tool(responses));
+        }
+        let mut opts = GenerateOptions::default().thinking(a.think);
+        for t in &tools {
+            opts = opts.tool(t.clone());
+        }
+        if let Some(c) = make_constraint()? {
+            opts = opts.processor(c);
+        }
+        let (n, reply) = stream(session.chat_with(&messages, &sampling, opts)?, engine.tokenizer(), a.show_thinking)?;
         outln!()?;
+        for call in &reply.tool_calls {
+            outln!("tool call: {} {}", call.name, call.arguments)?;
+        }
+        pending_calls = reply.tool_calls.clone();
+        messages.push(Message::model(reply.content).with_tool_calls(reply.tool_calls));
         if a.profile {
             crate::profile::report(&engine, before, n);
         }
     }
     Ok(())
+}
+
+/// The tool declarations of `path`: a JSON array of objects.
+fn read_tools(path: &std::path::Path) -> garnet::Result<Vec<serde_json::Value>> {
+    let v = read_json(path)?;
+    match v {
+        serde_json::Value::Array(items) if items.iter().all(|t| t.is_object()) => Ok(items),
+        _ => Err(garnet::Error::Invalid(format!("{}: expected a JSON array of tool declarations", path.display()))),
+    }
+}
+
+fn read_json(path: &std::path::Path) -> garnet::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path).map_err(|err| garnet::Error::Io { path: path.into(), err })?;
+    serde_json::from_str(&text).map_err(|e| garnet::Error::Invalid(format!("{}: not valid JSON ({e})", path.display())))
+}
+
+/// A tool declaration's name and parameters schema (HF/OpenAI style, or a bare function).
+fn tool_parts(t: &serde_json::Value) -> (Option<&str>, Option<&serde_json::Value>) {
+    let f = t.get("function").unwrap_or(t);
+    (f.get("name").and_then(|n| n.as_str()), f.get("parameters"))
+}
+
+/// The constraint the options ask for, if any (a fresh one per reply).
+fn constraint(
+    engine: &garnet::api::Engine,
+    a: &Args,
+    tools: &[serde_json::Value],
+) -> garnet::Result<Option<Constraint>> {
+    let need = a.json_schema.is_some() || a.regex.is_some() || a.grammar.is_some() || a.force_tool.is_some();
+    if !need {
+        return Ok(None);
+    }
+    let tok = engine.tokenizer().ok_or_else(|| {
+        garnet::Error::Invalid("constrained output needs a tokenizer; this checkpoint has none".into())
+    })?;
+    let c = if let Some(path) = &a.json_schema {
+        Constraint::json_schema(tok, &read_json(path)?)?
+    } else if let Some(rx) = &a.regex {
+        Constraint::regex(tok, rx)?
+    } else if let Some(path) = &a.grammar {
+        let text = std::fs::read_to_string(path).map_err(|err| garnet::Error::Io { path: path.into(), err })?;
+        Constraint::lark(tok, &text)?
+    } else {
+        let name = a.force_tool.as_deref().unwrap_or_default();
+        let tool = tools
+            .iter()
+            .find(|t| tool_parts(t).0 == Some(name))
+            .ok_or_else(|| garnet::Error::Invalid(format!("--force-tool {name}: no tool of that name in --tools")))?;
+        let empty = serde_json::json!({"type": "object", "properties": {}});
+        Constraint::gemma4_tool_call(tok, name, tool_parts(tool).1.unwrap_or(&empty))?
+    };
+    Ok(Some(c))
 }
 
 /// Longest chat turn read from stdin: 4 MiB of text is about a million tokens, beyond any
@@ -138,30 +258,61 @@ fn read_line(input: &mut impl BufRead, cap: usize) -> garnet::Result<Option<Stri
     String::from_utf8(line).map(Some).map_err(|e| garnet::Error::Invalid(format!("stdin: a line is not UTF-8 ({e})")))
 }
 
-/// Prints tokens as they come; reports prompt and generation speed on stderr. Returns the
-/// number of tokens generated.
-fn stream(mut gen: Generation<'_>) -> garnet::Result<usize> {
+/// Prints the answer as it comes (thinking on stderr with `show_thinking`, else hidden; tool
+/// call text hidden: the caller prints the parsed calls); then the finish reason, usage and
+/// speed on stderr. Returns the number of tokens generated and the parsed reply.
+fn stream(
+    mut gen: Generation<'_>,
+    tok: Option<&garnet::tokenizer::Tokenizer>,
+    show_thinking: bool,
+) -> garnet::Result<(usize, Reply)> {
     let start = Instant::now();
     let mut out = std::io::stdout().lock();
-    for tok in gen.by_ref() {
-        // A failed write ends generation: `main` is quiet about a closed pipe (`| head`), and
-        // reports anything else (a full disk).
-        write!(out, "{}", tok?.text).and_then(|_| out.flush()).map_err(crate::stdout_error)?;
+    let mut thinking = false;
+    for t in gen.by_ref() {
+        let t = t?;
+        match t.channel {
+            // A failed write ends generation: `main` is quiet about a closed pipe (`| head`),
+            // and reports anything else (a full disk).
+            Channel::Answer => write!(out, "{}", t.text).and_then(|_| out.flush()).map_err(crate::stdout_error)?,
+            Channel::Thought if show_thinking => {
+                thinking = true;
+                eprint!("{}", t.text);
+            }
+            _ => {}
+        }
+    }
+    if thinking {
+        eprintln!();
     }
     let decode = start.elapsed().as_secs_f64();
     let usage = gen.usage();
     let pre = usage.prefill_time.as_secs_f64();
     let n = usage.generated_tokens;
+    let why = match gen.finish_reason() {
+        Some(FinishReason::Stop(id)) => {
+            format!("stop: {}", tok.and_then(|t| t.token_str(*id)).unwrap_or_else(|| format!("token {id}")))
+        }
+        Some(FinishReason::StopString(s)) => format!("stop string: {s:?}"),
+        Some(FinishReason::Length) => "length".into(),
+        Some(FinishReason::ContextFull) => "context full".into(),
+        Some(FinishReason::Cancelled) => "cancelled".into(),
+        Some(FinishReason::Constraint) => "constraint complete".into(),
+        Some(other) => format!("{other:?}"),
+        None => "?".into(),
+    };
     eprintln!(
-        "\nprompt: {} tokens in {:.2} s ({:.1} tok/s); generation: {} tokens in {:.2} s ({:.1} tok/s)",
+        "\n[{why} | {} prompt + {n} generated tokens, prefill {pre:.2} s ({:.1} tok/s), decode {decode:.2} s ({:.1} tok/s)]",
         usage.prompt_tokens,
-        pre,
         usage.prompt_tokens as f64 / pre.max(1e-9),
-        n,
-        decode,
         n as f64 / decode.max(1e-9)
     );
-    Ok(n)
+    // A malformed tool call: the text is shown, the reply has no calls.
+    let reply = gen.reply().unwrap_or_else(|e| {
+        eprintln!("garnet: warning: {e}");
+        Reply { content: gen.text().to_string(), ..Reply::default() }
+    });
+    Ok((n, reply))
 }
 
 #[cfg(test)]

@@ -104,3 +104,93 @@ fn bad_input_is_one_line_and_nonzero() {
         assert!(err.starts_with("garnet: error: "), "{args:?}: {err}");
     }
 }
+
+fn garnet_stdin(args: &[&str], input: &str) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_garnet"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("garnet runs");
+    child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn run_json_schema_output_is_valid_json() {
+    let model = testdata("edge_e2b_like/bf16");
+    let schema = tmp("schema.json");
+    let s = r#"{"type":"object","properties":{"color":{"enum":["red","blue"]},"ok":{"type":"boolean"}},"required":["color","ok"]}"#;
+    std::fs::write(&schema, s).unwrap();
+    let o = garnet(&[
+        "run",
+        "--model",
+        &model,
+        "--prompt",
+        "hi",
+        "--json-schema",
+        schema.to_str().unwrap(),
+        "--max-tokens",
+        "64",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("stdout is JSON");
+    assert!(["red", "blue"].contains(&v["color"].as_str().unwrap()), "{v}");
+    assert!(v["ok"].is_boolean(), "{v}");
+    assert!(err.contains("[constraint complete |") || err.contains("[stop: "), "{err}");
+}
+
+#[test]
+fn run_regex_output_matches() {
+    let model = testdata("edge_e2b_like/bf16");
+    let o = garnet(&["run", "--model", &model, "--prompt", "hi", "--regex", "[0-9]{3}", "--max-tokens", "16"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert!(out.len() == 3 && out.bytes().all(|b| b.is_ascii_digit()), "{out:?}");
+}
+
+#[test]
+fn run_chat_keeps_the_conversation() {
+    let model = testdata("edge_e2b_like/bf16");
+    let args = ["run", "--model", &model, "--chat", "--system", "Be brief.", "--max-tokens", "6", "--temperature", "0"];
+    let o = garnet_stdin(&args, "hello\nand again\n");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    let finishes: Vec<&str> = err.lines().filter(|l| l.starts_with('[') && l.contains("generated tokens")).collect();
+    assert_eq!(finishes.len(), 2, "{err}");
+    assert!(finishes.iter().all(|l| l.contains(" prompt + ")), "{err}");
+}
+
+#[test]
+fn run_bad_structured_output_input_is_one_line() {
+    let model = testdata("edge_e2b_like/bf16");
+    let bad = tmp("bad-schema.json");
+    std::fs::write(&bad, "{ not json").unwrap();
+    let tools = tmp("tools.json");
+    let t = r#"[{"type":"function","function":{"name":"get_weather","parameters":{"type":"object","properties":{"city":{"type":"string"}},"required":["city"]}}}]"#;
+    std::fs::write(&tools, t).unwrap();
+    let (bad, tools) = (bad.to_str().unwrap(), tools.to_str().unwrap());
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["run", "--model", &model, "--prompt", "hi", "--json-schema", bad], "not valid JSON"),
+        (
+            vec!["run", "--model", &model, "--prompt", "hi", "--json-schema", "/nonexistent/s.json"],
+            "/nonexistent/s.json",
+        ),
+        (vec!["run", "--model", &model, "--prompt", "hi", "--regex", "(["], "grammar"),
+        (vec!["run", "--model", &model, "--chat", "--tools", tools, "--force-tool", "nope"], "no tool of that name"),
+        // The tiny tokenizer has no tool-call tokens.
+        (vec!["run", "--model", &model, "--chat", "--tools", tools, "--force-tool", "get_weather"], "<|tool_call>"),
+        (vec!["run", "--model", &model, "--chat", "--tools", bad], "not valid JSON"),
+    ];
+    for (args, want) in cases {
+        let o = garnet_stdin(&args, "hi\n");
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success(), "{args:?} succeeded");
+        assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.starts_with("garnet: error: ") && err.contains(want), "{args:?}: {err}");
+    }
+}

@@ -354,7 +354,7 @@ impl ChatSetup {
     /// `apply_chat_template(messages, tools=..., add_generation_prompt=True, enable_thinking=...)`.
     pub fn render(&self, messages: &[Message], opts: &GenerateOptions) -> Result<String> {
         let mut request = opts.template_args.clone();
-        request.insert("messages".into(), messages.iter().map(Message::to_json).collect());
+        request.insert("messages".into(), chat_dicts(messages).into());
         if !opts.tools.is_empty() {
             request.insert("tools".into(), opts.tools.clone().into());
         }
@@ -362,4 +362,27 @@ impl ChatSetup {
         request.insert("add_generation_prompt".into(), true.into());
         self.template.render(&serde_json::Value::Object(request), &self.bos, &self.eos)
     }
+}
+
+/// The HF chat dicts of `messages`, a tool message's responses folded into the model message
+/// before it as its `tool_responses` (Gemma's own form, which its template renders as structured
+/// `response:NAME{...}` blocks; a `tool` role message is read for its `content` only).
+fn chat_dicts(messages: &[Message]) -> Vec<serde_json::Value> {
+    let mut out: Vec<serde_json::Value> = Vec::with_capacity(messages.len());
+    for m in messages {
+        let mut dict = m.to_json();
+        let calls = |p: &&mut serde_json::Value| p["role"] == "assistant" && p.get("tool_calls").is_some();
+        if let Some(prev) = out.last_mut().filter(calls).filter(|_| m.role == crate::chat::Role::Tool) {
+            let new = dict["tool_responses"].take();
+            if let (Some(obj), serde_json::Value::Array(new)) = (prev.as_object_mut(), new) {
+                let list = obj.entry("tool_responses").or_insert_with(|| serde_json::Value::Array(vec![]));
+                if let Some(list) = list.as_array_mut() {
+                    list.extend(new);
+                }
+                continue;
+            }
+        }
+        out.push(dict);
+    }
+    out
 }
