@@ -121,7 +121,8 @@ fn multi_turn_chat_reuses_the_conversation_it_holds() {
     // A conversation that does not extend the one held starts over.
     let mut gen = s.chat(&[Message::user("something else")], &sampling).unwrap();
     gen.by_ref().for_each(drop);
-    let fresh = tok.encode(&engine.render_chat(&[Message::user("something else")], &Default::default()).unwrap(), false);
+    let fresh =
+        tok.encode(&engine.render_chat(&[Message::user("something else")], &Default::default()).unwrap(), false);
     assert_eq!(gen.usage().prompt_tokens, fresh.unwrap().len());
 }
 

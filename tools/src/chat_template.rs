@@ -21,8 +21,8 @@ pub struct Args {
 }
 
 pub fn main(a: Args) -> garnet::Result<()> {
-    let request =
-        std::fs::read_to_string(&a.request).map_err(|source| garnet::Error::Io { path: a.request.clone(), err: source })?;
+    let request = std::fs::read_to_string(&a.request)
+        .map_err(|source| garnet::Error::Io { path: a.request.clone(), err: source })?;
     let template = match &a.template {
         Some(file) => ChatTemplate::from_file(file)?,
         None => checkpoint_template(&a.model)?,

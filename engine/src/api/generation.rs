@@ -346,7 +346,13 @@ impl<'a> Generation<'a> {
             // Greedy without penalties: chosen on the device, only the id comes back.
             Some(prev) if self.device_greedy => {
                 let (id, logprob) = super::in_pool(&s.pool, || s.fwd.step_greedy(prev))?;
-                return Ok(Token { id, text: String::new(), logprob, top_logprobs: Vec::new(), channel: Channel::Answer });
+                return Ok(Token {
+                    id,
+                    text: String::new(),
+                    logprob,
+                    top_logprobs: Vec::new(),
+                    channel: Channel::Answer,
+                });
             }
             Some(prev) => {
                 let fwd = &mut s.fwd;
