@@ -32,8 +32,9 @@ pub struct Tokenizer {
     is_byte: Vec<bool>,
     /// `special[id]`: a control token, never text ([`Tokenizer::is_special`]).
     special: Vec<bool>,
-    /// The token trie grammar constraints mask with, built on first use ([`crate::constrain`]).
-    pub(crate) grammar_vocab: OnceLock<Arc<crate::constrain::GrammarVocab>>,
+    /// The token trie grammar constraints mask with, built on first use. Typed by the grammar
+    /// layer (`constrain::GrammarVocab`), which depends on this module, not the other way round.
+    pub(crate) grammar_vocab: OnceLock<Arc<dyn std::any::Any + Send + Sync>>,
     bos: Option<u32>,
     eos: Option<u32>,
 }

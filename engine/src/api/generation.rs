@@ -2,7 +2,9 @@
 //! ([`FinishReason`]), what it cost ([`Usage`]) and what shapes it ([`GenerateOptions`]: stop
 //! strings, logits processors, a [`CancelHandle`], a prefill progress hook).
 
+use super::finite;
 use super::session::Session;
+use crate::chat::Message;
 use crate::error::{Error, Result};
 use crate::logits::LogitsProcessor;
 use crate::model::Logits;
@@ -433,13 +435,93 @@ impl Iterator for Generation<'_> {
     }
 }
 
-/// `logits` (rows of `vocab`) if every value is finite: the model's raw output is checked before
-/// any sampling, scoring or penalty sees it, so broken weights or a broken backend are an error.
-pub(super) fn finite(logits: Vec<f32>, vocab: usize) -> Result<Vec<f32>> {
-    match logits.iter().position(|x| !x.is_finite()) {
-        None => Ok(logits),
-        Some(i) => {
-            Err(Error::NonFinite(format!("{} at row {}, token id {}", logits[i], i / vocab.max(1), i % vocab.max(1))))
+/// The text-level entry points: they start a [`Generation`].
+impl Session {
+    /// Raw completion: `<bos>` (at the start of a session) + `prompt`, then sampled tokens.
+    pub fn generate(&mut self, prompt: &str, sampling: &Sampling) -> Result<Generation<'_>> {
+        self.generate_with(prompt, sampling, GenerateOptions::default())
+    }
+
+    /// [`Session::generate`] with stop strings, logits processors, a cancel handle or a prefill
+    /// progress hook.
+    pub fn generate_with(
+        &mut self,
+        prompt: &str,
+        sampling: &Sampling,
+        opts: GenerateOptions,
+    ) -> Result<Generation<'_>> {
+        let ids = self.tokenizer()?.encode(prompt, self.position() == 0)?;
+        self.generate_ids_with(&ids, sampling, opts)
+    }
+
+    /// The model's reply to a conversation: `messages` is the whole conversation so far (as
+    /// HF's `apply_chat_template` takes it), rendered by the checkpoint's chat template
+    /// ([`Engine::chat_template`]) with a generation prompt; the reply streams back. When the
+    /// rendered prompt starts with every token this session holds (the previous call's prompt
+    /// and reply), only the rest is run; otherwise the session starts over from the new prompt.
+    pub fn chat(&mut self, messages: &[Message], sampling: &Sampling) -> Result<Generation<'_>> {
+        self.chat_with(messages, sampling, GenerateOptions::default())
+    }
+
+    /// [`Session::chat`] with the options of [`Session::generate_with`] and the chat ones:
+    /// tools, thinking and further template keys ([`GenerateOptions::tools`]).
+    pub fn chat_with(
+        &mut self,
+        messages: &[Message],
+        sampling: &Sampling,
+        opts: GenerateOptions,
+    ) -> Result<Generation<'_>> {
+        let tok = self.tokenizer()?;
+        let text = self.chat.render(messages, &opts)?;
+        let ids = tok.encode(&text, false)?; // the template writes `<bos>`
+        let held = self.history.len();
+        if held > 0 && !(ids.len() > held && ids[..held] == self.history[..]) {
+            self.reset();
         }
+        let from = self.history.len();
+        self.generate_ids_with(&ids[from..], sampling, opts)
+    }
+
+    /// Prefills `prompt` and returns an iterator over sampled tokens. Generation runs until a
+    /// stop token, `max_new_tokens` or a full context ([`Generation::finish_reason`] says which),
+    /// or until the iterator is dropped.
+    pub fn generate_ids(&mut self, prompt: &[u32], sampling: &Sampling) -> Result<Generation<'_>> {
+        self.generate_ids_with(prompt, sampling, GenerateOptions::default())
+    }
+
+    /// [`Session::generate_ids`] with options. Only the prompt must fit the context (the
+    /// generation ends with [`crate::FinishReason::ContextFull`] when the context is full). The
+    /// prompt runs in chunks of the session's `prefill_chunk`; a cancel stops it between chunks
+    /// (the chunks already run stay in the conversation) and the generation yields nothing.
+    pub fn generate_ids_with(
+        &mut self,
+        prompt: &[u32],
+        sampling: &Sampling,
+        mut opts: GenerateOptions,
+    ) -> Result<Generation<'_>> {
+        sampling.validate()?;
+        self.check(prompt)?;
+        if opts.stop_strings.iter().any(String::is_empty) {
+            return Err(Error::Invalid("a stop string is empty".into()));
+        }
+        if !opts.stop_strings.is_empty() && self.tokenizer.is_none() {
+            return Err(Error::Invalid("stop strings need a tokenizer; this checkpoint has none".into()));
+        }
+        let stop = sampling.stop_tokens.clone().unwrap_or_else(|| self.stop_tokens.clone());
+        let start = Instant::now();
+        let (mut logits, mut done) = (Vec::new(), 0);
+        for part in prompt.chunks(self.chunk) {
+            if opts.cancel.as_ref().is_some_and(|c| c.is_cancelled()) {
+                break;
+            }
+            logits = self.run(part, Logits::Last)?;
+            done += part.len();
+            if let Some(hook) = &mut opts.on_prefill {
+                hook(done, prompt.len());
+            }
+        }
+        let cancelled = done < prompt.len();
+        let start = Start { logits, stop, prefill_time: start.elapsed(), prompt_tokens: done, cancelled };
+        Generation::new(self, sampling, opts, start)
     }
 }

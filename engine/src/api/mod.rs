@@ -386,3 +386,14 @@ fn chat_dicts(messages: &[Message]) -> Vec<serde_json::Value> {
     }
     out
 }
+
+/// `logits` (rows of `vocab`) if every value is finite: the model's raw output is checked before
+/// any sampling, scoring or penalty sees it, so broken weights or a broken backend are an error.
+pub(super) fn finite(logits: Vec<f32>, vocab: usize) -> Result<Vec<f32>> {
+    match logits.iter().position(|x| !x.is_finite()) {
+        None => Ok(logits),
+        Some(i) => {
+            Err(Error::NonFinite(format!("{} at row {}, token id {}", logits[i], i / vocab.max(1), i % vocab.max(1))))
+        }
+    }
+}

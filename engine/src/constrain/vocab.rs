@@ -58,12 +58,14 @@ impl GrammarVocab {
     /// The grammar vocabulary of `tok`, built on the first call (about a second for a 262k
     /// vocabulary) and cached in the tokenizer. Fails if the vocabulary has no stop token.
     pub fn of(tok: &Tokenizer) -> Result<Arc<GrammarVocab>> {
-        if let Some(v) = tok.grammar_vocab.get() {
-            return Ok(v.clone());
+        let cached = |v: &Arc<dyn std::any::Any + Send + Sync>| v.clone().downcast::<GrammarVocab>().ok();
+        if let Some(v) = tok.grammar_vocab.get().and_then(cached) {
+            return Ok(v);
         }
         let v = Arc::new(Self::build(tok)?);
         // Two threads may race to build; both results are equal, the first one stays.
-        Ok(tok.grammar_vocab.get_or_init(|| v).clone())
+        let slot = tok.grammar_vocab.get_or_init(|| v.clone());
+        Ok(cached(slot).unwrap_or(v))
     }
 
     fn build(tok: &Tokenizer) -> Result<GrammarVocab> {
